@@ -349,11 +349,26 @@ def test_only_selects_in_order_and_rejects_unknown_slugs():
         load_challenges(CHALLENGES_DIR, only=["bald-man", "no-such-challenge"])
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="loader bug: a non-UTF-8 file escapes as UnicodeDecodeError")
 def test_non_utf8_file_is_a_challenge_error(tmp_path):
     path = tmp_path / "latin1.toml"
     path.write_bytes('slug = "latin1"\ntitle = "Café"\n'.encode("latin-1"))
     with pytest.raises(ArenaError) as info:
         load_challenge(path)
     assert isinstance(info.value, ChallengeError) and info.value.path == str(path)
+    assert "UTF-8" in str(info.value)
+
+
+def test_source_outside_challenges_dir_and_json_scalar_are_rejected(tmp_path):
+    (tmp_path / "outside.png").write_bytes(b"x")
+    inner = tmp_path / "set"
+    inner.mkdir()
+    path = inner / "escape.toml"
+    path.write_text('slug = "escape"\ntitle = "t"\nkind = "edit"\nprompt = "p"\ncategory = "c"\n'
+                    'source_images = ["../outside.png"]\n')
+    with pytest.raises(ChallengeError, match="source_images.*must be inside"):
+        load_challenge(path)
+    path = inner / "scalar.toml"
+    path.write_text('slug = "scalar"\ntitle = "t"\nkind = "text-to-image"\nprompt = "42"\n'
+                    'prompt_format = "json"\ncategory = "c"\n')
+    with pytest.raises(ChallengeError, match="prompt: a structured JSON prompt must be a JSON object"):
+        load_challenge(path)

@@ -1,0 +1,386 @@
+"""The Bradley–Terry fit on aggregated pair counts: batched Newton MLE, Davidson ties, bootstrap, sandwich."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.special import log_expit
+
+# Bounds for the Davidson tie parameter log(nu): nu = e^-30 is "no ties at all", e^30 "only ties";
+# clipping keeps a bootstrap round whose resample holds no tie from running off to -inf.
+TAU_MIN, TAU_MAX = -30.0, 30.0
+# Rounds per bootstrap chunk: each chunk has its own seeded generator, so results do not depend on
+# how many threads run the chunks.
+BOOTSTRAP_CHUNK_ROUNDS = 125
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    """Outcome counts of one comparison graph, one entry per unordered pair i < j that met."""
+
+    n_models: int
+    i: np.ndarray  # (K,) int: the lower model index of each pair
+    j: np.ndarray  # (K,) int: the higher model index
+    wins_i: np.ndarray  # (K,) float: votes i won
+    wins_j: np.ndarray  # (K,) float: votes j won
+    ties: np.ndarray  # (K,) float: votes neither won
+
+    def subset(self, models: np.ndarray) -> PairCounts:
+        """The pairs among `models` (sorted indices), re-indexed 0..len(models)-1."""
+        position = np.full(self.n_models, -1)
+        position[models] = np.arange(len(models))
+        keep = (position[self.i] >= 0) & (position[self.j] >= 0)
+        return PairCounts(
+            len(models),
+            position[self.i[keep]],
+            position[self.j[keep]],
+            self.wins_i[keep],
+            self.wins_j[keep],
+            self.ties[keep],
+        )
+
+    @cached_property
+    def incidence(self) -> sparse.csr_matrix:
+        """(K, m): +1 at (pair, i), −1 at (pair, j); scatters pair values onto models."""
+        k = np.arange(len(self.i))
+        rows, cols = np.concatenate([k, k]), np.concatenate([self.i, self.j])
+        values = np.concatenate([np.ones(len(k)), -np.ones(len(k))])
+        return sparse.csr_matrix((values, (rows, cols)), shape=(len(k), self.n_models))
+
+    @cached_property
+    def laplacian_scatter(self) -> sparse.csr_matrix:
+        """(K, m²): scatters pair weights into the flattened weighted graph Laplacian."""
+        m, k, i, j = self.n_models, np.arange(len(self.i)), self.i, self.j
+        rows = np.concatenate([k, k, k, k])
+        cols = np.concatenate([i * m + i, j * m + j, i * m + j, j * m + i])
+        values = np.concatenate([np.ones(2 * len(k)), -np.ones(2 * len(k))])
+        return sparse.csr_matrix((values, (rows, cols)), shape=(len(k), m * m))
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Strengths in logits (sum zero) and what the optimizer reached."""
+
+    theta: np.ndarray  # (m,) logits, centred to sum zero
+    tau: float | None  # Davidson log(nu), None for the half-win tie model
+    max_abs_gradient: float  # of the (penalized) log-likelihood, in votes
+    iterations: int
+    prior_precision: float  # 0.0 for the pure MLE
+
+
+def group_models(counts: PairCounts) -> tuple[int, np.ndarray]:
+    """Connected components of the comparison graph: (count, label per model)."""
+    return connected_components(
+        _adjacency(counts, counts.wins_i + counts.wins_j + counts.ties), directed=False
+    )
+
+
+def mle_exists(counts: PairCounts, *, ties_count: bool = True) -> bool:
+    """True when no subset of models beat everyone outside it (Zermelo/Ford): the MLE is finite.
+
+    That holds exactly when the "scored against" graph is strongly connected: a tie scores for both.
+    """
+    if counts.n_models <= 1:
+        return True
+    ties = counts.ties if ties_count else np.zeros_like(counts.ties)
+    scored_i, scored_j = counts.wins_i + ties > 0, counts.wins_j + ties > 0
+    rows = np.concatenate([counts.i[scored_i], counts.j[scored_j]])
+    cols = np.concatenate([counts.j[scored_i], counts.i[scored_j]])
+    graph = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(counts.n_models,) * 2)
+    n_strong, _ = connected_components(graph, directed=True, connection="strong")
+    return n_strong == 1
+
+
+def fit(counts: PairCounts, *, davidson: bool = False, prior_precision: float = 0.0) -> Fit:
+    """The (penalized) maximum-likelihood strengths of one connected comparison graph."""
+    if counts.n_models == 1:
+        return Fit(np.zeros(1), None, 0.0, 0, prior_precision)
+    davidson = davidson and counts.ties.sum() > 0  # no tie at all: nu's MLE is 0, plain BT is exact
+    tau0 = _initial_tau(counts) if davidson else None
+    theta, tau, gradient, iterations = _newton(
+        counts,
+        counts.wins_i[None],
+        counts.wins_j[None],
+        counts.ties[None],
+        np.full(1, prior_precision),
+        np.zeros(counts.n_models),
+        tau0,
+        gradient_tol=1e-9,
+        step_tol=0.0,
+        max_iterations=200,
+    )
+    return Fit(
+        theta[0],
+        None if tau is None else float(tau[0]),
+        float(gradient),
+        iterations,
+        prior_precision,
+    )
+
+
+def bootstrap_thetas(
+    counts: PairCounts,
+    point: Fit,
+    rounds: int,
+    seed: int | tuple[int, ...],
+    *,
+    prior_precision: float,
+) -> np.ndarray:
+    """(rounds, m) strengths refitted on multinomial resamples of the vote counts.
+
+    Resampling the pair × outcome count vector multinomially is exactly resampling the votes with
+    replacement; all rounds of a chunk are fitted at once by one batched Newton from the point fit.
+    """
+    cells = np.stack([counts.wins_i, counts.wins_j, counts.ties], axis=1).ravel()
+    total = int(round(cells.sum()))
+    seeds = np.random.SeedSequence(seed).spawn(-(-rounds // BOOTSTRAP_CHUNK_ROUNDS))
+    sizes = [
+        min(BOOTSTRAP_CHUNK_ROUNDS, rounds - k * BOOTSTRAP_CHUNK_ROUNDS) for k in range(len(seeds))
+    ]
+
+    def run_chunk(seed_and_size: tuple[np.random.SeedSequence, int]) -> np.ndarray:
+        chunk_seed, size = seed_and_size
+        draws = np.random.default_rng(chunk_seed).multinomial(total, cells / total, size=size)
+        draws = draws.reshape(size, -1, 3).astype(float)
+        wins_i, wins_j, ties = draws[:, :, 0], draws[:, :, 1], draws[:, :, 2]
+        precision = _round_precisions(counts, wins_i, wins_j, ties, prior_precision)
+        theta, _, _, _ = _newton(
+            counts,
+            wins_i,
+            wins_j,
+            ties,
+            precision,
+            point.theta,
+            None if point.tau is None else point.tau,
+            gradient_tol=0.0,
+            step_tol=1e-7,
+            max_iterations=50,
+        )
+        return theta
+
+    workers = min(len(seeds), os.cpu_count() or 1)
+    if workers <= 1:
+        return np.concatenate([run_chunk(item) for item in zip(seeds, sizes, strict=True)])
+    with ThreadPoolExecutor(workers) as pool:  # numpy's sampling and linear algebra release the GIL
+        return np.concatenate(list(pool.map(run_chunk, zip(seeds, sizes, strict=True))))
+
+
+def sandwich_covariance(counts: PairCounts, point: Fit) -> np.ndarray:
+    """(m, m) robust covariance of the centred strengths: H⁻¹ B H⁻¹ over single votes.
+
+    H is the observed information, B the summed outer products of per-vote scores; with ties scored
+    as half wins the two differ (a tie carries less variance than the binomial assumes), so the
+    plain inverse Fisher would be too wide.
+    """
+    m = counts.n_models
+    if m == 1:
+        return np.zeros((1, 1))
+    d = point.theta[counts.i] - point.theta[counts.j]
+    tau = None if point.tau is None else np.array([point.tau])
+    fit_wins_i, fit_wins_j = _half_win_counts(counts, tau is None)
+    _, _, hessian = _evaluate(
+        counts, fit_wins_i[None], fit_wins_j[None], _tie_counts(counts, tau)[None], d[None], tau
+    )
+    hessian = hessian[0]
+    hessian[:m, :m] += (
+        point.prior_precision * np.eye(m) + 1.0 / m
+    )  # gauge: sum of strengths is zero
+    # Per-vote scores for the three outcomes (i wins, j wins, tie) of every pair.
+    if tau is None:
+        p = np.exp(log_expit(d))
+        score_d = np.stack([1 - p, -p, 0.5 - p])
+        weights = np.stack([counts.wins_i, counts.wins_j, counts.ties])
+        meat_dd = (weights * score_d**2).sum(0)
+        meat = _scatter_laplacian(counts, meat_dd[None], m)[0]
+    else:
+        p_i, p_j, p_t = _davidson_probabilities(d, tau[0])
+        half_gap = (p_i - p_j) / 2
+        score_d = np.stack([0.5 - half_gap, -0.5 - half_gap, -half_gap])
+        score_tau = np.stack([-p_t, -p_t, 1 - p_t])
+        weights = np.stack([counts.wins_i, counts.wins_j, counts.ties])
+        meat = np.zeros((m + 1, m + 1))
+        meat[:m, :m] = _scatter_laplacian(counts, (weights * score_d**2).sum(0)[None], m)[0]
+        cross = _scatter_incidence(counts, (weights * score_d * score_tau).sum(0)[None], m)[0]
+        meat[:m, m] = meat[m, :m] = cross
+        meat[m, m] = (weights * score_tau**2).sum()
+    bread = np.linalg.inv(hessian)
+    covariance = bread @ meat @ bread
+    return covariance[:m, :m]
+
+
+# --- the batched Newton iteration -----------------------------------------------------------------
+
+
+def _newton(
+    counts: PairCounts,
+    wins_i: np.ndarray,
+    wins_j: np.ndarray,
+    ties: np.ndarray,
+    prior_precision: np.ndarray,
+    theta0: np.ndarray,
+    tau0: float | None,
+    *,
+    gradient_tol: float,
+    step_tol: float,
+    max_iterations: int,
+) -> tuple[np.ndarray, np.ndarray | None, float, int]:
+    """Maximize R independent penalized likelihoods at once; returns theta (R, m), tau, |grad|, iterations.
+
+    Newton's step solves H·δ = g per round; the Laplacian H is singular along "all strengths up by
+    one", so 11ᵀ/m is added, which leaves the step unchanged and keeps strengths summing to zero.
+    A step that lowers a round's likelihood is halved until it does not (concavity makes that finite).
+    """
+    m, rounds = counts.n_models, wins_i.shape[0]
+    davidson = tau0 is not None
+    fit_wins_i, fit_wins_j = (
+        (wins_i, wins_j) if davidson else (wins_i + ties / 2, wins_j + ties / 2)
+    )
+    theta = np.repeat((theta0 - theta0.mean())[None], rounds, axis=0)
+    tau = np.full(rounds, tau0) if davidson else None
+    state = _objective(counts, fit_wins_i, fit_wins_j, ties, theta, tau, prior_precision)
+    gradient_norm, iterations = float(np.abs(state[1]).max(initial=0.0)), 0
+    while iterations < max_iterations and gradient_norm > gradient_tol:
+        loglik, gradient, hessian = state
+        hessian[:, :m, :m] += 1.0 / m
+        hessian[:, np.arange(m), np.arange(m)] += prior_precision[:, None]
+        step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
+        step[:, :m] -= step[:, :m].mean(axis=1, keepdims=True)
+        theta, tau, state = _accept_steps(
+            counts, fit_wins_i, fit_wins_j, ties, theta, tau, step, loglik, prior_precision
+        )
+        gradient_norm = float(np.abs(state[1]).max(initial=0.0))
+        iterations += 1
+        if np.abs(step).max(initial=0.0) <= step_tol:
+            break
+    return theta, tau, gradient_norm, iterations
+
+
+def _accept_steps(counts, fit_wins_i, fit_wins_j, ties, theta, tau, step, loglik, precision):
+    """Take each round's Newton step, halving it in the rounds where the likelihood would fall."""
+    m = counts.n_models
+    scale = np.ones(len(theta))
+    for _ in range(60):
+        new_theta = theta + scale[:, None] * step[:, :m]
+        new_tau = None if tau is None else np.clip(tau + scale * step[:, m], TAU_MIN, TAU_MAX)
+        new_state = _objective(counts, fit_wins_i, fit_wins_j, ties, new_theta, new_tau, precision)
+        # The tolerance lets rounds at the optimum, where rounding noise dominates, stay put.
+        worse = new_state[0] < loglik - 1e-9 * (1 + np.abs(loglik))
+        if not worse.any():
+            return new_theta, new_tau, new_state
+        scale[worse] /= 2
+    return new_theta, new_tau, new_state
+
+
+def _objective(counts, fit_wins_i, fit_wins_j, ties, theta, tau, precision):
+    """Penalized log-likelihood (R,), gradient (R, m[+1]) and negated Hessian per round."""
+    d = theta[:, counts.i] - theta[:, counts.j]
+    loglik, gradient, hessian = _evaluate(counts, fit_wins_i, fit_wins_j, ties, d, tau)
+    loglik = loglik - 0.5 * precision * (theta**2).sum(axis=1)
+    gradient[:, : counts.n_models] -= precision[:, None] * theta
+    return loglik, gradient, hessian
+
+
+def _evaluate(counts, fit_wins_i, fit_wins_j, ties, d, tau):
+    """Log-likelihood, gradient and negated Hessian in the strengths (and tau for Davidson)."""
+    m = counts.n_models
+    if tau is None:
+        n = fit_wins_i + fit_wins_j
+        log_p, log_q = log_expit(d), log_expit(-d)
+        p = np.exp(log_p)
+        loglik = (fit_wins_i * log_p + fit_wins_j * log_q).sum(axis=1)
+        return (
+            loglik,
+            _scatter_incidence(counts, fit_wins_i - n * p, m),
+            _scatter_laplacian(counts, n * p * (1 - p), m),
+        )
+    t = tau[:, None]
+    n = fit_wins_i + fit_wins_j + ties
+    log_denominator = np.logaddexp(np.logaddexp(d / 2, -d / 2), t)
+    loglik = (fit_wins_i * (d / 2) - fit_wins_j * (d / 2) + ties * t - n * log_denominator).sum(
+        axis=1
+    )
+    p_i, p_j, p_t = _davidson_probabilities(d, t)
+    gap = p_i - p_j
+    grad_d = (fit_wins_i - fit_wins_j) / 2 - n * gap / 2
+    gradient = np.empty((len(d), m + 1))
+    gradient[:, :m] = _scatter_incidence(counts, grad_d, m)
+    gradient[:, m] = (ties - n * p_t).sum(axis=1)
+    hessian = np.empty((len(d), m + 1, m + 1))
+    hessian[:, :m, :m] = _scatter_laplacian(counts, n / 4 * (p_i + p_j - gap**2), m)
+    cross = _scatter_incidence(counts, -n * gap * p_t / 2, m)
+    hessian[:, :m, m] = hessian[:, m, :m] = cross
+    # A tiny floor keeps the system solvable when a resample's tie probability underflows.
+    hessian[:, m, m] = (n * p_t * (1 - p_t)).sum(axis=1) + 1e-12
+    return loglik, gradient, hessian
+
+
+def _davidson_probabilities(d, tau):
+    """P(i wins), P(j wins), P(tie) with strengths gap d and tie parameter nu = e^tau."""
+    log_denominator = np.logaddexp(np.logaddexp(d / 2, -d / 2), tau)
+    return (
+        np.exp(d / 2 - log_denominator),
+        np.exp(-d / 2 - log_denominator),
+        np.exp(tau - log_denominator),
+    )
+
+
+def _initial_tau(counts: PairCounts) -> float:
+    """Davidson's nu for equal strengths: P(tie) = nu / (2 + nu)."""
+    share = counts.ties.sum() / (counts.wins_i.sum() + counts.wins_j.sum() + counts.ties.sum())
+    share = min(max(share, 1e-6), 1 - 1e-6)
+    return float(np.clip(np.log(2 * share / (1 - share)), TAU_MIN, TAU_MAX))
+
+
+def _half_win_counts(counts: PairCounts, half: bool) -> tuple[np.ndarray, np.ndarray]:
+    if not half:
+        return counts.wins_i, counts.wins_j
+    return counts.wins_i + counts.ties / 2, counts.wins_j + counts.ties / 2
+
+
+def _tie_counts(counts: PairCounts, tau) -> np.ndarray:
+    return counts.ties if tau is not None else np.zeros_like(counts.ties)
+
+
+def _round_precisions(counts, wins_i, wins_j, ties, prior_precision: float) -> np.ndarray:
+    """The prior per bootstrap round: on when the data need it or a resample lost a needed pair."""
+    precision = np.full(len(wins_i), prior_precision)
+    if prior_precision > 0:
+        return precision
+    scored = counts.wins_i + counts.ties > 0, counts.wins_j + counts.ties > 0
+    lost = ((wins_i + ties == 0) & scored[0]) | ((wins_j + ties == 0) & scored[1])
+    for r in np.flatnonzero(lost.any(axis=1)):
+        resample = PairCounts(counts.n_models, counts.i, counts.j, wins_i[r], wins_j[r], ties[r])
+        if group_models(resample)[0] > 1 or not mle_exists(resample):
+            precision[r] = fallback_precision()
+    return precision
+
+
+def fallback_precision() -> float:
+    """The Gaussian prior used where the MLE does not exist: sd 400 Elo = ln 10 logits."""
+    return 1.0 / np.log(10.0) ** 2
+
+
+# --- scatter pair quantities into model vectors and matrices --------------------------------------
+
+
+def _scatter_incidence(counts: PairCounts, per_pair: np.ndarray, m: int) -> np.ndarray:
+    """(R, K) pair values → (R, m): +value to model i, −value to model j."""
+    return np.asarray((counts.incidence.T @ per_pair.T).T)
+
+
+def _scatter_laplacian(counts: PairCounts, per_pair: np.ndarray, m: int) -> np.ndarray:
+    """(R, K) pair weights → (R, m, m) weighted graph Laplacians."""
+    return np.asarray((counts.laplacian_scatter.T @ per_pair.T).T).reshape(len(per_pair), m, m)
+
+
+def _adjacency(counts: PairCounts, weights: np.ndarray) -> sparse.csr_matrix:
+    met = weights > 0
+    return sparse.csr_matrix(
+        (np.ones(met.sum()), (counts.i[met], counts.j[met])), shape=(counts.n_models,) * 2
+    )

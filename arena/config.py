@@ -1,0 +1,327 @@
+"""Settings from arena.toml and the environment: providers, models, prices, limits, database, data dir."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arena.errors import ConfigError
+
+PROTOCOLS_BUILTIN = ("openai", "local", "xai", "fal", "bfl", "replicate", "gemini")
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+DEFAULT_DATA_DIR = "data"
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One provider endpoint and the limits we respect when calling it."""
+
+    name: str
+    protocol: str
+    base_url: str
+    api_key_env: str | None = None
+    rate_limit_per_s: float = 2.0
+    max_concurrency: int = 4
+    timeout_s: float = 300.0
+    max_retries: int = 2  # retries of rate-limited replies only
+    max_retry_after_s: float = 60.0
+    warmup: bool = False  # one warm-up request per model; costs an image on paid providers
+    poll_interval_s: float = 0.5
+    baseline: bool = False
+
+    def api_key(self) -> str | None:
+        """The key, read from the environment at call time; never stored anywhere else."""
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise ConfigError(
+                f"provider {self.name}", "api_key_env",
+                f"environment variable {self.api_key_env} is not set",
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Route:
+    """A canonical model as served by one provider: its id there and its price per image."""
+
+    model: str
+    provider: str
+    model_id: str
+    price_usd: float | None = None
+    price_usd_by_tier: dict[str, float] = field(default_factory=dict)
+    capabilities: dict = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return f"{self.model}@{self.provider}"
+
+    def price_for(self, resolution: str | None) -> float | None:
+        """Per-image price for a resolution tier, else the flat price."""
+        if resolution:
+            for tier, price in self.price_usd_by_tier.items():
+                if tier.lower() == resolution.lower():
+                    return price
+        if self.price_usd is not None:
+            return self.price_usd
+        if self.price_usd_by_tier:
+            return min(self.price_usd_by_tier.values())
+        return None
+
+    @property
+    def starting_price_usd(self) -> float | None:
+        prices = [p for p in [self.price_usd, *self.price_usd_by_tier.values()] if p is not None]
+        return min(prices) if prices else None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A canonical model name shared across providers, with the tasks it does."""
+
+    name: str
+    tasks: tuple[str, ...]
+    routes: tuple[Route, ...]
+    baseline: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs; built by load_settings()."""
+
+    source: str
+    data_dir: Path
+    database_url: str
+    challenges_dir: Path
+    providers: dict[str, ProviderConfig]
+    models: dict[str, ModelConfig]
+    samples: int = 1
+    challenges: tuple[str, ...] = ()  # empty: every challenge in challenges_dir
+
+    @property
+    def routes(self) -> list[Route]:
+        return [r for m in self.models.values() for r in m.routes]
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+
+def _get(table: dict, key: str, kind: type | tuple, where: str, source: str, default=None):
+    value = table.get(key, default)
+    if value is None:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(source, f"{where}.{key}", f"must be a {name}, got {value!r}")
+    return value
+
+
+def _positive(value, source: str, where: str):
+    if value is not None and value <= 0:
+        raise ConfigError(source, where, f"must be positive, got {value!r}")
+    return value
+
+
+PROVIDER_KEYS = {
+    "protocol", "base_url", "api_key_env", "rate_limit_per_s", "max_concurrency", "timeout_s",
+    "max_retries", "max_retry_after_s", "warmup", "poll_interval_s", "baseline",
+}
+ROUTE_KEYS = {"model_id", "price_usd", "price_usd_by_tier", "capabilities"}
+MODEL_KEYS = {"tasks", "providers", "baseline", "description"}
+TOP_KEYS = {"data_dir", "database_url", "challenges_dir", "samples", "challenges", "providers", "models"}
+
+
+def _parse_provider(name: str, table: dict, source: str, protocols: set[str]) -> ProviderConfig:
+    where = f"providers.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(source, where, "must be a table")
+    for key in table:
+        if key not in PROVIDER_KEYS:
+            raise ConfigError(source, f"{where}.{key}", f"unknown setting (known: {', '.join(sorted(PROVIDER_KEYS))})")
+    protocol = _get(table, "protocol", str, where, source)
+    if protocol is None:
+        raise ConfigError(source, f"{where}.protocol", "missing (required)")
+    if protocol not in protocols:
+        raise ConfigError(source, f"{where}.protocol", f"unknown protocol {protocol!r} (known: {', '.join(sorted(protocols))})")
+    base_url = _get(table, "base_url", str, where, source, default="" if protocol == "local" else None)
+    if base_url is None:
+        raise ConfigError(source, f"{where}.base_url", "missing (required)")
+    if base_url and not re.match(r"^https?://", base_url):
+        raise ConfigError(source, f"{where}.base_url", f"{base_url!r} must start with http:// or https://")
+    key_env = _get(table, "api_key_env", str, where, source)
+    if key_env is not None and not ENV_NAME_RE.match(key_env):
+        # A common slip is pasting the key itself here; say so without echoing it.
+        raise ConfigError(source, f"{where}.api_key_env", "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not a key")
+    kwargs = {}
+    for key, kind in (("rate_limit_per_s", float), ("timeout_s", float), ("max_retry_after_s", float), ("poll_interval_s", float)):
+        value = _positive(_get(table, key, kind, where, source), source, f"{where}.{key}")
+        if value is not None:
+            kwargs[key] = value
+    for key in ("max_concurrency",):
+        value = _positive(_get(table, key, int, where, source), source, f"{where}.{key}")
+        if value is not None:
+            kwargs[key] = value
+    retries = _get(table, "max_retries", int, where, source)
+    if retries is not None:
+        if retries < 0:
+            raise ConfigError(source, f"{where}.max_retries", "must be 0 or more")
+        kwargs["max_retries"] = retries
+    for key in ("warmup", "baseline"):
+        value = _get(table, key, bool, where, source)
+        if value is not None:
+            kwargs[key] = value
+    if protocol == "local":
+        kwargs.setdefault("baseline", True)
+    return ProviderConfig(name=name, protocol=protocol, base_url=base_url.rstrip("/"), api_key_env=key_env, **kwargs)
+
+
+def _parse_model(name: str, table: dict, source: str, providers: dict[str, ProviderConfig]) -> ModelConfig:
+    where = f"models.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(source, where, "must be a table")
+    for key in table:
+        if key not in MODEL_KEYS:
+            raise ConfigError(source, f"{where}.{key}", f"unknown setting (known: {', '.join(sorted(MODEL_KEYS))})")
+    tasks = table.get("tasks", ["text-to-image", "edit"])
+    if not isinstance(tasks, list) or not tasks or any(t not in ("text-to-image", "edit") for t in tasks):
+        raise ConfigError(source, f"{where}.tasks", f"must be a list of 'text-to-image' and/or 'edit', got {tasks!r}")
+    route_tables = table.get("providers")
+    if not isinstance(route_tables, dict) or not route_tables:
+        raise ConfigError(source, f"{where}.providers", "needs at least one [models.NAME.providers.PROVIDER] table")
+    routes = []
+    for provider, rt in route_tables.items():
+        rwhere = f"{where}.providers.{provider}"
+        if provider not in providers:
+            raise ConfigError(source, rwhere, f"provider {provider!r} is not defined under [providers]")
+        if not isinstance(rt, dict):
+            raise ConfigError(source, rwhere, "must be a table")
+        for key in rt:
+            if key not in ROUTE_KEYS:
+                raise ConfigError(source, f"{rwhere}.{key}", f"unknown setting (known: {', '.join(sorted(ROUTE_KEYS))})")
+        model_id = _get(rt, "model_id", str, rwhere, source, default=name)
+        price = _get(rt, "price_usd", float, rwhere, source)
+        if price is not None and price < 0:
+            raise ConfigError(source, f"{rwhere}.price_usd", "must be 0 or more")
+        tiers = rt.get("price_usd_by_tier", {})
+        if not isinstance(tiers, dict) or any(
+            isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in tiers.values()
+        ):
+            raise ConfigError(source, f"{rwhere}.price_usd_by_tier", "must map tier names to prices, e.g. { \"1K\" = 0.04 }")
+        caps = rt.get("capabilities", {})
+        if not isinstance(caps, dict):
+            raise ConfigError(source, f"{rwhere}.capabilities", "must be a table")
+        routes.append(Route(
+            model=name, provider=provider, model_id=model_id, price_usd=price,
+            price_usd_by_tier={k: float(v) for k, v in tiers.items()}, capabilities=caps,
+        ))
+    baseline = _get(table, "baseline", bool, where, source)
+    if baseline is None:
+        baseline = all(providers[r.provider].baseline for r in routes)
+    return ModelConfig(
+        name=name, tasks=tuple(tasks), routes=tuple(routes), baseline=baseline,
+        description=_get(table, "description", str, where, source, default=""),
+    )
+
+
+def parse_settings(data: dict, source: str, base_dir: Path, protocols: set[str] | None = None) -> Settings:
+    """Validate a parsed config table; every problem names the source, the field and the problem."""
+    protocols = protocols or set(PROTOCOLS_BUILTIN)
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ConfigError(source, key, f"unknown setting (known: {', '.join(sorted(TOP_KEYS))})")
+    providers_table = data.get("providers", {})
+    if not isinstance(providers_table, dict) or not providers_table:
+        raise ConfigError(source, "providers", "needs at least one [providers.NAME] table")
+    providers = {n: _parse_provider(n, t, source, protocols) for n, t in providers_table.items()}
+    models_table = data.get("models", {})
+    if not isinstance(models_table, dict) or not models_table:
+        raise ConfigError(source, "models", "needs at least one [models.NAME] table")
+    models = {n: _parse_model(n, t, source, providers) for n, t in models_table.items()}
+    samples = _get(data, "samples", int, "", source, default=1)
+    if samples < 1:
+        raise ConfigError(source, "samples", "must be 1 or more")
+    challenges = data.get("challenges", [])
+    if not isinstance(challenges, list) or not all(isinstance(c, str) for c in challenges):
+        raise ConfigError(source, "challenges", "must be a list of challenge slugs")
+
+    data_dir = Path(os.environ.get("ARENA_DATA_DIR") or _get(data, "data_dir", str, "", source, default=DEFAULT_DATA_DIR))
+    if not data_dir.is_absolute():
+        data_dir = (base_dir / data_dir) if "ARENA_DATA_DIR" not in os.environ else data_dir.resolve()
+    database_url = os.environ.get("ARENA_DATABASE_URL") or _get(data, "database_url", str, "", source) or ""
+    if not database_url:
+        database_url = f"sqlite:///{data_dir.resolve() / 'arena.db'}"
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
+        raise ConfigError(source, "database_url", "must be a sqlite:/// or postgresql:// URL")
+    challenges_dir = Path(_get(data, "challenges_dir", str, "", source, default="challenges"))
+    if not challenges_dir.is_absolute():
+        challenges_dir = base_dir / challenges_dir
+    return Settings(
+        source=source, data_dir=data_dir.resolve(), database_url=database_url,
+        challenges_dir=challenges_dir.resolve(), providers=providers, models=models,
+        samples=samples, challenges=tuple(challenges),
+    )
+
+
+def load_settings(path: str | Path | None = None, protocols: set[str] | None = None) -> Settings:
+    """Settings from --config, else $ARENA_CONFIG, else ./arena.toml, else the built-in demo config."""
+    path = path or os.environ.get("ARENA_CONFIG")
+    if path is None and Path("arena.toml").is_file():
+        path = "arena.toml"
+    if path is None:
+        return demo_settings(protocols)
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, None, "config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"not valid TOML: {exc}") from None
+    return parse_settings(data, str(path), path.resolve().parent, protocols)
+
+
+def project_root() -> Path:
+    """The checkout holding challenges/ (the package's parent), or the current directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "challenges").is_dir() else Path.cwd()
+
+
+DEMO_CONFIG = {
+    "providers": {
+        "local": {"protocol": "local", "rate_limit_per_s": 50.0, "max_concurrency": 8, "timeout_s": 60.0},
+    },
+    "models": {
+        "identity": {
+            "tasks": ["edit"], "description": "returns the input image unchanged: the floor every edit model must beat",
+            "providers": {"local": {"model_id": "identity", "price_usd": 0.0}},
+        },
+        "cartoon-filter": {
+            "tasks": ["edit"], "description": "a classical painterly/cartoon filter (edge-preserving smoothing, posterize, ink edges)",
+            "providers": {"local": {"model_id": "cartoon", "price_usd": 0.0}},
+        },
+        "night-grade": {
+            "tasks": ["edit"], "description": "a classical night colour grade (darken, blue shift, vignette)",
+            "providers": {"local": {"model_id": "night", "price_usd": 0.0}},
+        },
+        "prompt-card": {
+            "tasks": ["text-to-image"], "description": "a plain rendering of the prompt's words on a gradient",
+            "providers": {"local": {"model_id": "prompt-card", "price_usd": 0.0}},
+        },
+        "palette-gradient": {
+            "tasks": ["text-to-image"], "description": "a gradient in colours named by the prompt, with soft shapes",
+            "providers": {"local": {"model_id": "palette", "price_usd": 0.0}},
+        },
+    },
+}
+
+
+def demo_settings(protocols: set[str] | None = None) -> Settings:
+    """The built-in config: only the local baseline provider, every shipped challenge."""
+    root = project_root()
+    return parse_settings(DEMO_CONFIG, "<built-in demo config>", root, protocols)

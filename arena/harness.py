@@ -1,0 +1,290 @@
+"""Plan jobs, execute them asynchronously within each provider's limits, hand every attempt to a sink.
+
+No SQL here: the sink (store.StoreWriter in production) persists what it is given, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import mimetypes
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+from arena.challenges import Challenge
+from arena.config import ModelConfig, ProviderConfig, Route, Settings
+from arena.errors import ImageError, ProviderError
+from arena.images import ImageInfo, inspect_image
+from arena.limits import ProviderLimiter
+from arena.providers import adapter_class
+from arena.providers.base import ImageRequest, InputImage, Stopwatch, classify_exception
+from arena.tables import Attempt, Job
+
+
+class ResultSink(Protocol):
+    def submit(self, attempt: Attempt, image: bytes | None, info: ImageInfo | None, final: bool) -> None: ...
+
+
+def plan_jobs(settings: Settings, challenges: list[Challenge], samples: int | None = None) -> list[Job]:
+    """Every challenge x every route of every model that does its task x every sample, in a stable order."""
+    samples = samples or settings.samples
+    jobs = []
+    for challenge in challenges:
+        for model in settings.models.values():
+            if challenge.kind not in model.tasks:
+                continue
+            for route in model.routes:
+                for sample in range(samples):
+                    jobs.append(Job(
+                        run_id="", challenge=challenge.slug, task=challenge.kind, category=challenge.category,
+                        model=model.name, provider=route.provider, model_id=route.model_id, sample=sample,
+                        expected_cost_usd=route.price_for(challenge.resolution),
+                    ))
+    return jobs
+
+
+def build_request(challenge: Challenge, route: Route) -> ImageRequest:
+    """Arena's request for a challenge on one route (source images read from disk)."""
+    images = tuple(
+        InputImage(data=path.read_bytes(), mime=mimetypes.guess_type(path.name)[0] or "image/png", name=path.name)
+        for path in challenge.source_images
+    )
+    return ImageRequest(
+        task=challenge.kind, prompt=challenge.prompt, model_id=route.model_id, images=images,
+        size=challenge.size, aspect_ratio=challenge.aspect_ratio, resolution=challenge.resolution,
+    )
+
+
+@dataclass
+class RunOutcome:
+    """What happened in one execute(): counts, spend, and whether the budget stopped it."""
+
+    attempted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    jobs_done: int = 0
+    jobs_skipped_budget: int = 0
+    spent_usd: float = 0.0
+    budget_stopped: bool = False
+    failures: dict[str, int] = field(default_factory=dict)
+    loop_lag_ms: list[float] = field(default_factory=list)
+
+
+def make_client(provider: ProviderConfig, transport: str = "aiohttp") -> httpx.AsyncClient:
+    """One client per provider, its pool sized to the provider's concurrency cap (plus result downloads).
+
+    The aiohttp transport is the default: the harness benchmark measured httpx's own pool
+    collapsing at hundreds of open connections (see the README's "Why these dependencies").
+    """
+    limits = httpx.Limits(max_connections=provider.max_concurrency * 2 + 4,
+                          max_keepalive_connections=provider.max_concurrency * 2 + 4)
+    timeout = httpx.Timeout(provider.timeout_s, connect=min(30.0, provider.timeout_s))
+    if transport == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout, trust_env=False)
+    return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
+
+
+class Harness:
+    """Executes jobs against their providers; reusable for resume (attempt numbers continue)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        challenges: dict[str, Challenge],
+        sink: ResultSink,
+        *,
+        base_urls: dict[str, str] | None = None,
+        max_cost_usd: float | None = None,
+        spent_usd: float = 0.0,
+        on_result: Callable[[Attempt], None] | None = None,
+        transport: str = "aiohttp",
+    ) -> None:
+        self.settings = settings
+        self.challenges = challenges
+        self.sink = sink
+        self.base_urls = base_urls or {}
+        self.max_cost_usd = max_cost_usd
+        self.on_result = on_result or (lambda attempt: None)
+        self.transport = transport
+        self.outcome = RunOutcome(spent_usd=spent_usd)
+        self._reserved_usd = 0.0
+        self._stop_scheduling = False
+        self._routes = {(r.model, r.provider): r for r in settings.routes}
+
+    def _provider(self, name: str) -> ProviderConfig:
+        provider = self.settings.providers[name]
+        if name in self.base_urls:
+            from dataclasses import replace
+
+            provider = replace(provider, base_url=self.base_urls[name])
+        return provider
+
+    async def execute(self, run_id: str, jobs: list[Job], next_attempts: dict[int, int] | None = None) -> RunOutcome:
+        """Run the given jobs (in plan order) and any warm-ups; returns counts when all are settled."""
+        next_attempts = next_attempts or {}
+        providers = {job.provider for job in jobs}
+        clients: dict[str, httpx.AsyncClient] = {}
+        adapters, limiters = {}, {}
+        for name in providers:
+            provider = self._provider(name)
+            clients[name] = make_client(provider, self.transport)
+            api_key = provider.api_key()
+            adapters[name] = adapter_class(provider.protocol)(provider, clients[name], api_key)
+            limiters[name] = ProviderLimiter(provider.rate_limit_per_s, provider.max_concurrency)
+        heartbeat = asyncio.create_task(self._measure_loop_lag())
+        try:
+            await self._warm_up(run_id, jobs, adapters, limiters)
+            tasks = [
+                asyncio.create_task(self._run_job(run_id, job, adapters[job.provider], limiters[job.provider],
+                                                  next_attempts.get(job.id, 1)))
+                for job in jobs
+            ]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+        finally:
+            heartbeat.cancel()
+            for client in clients.values():
+                await client.aclose()
+        return self.outcome
+
+    async def _measure_loop_lag(self, interval_s: float = 0.05) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(interval_s)
+            self.outcome.loop_lag_ms.append(max(0.0, (loop.time() - start - interval_s) * 1000))
+
+    async def _warm_up(self, run_id, jobs, adapters, limiters) -> None:
+        """One request per model@provider whose provider asks for it; recorded, excluded from stats."""
+        firsts: dict[tuple[str, str], Job] = {}
+        for job in jobs:
+            if self.settings.providers[job.provider].warmup:
+                firsts.setdefault((job.model, job.provider), job)
+        await asyncio.gather(*(
+            self._attempt(run_id, job, adapters[job.provider], limiters[job.provider], 1, warmup=True)
+            for job in firsts.values()
+        ))
+
+    def _budget_allows(self, job: Job) -> bool:
+        if self.max_cost_usd is None:
+            return True
+        expected = job.expected_cost_usd or 0.0
+        if self.outcome.spent_usd + self._reserved_usd + expected > self.max_cost_usd + 1e-12:
+            return False
+        self._reserved_usd += expected
+        return True
+
+    async def _run_job(self, run_id: str, job: Job, adapter, limiter: ProviderLimiter, first_attempt: int) -> None:
+        provider = self.settings.providers[job.provider]
+        async with limiter.slot():
+            if self._stop_scheduling or not self._budget_allows(job):
+                # Once one job would pass the budget, nothing later is scheduled: the run stops in plan order.
+                self._stop_scheduling = True
+                self.outcome.budget_stopped = True
+                self.outcome.jobs_skipped_budget += 1
+                return
+            expected = job.expected_cost_usd or 0.0
+            try:
+                for number in itertools.count(first_attempt):
+                    retries_left = provider.max_retries - (number - first_attempt)
+                    attempt = await self._attempt(run_id, job, adapter, limiter, number, warmup=False,
+                                                  final_unless_retry=retries_left > 0)
+                    if attempt.failure_class == "rate_limited" and retries_left > 0:
+                        wait_s = min(attempt.retry_after_s or 2.0 ** (number - first_attempt), provider.max_retry_after_s)
+                        await asyncio.sleep(wait_s)
+                        continue
+                    self.outcome.jobs_done += 1
+                    break
+            finally:
+                self._reserved_usd -= expected
+
+    async def _attempt(self, run_id, job: Job, adapter, limiter: ProviderLimiter, number: int, *,
+                       warmup: bool, final_unless_retry: bool = False) -> Attempt:
+        challenge = self.challenges[job.challenge]
+        route = self._routes[(job.model, job.provider)]
+        request = build_request(challenge, route)
+        provider = adapter.provider
+        limiter_wait_ms = await limiter.pace()
+        watch = Stopwatch()
+        reply, failure, image, info = None, None, None, None
+        try:
+            async with asyncio.timeout(provider.timeout_s):
+                reply = await adapter.generate(request, watch)
+        except ProviderError as exc:
+            failure = exc
+        except TimeoutError:
+            failure = ProviderError("timeout", f"no result within {provider.timeout_s:g} s")
+        except Exception as exc:  # an adapter bug or an unexpected reply must not stop the run
+            failure = classify_exception(exc)
+        generation_ms = watch.ms("done")
+        if reply is not None:
+            if not reply.images:
+                failure = ProviderError("empty_output", "the reply carried no image")
+            else:
+                image = reply.images[0]
+                try:
+                    info = await asyncio.to_thread(inspect_image, image)
+                except ImageError as exc:
+                    failure = ProviderError("invalid_image", str(exc))
+                    image = None
+        ok = failure is None
+        cost = None
+        if reply is not None:
+            cost = reply.cost_usd if reply.cost_usd is not None else (route.price_for(challenge.resolution) if ok else None)
+        attempt = Attempt(
+            run_id=run_id, job_id=None if warmup else job.id, attempt=number, warmup=warmup,
+            challenge=job.challenge, task=job.task, category=job.category, model=job.model, provider=job.provider,
+            started_at=getattr(watch, "sent_at", None) or _now(), ok=ok,
+            failure_class=None if ok else failure.failure_class,
+            status_code=None if ok else failure.status_code,
+            error=None if ok else str(failure)[:500],
+            generation_ms=generation_ms if ok else None,
+            ttfb_ms=watch.ms("ttfb"),
+            download_ms=watch.ms("done", since="download_start"),
+            queue_ms=reply.queue_ms if reply else None,
+            processing_ms=reply.processing_ms if reply else None,
+            first_partial_ms=reply.first_partial_ms if reply else None,
+            limiter_wait_ms=limiter_wait_ms,
+            retry_after_s=None if ok else failure.retry_after_s,
+            cost_usd=cost,
+            image_sha256=info.sha256 if info else None,
+            width=info.width if info else None, height=info.height if info else None,
+            format=info.format if info else None,
+            served_by=reply.served_by if reply else None, request_id=reply.request_id if reply else None,
+        )
+        final = not warmup and not (attempt.failure_class == "rate_limited" and final_unless_retry)
+        if not warmup:
+            self.outcome.attempted += 1
+            self.outcome.spent_usd += cost or 0.0
+            if ok:
+                self.outcome.succeeded += 1
+            else:
+                self.outcome.failed += 1
+                self.outcome.failures[attempt.failure_class] = self.outcome.failures.get(attempt.failure_class, 0) + 1
+        self.sink.submit(attempt, image, info, final)
+        self.on_result(attempt)
+        return attempt
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def elapsed_ms(start_ns: int) -> float:
+    return (time.perf_counter_ns() - start_ns) / 1e6
+
+
+__all__ = ["Harness", "ModelConfig", "RunOutcome", "build_request", "plan_jobs"]

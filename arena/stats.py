@@ -1,0 +1,125 @@
+"""Provider performance from attempts: p50/p95 generation time, TTFB, success rate, failures, cost.
+
+Definitions (the README's methodology says the same):
+- attempts: every request sent, warm-ups excluded; a rate-limited reply that was retried counts.
+- success rate = successes / attempts.
+- percentiles are over successful attempts only (numpy's linear interpolation), always with their count.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from arena.errors import ArenaError
+from arena.providers.base import FAILURE_CLASSES
+
+WINDOW_RE = re.compile(r"^(\d+)([dhm])$")
+
+
+def parse_window(text: str | None) -> timedelta | None:
+    """'30d', '12h', '90m' -> timedelta; 'all' or None -> no window."""
+    if text is None or text == "all":
+        return None
+    match = WINDOW_RE.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ArenaError(f"--window: {text!r} is not a window like 30d, 12h, 90m or 'all'")
+    number, unit = int(match.group(1)), match.group(2)
+    return {"d": timedelta(days=number), "h": timedelta(hours=number), "m": timedelta(minutes=number)}[unit]
+
+
+def window_start(window: timedelta | None, now: datetime) -> datetime | None:
+    return None if window is None else now - window
+
+
+def _pct(values: pd.Series, q: float) -> float | None:
+    values = values.dropna()
+    return float(np.percentile(values.to_numpy(dtype=float), q)) if len(values) else None
+
+
+def provider_table(attempts: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, provider), ranked within each model by p50 generation time."""
+    columns = ["model", "provider", "rank", "n", "successes", "success_rate", "p50_ms", "p95_ms",
+               "ttfb_p50_ms", "download_p50_ms", "cost_usd", "cost_per_image_usd",
+               *[f"failures_{c}" for c in FAILURE_CLASSES]]
+    if attempts.empty:
+        return pd.DataFrame(columns=columns)
+    frame = attempts[~attempts["warmup"].astype(bool)] if "warmup" in attempts else attempts
+    rows = []
+    for (model, provider), group in frame.groupby(["model", "provider"], sort=True):
+        ok = group[group["ok"].astype(bool)]
+        n, successes = len(group), len(ok)
+        cost = float(group["cost_usd"].fillna(0).sum())
+        row = {
+            "model": model, "provider": provider, "n": n, "successes": successes,
+            "success_rate": successes / n if n else 0.0,
+            "p50_ms": _pct(ok["generation_ms"], 50), "p95_ms": _pct(ok["generation_ms"], 95),
+            "ttfb_p50_ms": _pct(ok["ttfb_ms"], 50), "download_p50_ms": _pct(ok["download_ms"], 50),
+            "cost_usd": cost, "cost_per_image_usd": cost / successes if successes else None,
+        }
+        counts = group["failure_class"].value_counts()
+        for cls in FAILURE_CLASSES:
+            row[f"failures_{cls}"] = int(counts.get(cls, 0))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    # Rank by median speed; providers with no success rank last, by success rate.
+    table["_key"] = table["p50_ms"].fillna(np.inf)
+    table = table.sort_values(["model", "_key", "success_rate"], ascending=[True, True, False])
+    table["rank"] = table.groupby("model").cumcount() + 1
+    return table.drop(columns="_key")[columns].reset_index(drop=True)
+
+
+def headline(rows: pd.DataFrame) -> str:
+    """'fastest through P at N ms median with S% success' for one model's provider rows."""
+    ranked = rows.dropna(subset=["p50_ms"]).sort_values("p50_ms")
+    if ranked.empty:
+        return "no successful generation in this window"
+    best = ranked.iloc[0]
+    return (f"fastest through {best['provider']} at {best['p50_ms']:,.0f} ms median "
+            f"with {best['success_rate'] * 100:.1f}% success (n={int(best['n'])})")
+
+
+def records(table: pd.DataFrame) -> list[dict]:
+    """JSON-ready rows: NaN becomes null, numpy scalars become Python numbers."""
+    out = []
+    for row in table.to_dict(orient="records"):
+        clean = {}
+        for key, value in row.items():
+            if isinstance(value, float) and np.isnan(value):
+                value = None
+            elif isinstance(value, np.integer):
+                value = int(value)
+            elif isinstance(value, np.floating):
+                value = float(value)
+            clean[key] = value
+        failures = {c: clean.pop(f"failures_{c}") for c in FAILURE_CLASSES}
+        clean["failures"] = failures
+        out.append(clean)
+    return out
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """Plain-text tables, one block per model with its headline."""
+    if table.empty:
+        return "no attempts in this window: run `arena run` (or `arena demo`) first"
+    blocks = []
+    for model, rows in table.groupby("model", sort=True):
+        lines = [f"{model}: {headline(rows)}",
+                 f"  {'#':>2}  {'provider':<16} {'n':>5} {'success':>8} {'p50 ms':>9} {'p95 ms':>9} {'ttfb p50':>9}  failures"]
+        for _, r in rows.iterrows():
+            fails = ", ".join(f"{c} {int(r[f'failures_{c}'])}" for c in FAILURE_CLASSES if r[f"failures_{c}"])
+            lines.append(
+                f"  {int(r['rank']):>2}  {r['provider']:<16} {int(r['n']):>5} {r['success_rate'] * 100:>7.1f}% "
+                f"{_fmt(r['p50_ms']):>9} {_fmt(r['p95_ms']):>9} {_fmt(r['ttfb_p50_ms']):>9}  {fails or '-'}"
+            )
+        lines.append(f"  (percentiles over {int(rows['successes'].sum())} successes; success rate over "
+                     f"{int(rows['n'].sum())} attempts)")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:,.0f}"

@@ -1,0 +1,306 @@
+"""The store: an engine from a URL, the tables, writes of runs/jobs/attempts/images, reads into DataFrames."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, select
+
+from arena.errors import RunError, StoreError
+from arena.tables import Attempt, Job, Run, StoredImage, utcnow
+
+__all__ = ["Attempt", "Job", "Run", "StoredImage", "open_engine"]
+
+
+def engine_url(url: str) -> str:
+    """Pick our drivers: psycopg 3 for PostgreSQL, the stdlib for SQLite."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def open_engine(url: str, create: bool = True) -> sa.Engine:
+    """An engine with the tables created; SQLite gets WAL and a busy timeout for concurrent readers."""
+    url = engine_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if create:
+        try:
+            SQLModel.metadata.create_all(engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the database: {exc.orig}") from None
+    return engine
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+# --- runs and jobs ---------------------------------------------------------------------------
+
+def create_run(engine: sa.Engine, run: Run, jobs: Iterable[Job]) -> Run:
+    """Store a run and its whole plan in one transaction, before any request is sent."""
+    jobs = list(jobs)
+    run.jobs_total = len(jobs)
+    with Session(engine) as session:
+        session.add(run)
+        session.flush()
+        for job in jobs:
+            job.run_id = run.id
+            session.add(job)
+        try:
+            session.commit()
+        except IntegrityError as exc:
+            raise StoreError(f"run {run.id} could not be planned: {exc.orig}") from None
+        session.refresh(run)
+        session.expunge(run)
+    return run
+
+
+def get_run(engine: sa.Engine, run_id: str) -> Run:
+    """A run by id, or the newest run for "last"."""
+    with Session(engine) as session:
+        if run_id == "last":
+            run = session.exec(select(Run).order_by(Run.created_at.desc(), Run.id.desc())).first()
+            if run is None:
+                raise RunError("no run to resume: the store has no runs yet")
+        else:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise RunError(f"no run with id {run_id!r}")
+        session.expunge(run)
+        return run
+
+
+def list_runs(engine: sa.Engine) -> list[Run]:
+    with Session(engine) as session:
+        runs = list(session.exec(select(Run).order_by(Run.created_at.desc())))
+        for run in runs:
+            session.expunge(run)
+        return runs
+
+
+def set_run_status(engine: sa.Engine, run_id: str, status: str, finished: bool = False) -> None:
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        run.status = status
+        if finished:
+            run.finished_at = utcnow()
+        session.add(run)
+        session.commit()
+
+
+def pending_jobs(engine: sa.Engine, run_id: str) -> list[Job]:
+    """Jobs of a run not yet done, in plan order."""
+    with Session(engine) as session:
+        jobs = list(session.exec(select(Job).where(Job.run_id == run_id, Job.status == "pending").order_by(Job.id)))
+        for job in jobs:
+            session.expunge(job)
+        return jobs
+
+
+def next_attempt_number(engine: sa.Engine, job_ids: list[int]) -> dict[int, int]:
+    """For resumed jobs: the attempt number to use next (attempts made before a crash are kept)."""
+    if not job_ids:
+        return {}
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Attempt.job_id, sa.func.max(Attempt.attempt)).where(Attempt.job_id.in_(job_ids)).group_by(Attempt.job_id)
+        ).all()
+    return {job_id: last + 1 for job_id, last in rows}
+
+
+def run_cost_usd(engine: sa.Engine, run_id: str) -> float:
+    with Session(engine) as session:
+        total = session.exec(select(sa.func.sum(Attempt.cost_usd)).where(Attempt.run_id == run_id)).one()
+    return float(total or 0.0)
+
+
+# --- results ---------------------------------------------------------------------------------
+
+def record_results(engine: sa.Engine, items: list[tuple[Attempt, StoredImage | None, bool]]) -> None:
+    """Write attempts (and images), and mark each finished job done, in one transaction.
+
+    Each item is (attempt, image or None, final): `final` marks the attempt's job done with the
+    attempt's outcome. A job already done is never overwritten, so a replayed result is harmless.
+    """
+    try:
+        with Session(engine) as session:
+            for attempt, image, final in items:
+                if image is not None and session.get(StoredImage, image.sha256) is None:
+                    session.add(image)
+                    session.flush()
+                if attempt.job_id is not None:
+                    exists = session.exec(select(Attempt.id).where(
+                        Attempt.job_id == attempt.job_id, Attempt.attempt == attempt.attempt)).first()
+                    if exists is not None:
+                        continue
+                session.add(attempt)
+                if final and attempt.job_id is not None:
+                    job = session.get(Job, attempt.job_id)
+                    if job is not None and job.status != "done":
+                        job.status = "done"
+                        job.outcome = "success" if attempt.ok else attempt.failure_class
+                        job.attempts = attempt.attempt
+                        job.cost_usd = attempt.cost_usd
+                        job.image_sha256 = attempt.image_sha256
+                        job.finished_at = utcnow()
+                        session.add(job)
+            session.commit()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"could not save results: {exc}") from None
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+ATTEMPT_COLUMNS = [c.name for c in Attempt.__table__.columns]
+
+
+def read_attempts(
+    engine: sa.Engine,
+    since: datetime | None = None,
+    model: str | None = None,
+    include_warmup: bool = False,
+    run_id: str | None = None,
+) -> pd.DataFrame:
+    """Attempts as a DataFrame (started_at as UTC timestamps), newest filters applied in SQL."""
+    query = select(Attempt)
+    if not include_warmup:
+        query = query.where(Attempt.warmup == sa.false())
+    if since is not None:
+        query = query.where(Attempt.started_at >= since)
+    if model is not None:
+        query = query.where(Attempt.model == model)
+    if run_id is not None:
+        query = query.where(Attempt.run_id == run_id)
+    with engine.connect() as conn:
+        frame = pd.read_sql(query, conn)
+    if frame.empty:
+        return pd.DataFrame(columns=ATTEMPT_COLUMNS)
+    frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
+    return frame
+
+
+def read_jobs(engine: sa.Engine, run_id: str | None = None) -> pd.DataFrame:
+    query = select(Job)
+    if run_id is not None:
+        query = query.where(Job.run_id == run_id)
+    with engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def run_summary(engine: sa.Engine, run_id: str) -> dict:
+    """Counts of a run's jobs by status and outcome."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Job.status, Job.outcome, sa.func.count()).where(Job.run_id == run_id).group_by(Job.status, Job.outcome)
+        ).all()
+    summary = {"pending": 0, "done": 0, "success": 0, "failed": 0, "outcomes": {}}
+    for status, outcome, count in rows:
+        summary[status] = summary.get(status, 0) + count
+        if outcome:
+            summary["outcomes"][outcome] = summary["outcomes"].get(outcome, 0) + count
+            summary["success" if outcome == "success" else "failed"] += count
+    return summary
+
+
+def settings_snapshot(settings) -> str:
+    """The providers and models of a run, as JSON, without any secret (only env var names)."""
+    data = {
+        "providers": {
+            name: {k: getattr(p, k) for k in ("protocol", "base_url", "api_key_env", "rate_limit_per_s",
+                                              "max_concurrency", "timeout_s", "max_retries", "warmup", "baseline")}
+            for name, p in settings.providers.items()
+        },
+        "models": {
+            name: {"tasks": list(m.tasks), "baseline": m.baseline, "routes": [
+                {"provider": r.provider, "model_id": r.model_id, "price_usd": r.price_usd,
+                 "price_usd_by_tier": r.price_usd_by_tier} for r in m.routes]}
+            for name, m in settings.models.items()
+        },
+    }
+    return json.dumps(data, sort_keys=True)
+
+
+class StoreWriter:
+    """The harness's sink: a thread that saves image files and writes attempts in small batches.
+
+    Blocking work (file and database writes) stays off the event loop that times requests; a
+    crash loses at most the results still in the queue, and their jobs stay pending for --resume.
+    """
+
+    def __init__(self, engine: sa.Engine, data_dir: Path, batch_window_s: float = 0.05) -> None:
+        self.engine = engine
+        self.data_dir = Path(data_dir)
+        self.batch_window_s = batch_window_s
+        self._queue: queue.Queue = queue.Queue()
+        self._errors: list[Exception] = []
+        self._thread = threading.Thread(target=self._loop, name="arena-store-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, attempt: Attempt, image: bytes | None, info, final: bool) -> None:
+        self._queue.put((attempt, image, info, final))
+
+    def _loop(self) -> None:
+        from arena.images import save_image
+
+        done = False
+        while not done:
+            item = self._queue.get()
+            batch = [item]
+            deadline = time.monotonic() + self.batch_window_s
+            while len(batch) < 500:
+                remaining = deadline - time.monotonic()
+                try:
+                    batch.append(self._queue.get(timeout=max(0.0, remaining)) if remaining > 0 else self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if None in batch:
+                done = True
+                batch = [b for b in batch if b is not None]
+            rows = []
+            try:
+                for attempt, image, info, final in batch:
+                    stored = None
+                    if image is not None and info is not None:
+                        path = save_image(self.data_dir / "images", image, info)
+                        stored = StoredImage(sha256=info.sha256, path=str(path.relative_to(self.data_dir)),
+                                             format=info.format, width=info.width, height=info.height,
+                                             size_bytes=info.size_bytes)
+                    rows.append((attempt, stored, final))
+                if rows:
+                    record_results(self.engine, rows)
+            except Exception as exc:  # kept and re-raised by close(): the run must not report success
+                self._errors.append(exc)
+
+    def close(self) -> None:
+        """Flush everything submitted so far; raise StoreError if any write failed."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._errors:
+            raise StoreError(f"{len(self._errors)} batch(es) of results could not be saved: {self._errors[0]}")

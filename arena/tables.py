@@ -1,0 +1,104 @@
+"""SQLModel tables: runs, jobs, attempts and images (votes and battles live beside them later)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kwargs) -> Field:
+    return Field(sa_type=sa.DateTime(timezone=True), **kwargs)
+
+
+class Run(SQLModel, table=True):
+    """One benchmark run: its plan is stored before any request is sent."""
+
+    __tablename__ = "runs"
+    id: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = _ts(default_factory=utcnow)
+    finished_at: datetime | None = _ts(default=None)
+    status: str = Field(default="planned", max_length=32)  # planned, running, completed, interrupted, budget_stopped
+    config_source: str = Field(default="", max_length=500)
+    settings_json: str = Field(default="{}", sa_type=sa.Text)  # providers and models, never keys
+    max_cost_usd: float | None = None
+    samples: int = 1
+    jobs_total: int = 0
+
+
+class Job(SQLModel, table=True):
+    """challenge x model@provider x sample within a run; done at most once."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (sa.UniqueConstraint("run_id", "challenge", "model", "provider", "sample", name="uq_job"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, foreign_key="runs.id", max_length=64)
+    challenge: str = Field(max_length=64)
+    task: str = Field(max_length=16)
+    category: str = Field(default="", max_length=64)
+    model: str = Field(index=True, max_length=200)
+    provider: str = Field(max_length=100)
+    model_id: str = Field(max_length=200)
+    sample: int = 0
+    status: str = Field(default="pending", max_length=16, index=True)  # pending, done
+    outcome: str | None = Field(default=None, max_length=32)  # success or a failure class
+    attempts: int = 0
+    expected_cost_usd: float | None = None
+    cost_usd: float | None = None
+    image_sha256: str | None = Field(default=None, max_length=64)
+    finished_at: datetime | None = _ts(default=None)
+
+
+class Attempt(SQLModel, table=True):
+    """One HTTP request made for a job (or a warm-up), with its timings and outcome."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (sa.UniqueConstraint("job_id", "attempt", name="uq_attempt"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, max_length=64)
+    job_id: int | None = Field(default=None, index=True)
+    attempt: int = 1
+    warmup: bool = False
+    challenge: str = Field(max_length=64)
+    task: str = Field(max_length=16)
+    category: str = Field(default="", max_length=64)
+    model: str = Field(index=True, max_length=200)
+    provider: str = Field(index=True, max_length=100)
+    started_at: datetime = _ts(default_factory=utcnow, index=True)
+    ok: bool = False
+    failure_class: str | None = Field(default=None, max_length=32)
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    generation_ms: float | None = None
+    ttfb_ms: float | None = None
+    download_ms: float | None = None
+    queue_ms: float | None = None
+    processing_ms: float | None = None
+    first_partial_ms: float | None = None
+    limiter_wait_ms: float | None = None
+    retry_after_s: float | None = None
+    cost_usd: float | None = None
+    image_sha256: str | None = Field(default=None, max_length=64)
+    width: int | None = None
+    height: int | None = None
+    format: str | None = Field(default=None, max_length=8)
+    served_by: str | None = Field(default=None, max_length=200)
+    request_id: str | None = Field(default=None, max_length=200)
+
+
+class StoredImage(SQLModel, table=True):
+    """An image file stored once under its sha256."""
+
+    __tablename__ = "images"
+    sha256: str = Field(primary_key=True, max_length=64)
+    path: str = Field(max_length=500)  # relative to the data dir
+    format: str = Field(max_length=8)
+    width: int
+    height: int
+    size_bytes: int
+    created_at: datetime = _ts(default_factory=utcnow)
