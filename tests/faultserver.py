@@ -90,6 +90,7 @@ class FaultServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1)) if b"ength" in head else 0
                 body = await reader.readexactly(length)
+                self.last_headers = head.decode("latin-1")
                 keep = await self._respond(body, writer)
                 if not keep:
                     break
@@ -122,6 +123,10 @@ class FaultServer:
                 self._seen_keys.add(key)
                 writer.write(_json_reply(429, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
                                          "retry-after: 0.2\r\n"))
+        elif model == "echo-auth":  # a careless provider that quotes the key back in its error
+            auth = re.search(r"(?i)authorization: ([^\r]*)", self.last_headers)
+            writer.write(_json_reply(401, {"error": {"message": f"invalid key: {auth.group(1) if auth else ''}",
+                                                     "code": "invalid_api_key"}}))
         elif model == "always-429":
             writer.write(_json_reply(429, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
                                      "retry-after: 0.05\r\n"))

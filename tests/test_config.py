@@ -1,0 +1,121 @@
+"""Config loading: defaults, environment overrides, and a clear error for every malformed setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from arena.config import demo_settings, load_settings, parse_settings
+from arena.errors import ConfigError
+
+GOOD = """
+data_dir = "d"
+[providers.openai]
+protocol = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+rate_limit_per_s = 2
+max_concurrency = 3
+[providers.gw]
+protocol = "openai"
+base_url = "https://api.lumenfall.ai/openai/v1"
+api_key_env = "LUMENFALL_API_KEY"
+[models."gpt-image-1"]
+tasks = ["text-to-image", "edit"]
+[models."gpt-image-1".providers.openai]
+model_id = "gpt-image-1"
+price_usd_by_tier = { "1K" = 0.042, "2K" = 0.167 }
+[models."gpt-image-1".providers.gw]
+model_id = "openai/gpt-image-1"
+price_usd = 0.04
+"""
+
+
+def _load(tmp_path, text):
+    path = tmp_path / "arena.toml"
+    path.write_text(text)
+    return load_settings(path)
+
+
+def test_one_model_on_two_providers_is_one_model_with_two_routes(tmp_path):
+    settings = _load(tmp_path, GOOD)
+    model = settings.models["gpt-image-1"]
+    assert [r.target for r in model.routes] == ["gpt-image-1@openai", "gpt-image-1@gw"]
+    openai, gw = model.routes
+    assert openai.price_for("2k") == 0.167 and openai.price_for(None) == 0.042
+    assert gw.price_for("4K") == 0.04 and openai.starting_price_usd == 0.042
+    assert settings.providers["openai"].max_concurrency == 3
+    assert settings.providers["openai"].rate_limit_per_s == 2.0
+    assert settings.data_dir == (tmp_path / "d").resolve()
+    assert settings.database_url == f"sqlite:///{(tmp_path / 'd' / 'arena.db').resolve()}"
+
+
+def test_environment_overrides_data_dir_and_database(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARENA_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("ARENA_DATABASE_URL", "postgresql://u@127.0.0.1/db")
+    settings = _load(tmp_path, GOOD)
+    assert settings.data_dir == tmp_path / "elsewhere"
+    assert settings.database_url == "postgresql://u@127.0.0.1/db"
+
+
+def test_config_path_from_arena_config_env(tmp_path, monkeypatch):
+    path = tmp_path / "custom.toml"
+    path.write_text(GOOD)
+    monkeypatch.setenv("ARENA_CONFIG", str(path))
+    assert load_settings().source == str(path)
+
+
+def test_no_config_means_the_builtin_demo_with_only_local():
+    settings = load_settings()
+    assert settings.source == "<built-in demo config>"
+    assert set(settings.providers) == {"local"} and settings.providers["local"].baseline
+    assert all(m.baseline for m in settings.models.values())
+    assert "identity" in settings.models and settings.models["identity"].tasks == ("edit",)
+    assert demo_settings().challenges_dir.name == "challenges"
+
+
+def test_api_key_is_read_from_the_environment_only(monkeypatch, tmp_path):
+    settings = _load(tmp_path, GOOD)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
+        settings.providers["openai"].api_key()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-123")
+    assert settings.providers["openai"].api_key() == "sk-test-123"
+    assert "sk-test-123" not in repr(settings)
+
+
+@pytest.mark.parametrize("mutate, field, problem", [
+    (lambda t: t.replace('protocol = "openai"', 'protocol = "carrier-pigeon"', 1), "providers.openai.protocol", "unknown protocol"),
+    (lambda t: t.replace('base_url = "https://api.openai.com/v1"\n', "", 1), "providers.openai.base_url", "missing"),
+    (lambda t: t.replace("https://api.openai.com/v1", "ftp://x", 1), "providers.openai.base_url", "must start with http"),
+    (lambda t: t.replace('api_key_env = "OPENAI_API_KEY"', 'api_key_env = "sk-abc123secret"', 1), "providers.openai.api_key_env", "NAME of an environment variable"),
+    (lambda t: t.replace("rate_limit_per_s = 2", "rate_limit_per_s = -1", 1), "providers.openai.rate_limit_per_s", "must be positive"),
+    (lambda t: t.replace("max_concurrency = 3", 'max_concurrency = "many"', 1), "providers.openai.max_concurrency", "must be a int"),
+    (lambda t: t.replace("max_concurrency = 3", "max_concurency = 3", 1), "providers.openai.max_concurency", "unknown setting"),
+    (lambda t: t.replace('[models."gpt-image-1".providers.gw]', '[models."gpt-image-1".providers.nowhere]', 1), "models.gpt-image-1.providers.nowhere", "not defined"),
+    (lambda t: t.replace('tasks = ["text-to-image", "edit"]', 'tasks = ["video"]', 1), "models.gpt-image-1.tasks", "must be a list"),
+    (lambda t: t.replace("price_usd = 0.04", "price_usd = -0.04", 1), "models.gpt-image-1.providers.gw.price_usd", "0 or more"),
+    (lambda t: t.replace('{ "1K" = 0.042, "2K" = 0.167 }', '{ "1K" = "cheap" }', 1), "models.gpt-image-1.providers.openai.price_usd_by_tier", "must map tier"),
+    (lambda t: 'samples = 0\n' + t, "samples", "must be 1 or more"),
+    (lambda t: 'database_url = "mysql://x"\n' + t, "database_url", "sqlite:/// or postgresql://"),
+    (lambda t: "colour = 1\n" + t, "colour", "unknown setting"),
+])
+def test_malformed_config_names_file_field_and_problem(tmp_path, mutate, field, problem):
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, mutate(GOOD))
+    message = str(info.value)
+    assert str(tmp_path / "arena.toml") in message and field in message and problem in message
+    assert "sk-abc123secret" not in message
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"arena.toml: not valid TOML"):
+        _load(tmp_path, "[providers\n")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_no_providers_or_models(tmp_path):
+    with pytest.raises(ConfigError, match="providers: needs at least one"):
+        parse_settings({}, "x.toml", tmp_path)
+    with pytest.raises(ConfigError, match="models: needs at least one"):
+        parse_settings({"providers": {"local": {"protocol": "local"}}}, "x.toml", tmp_path)

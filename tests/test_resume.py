@@ -1,0 +1,67 @@
+"""A run killed with SIGKILL mid-flight, then resumed: every job done exactly once, none lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import sqlalchemy as sa
+from conftest import write_config
+
+from arena import store
+
+
+def _done_jobs(db_url: str) -> int:
+    engine = store.open_engine(db_url)
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status = 'done'")).scalar()
+
+
+def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_server, db_url):
+    challenges = tmp_path / "challenges"
+    challenges.mkdir()
+    for i in range(12):
+        (challenges / f"c{i:02d}.toml").write_text(
+            f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n')
+    fault_server.delay_s = 0.25
+    cfg = write_config(tmp_path / "arena.toml", base_url=fault_server.base_url,
+                       models={"slow-ok": ["text-to-image"], "ok": ["text-to-image"]},
+                       challenges_dir=challenges, db_url=db_url, data_dir=tmp_path / "data", max_concurrency=2)
+    env = {**os.environ, "ARENA_CONFIG": str(cfg)}
+    cmd = [sys.executable, "-m", "arena.cli", "run", "--samples", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            done = _done_jobs(db_url)
+        except sa.exc.OperationalError:
+            continue  # tables not created yet
+        if done >= 8:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    total = 12 * 2 * 2
+    assert 8 <= done < total, f"kill landed outside the run ({done} of {total} done)"
+    after_kill = _done_jobs(db_url)
+    assert after_kill < total
+
+    result = subprocess.run([sys.executable, "-m", "arena.cli", "run", "--resume", "last"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "completed" in result.stdout
+    engine = store.open_engine(db_url)
+    jobs = store.read_jobs(engine)
+    attempts = store.read_attempts(engine)
+    assert len(jobs) == total and set(jobs["status"]) == {"done"} and set(jobs["outcome"]) == {"success"}
+    assert jobs["run_id"].nunique() == 1
+    # Exactly once: one successful attempt per job, none for a job twice.
+    per_job = attempts[attempts["ok"]].groupby("job_id").size()
+    assert len(per_job) == total and per_job.max() == 1
+    assert attempts.duplicated(["job_id", "attempt"]).sum() == 0
+    runs = store.list_runs(engine)
+    assert len(runs) == 1 and runs[0].status == "completed"
