@@ -11,6 +11,8 @@ from arena.errors import ConfigError
 BUILTIN = {
     "openai": "arena.providers.openai:OpenAIAdapter",
     "local": "arena.providers.openai:OpenAIAdapter",  # the local server speaks the OpenAI protocol
+    "xai": "arena.providers.xai:XAIAdapter",
+    "fal": "arena.providers.fal:FalAdapter",
 }
 
 

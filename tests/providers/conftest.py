@@ -1,0 +1,33 @@
+"""One loopback server per provider protocol for the session; each test gets it reset to success."""
+
+from __future__ import annotations
+
+import pytest
+from fake_fal import FakeFal
+from fake_xai import FakeXAI
+from loopback import Loopback
+
+
+def _serve(fake_class):
+    @pytest.fixture(scope="session")
+    def server():
+        with Loopback(fake_class()) as fake:
+            yield fake
+
+    return server
+
+
+_xai_server = _serve(FakeXAI)
+_fal_server = _serve(FakeFal)
+
+
+@pytest.fixture
+def xai(_xai_server):
+    _xai_server.reset()
+    return _xai_server
+
+
+@pytest.fixture
+def fal(_fal_server):
+    _fal_server.reset()
+    return _fal_server
