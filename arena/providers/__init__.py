@@ -13,6 +13,7 @@ BUILTIN = {
     "local": "arena.providers.openai:OpenAIAdapter",  # the local server speaks the OpenAI protocol
     "xai": "arena.providers.xai:XAIAdapter",
     "fal": "arena.providers.fal:FalAdapter",
+    "bfl": "arena.providers.bfl:BFLAdapter",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fake_bfl import FakeBFL
 from fake_fal import FakeFal
 from fake_xai import FakeXAI
 from loopback import Loopback
@@ -19,6 +20,7 @@ def _serve(fake_class):
 
 _xai_server = _serve(FakeXAI)
 _fal_server = _serve(FakeFal)
+_bfl_server = _serve(FakeBFL)
 
 
 @pytest.fixture
@@ -31,3 +33,9 @@ def xai(_xai_server):
 def fal(_fal_server):
     _fal_server.reset()
     return _fal_server
+
+
+@pytest.fixture
+def bfl(_bfl_server):
+    _bfl_server.reset()
+    return _bfl_server
