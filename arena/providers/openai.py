@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import AsyncIterator
+
 import httpx
 
 from arena.errors import ProviderError
 from arena.providers.base import (
+    REFUSAL_CODES,
     Adapter,
     ImageRequest,
     ProviderReply,
     Stopwatch,
+    classify_exception,
     decode_b64,
     error_from_status,
     parse_json,
 )
 
 GATEWAY_PROVIDER_HEADERS = ("x-lumenfall-provider", "x-provider", "x-served-by", "openrouter-provider")
+STREAM_RATE_LIMIT_CODES = {"rate_limit_exceeded", "rate_limited"}
 
 
 class OpenAIAdapter(Adapter):
-    """POST /images/generations (JSON) and /images/edits (multipart with repeated image[])."""
+    """POST /images/generations (JSON) and /images/edits (multipart with repeated image[]).
+
+    With `stream` in the request's params the reply is server-sent events: partial images
+    (`image_generation.partial_image` / `image_edit.partial_image`), then one `.completed` event
+    per image; the time to the first partial image is recorded as first_partial_ms.
+    """
 
     protocol = "openai"
 
@@ -36,7 +48,7 @@ class OpenAIAdapter(Adapter):
         base = self.provider.base_url
         if request.task == "edit":
             files = [("image[]", (img.name, img.data, img.mime)) for img in request.images]
-            data = {k: str(v) for k, v in fields.items()}
+            data = {k: _form_value(v) for k, v in fields.items() if v is not None}
             return self.client.build_request(
                 "POST", f"{base}/images/edits", data=data, files=files, headers=self._headers()
             )
@@ -49,14 +61,17 @@ class OpenAIAdapter(Adapter):
             response = await self.client.send(http_request, stream=True)
             try:
                 watch.mark("ttfb")
+                if response.status_code < 400 and _is_event_stream(response):
+                    return await self.read_stream(response, watch)
                 body = await response.aread()
                 watch.mark("body_done")
             finally:
                 await response.aclose()
-        except httpx.TimeoutException:
-            raise ProviderError("timeout", "no complete reply within the timeout") from None
-        except httpx.TransportError as exc:
-            raise ProviderError("network", f"{type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            # classify_exception reads the cause: the aiohttp transport reports a dropped
+            # connection as httpx.ConnectTimeout, which is a network failure, not a timeout.
+            error = classify_exception(exc)
+            raise ProviderError(error.failure_class, self.redact(str(error).split(": ", 1)[-1])) from None
         if response.status_code >= 400:
             raise error_from_status(response.status_code, response.headers, body.decode("utf-8", "replace"), self.redact)
         return await self.read_reply(body, response.headers, watch)
@@ -88,16 +103,113 @@ class OpenAIAdapter(Adapter):
             # The image arrived inline: bytes were in hand when the body ended.
             watch.marks_ns["done"] = watch.marks_ns["body_done"]
             watch.marks_ns["download_start"] = watch.marks_ns["ttfb"]
+        return self._reply(images, data, headers)
+
+    async def read_stream(self, response: httpx.Response, watch: Stopwatch) -> ProviderReply:
+        """Read SSE events to the end: partial images are timed, completed images kept."""
+        images: list[bytes] = []
+        last: dict = {}
+        async for name, data, started_ns in sse_events(response.aiter_bytes()):
+            if data.strip() == "[DONE]":
+                break
+            event = parse_json(data.encode(), f"stream event {name or '(unnamed)'}")
+            kind = str(event.get("type") or name or "")
+            if name == "error" or kind == "error" or isinstance(event.get("error"), dict):
+                raise stream_error(event, self.redact)
+            if kind.endswith(".partial_image"):
+                watch.mark_once("first_partial")
+            elif kind.endswith(".completed"):
+                # The final image's transfer is this event's; its bytes are in hand now, before decoding.
+                watch.marks_ns["download_start"] = started_ns
+                watch.mark("done")
+                images.append(decode_b64(event.get("b64_json"), f"{kind}.b64_json"))
+                last = event
+        if not images:
+            raise ProviderError("bad_response", "the event stream ended before any completed image")
+        reply = self._reply(images, last, response.headers)
+        reply.first_partial_ms = watch.ms("first_partial")
+        reply.extra["streamed"] = True
+        return reply
+
+    def _reply(self, images: list[bytes], data: dict, headers: httpx.Headers) -> ProviderReply:
+        metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
         cost = None
-        metadata = data.get("metadata")
-        if isinstance(metadata, dict) and isinstance(metadata.get("cost"), int | float):
-            cost = float(metadata["cost"])
+        currency = str(metadata.get("cost_currency") or "USD").upper()
+        if isinstance(metadata.get("cost"), int | float) and not isinstance(metadata.get("cost"), bool):
+            cost = float(metadata["cost"]) if currency == "USD" else None
         served_by = next((headers[h] for h in GATEWAY_PROVIDER_HEADERS if h in headers), None)
+        served_by = served_by or metadata.get("executed_model") or metadata.get("provider")
+        extra = {key: data[key] for key in ("output_format", "size", "quality", "usage") if key in data}
         return ProviderReply(
-            images=images, cost_usd=cost, served_by=served_by,
-            request_id=headers.get("x-request-id"),
+            images=images,
+            cost_usd=cost,
+            served_by=str(served_by) if served_by else None,
+            request_id=headers.get("x-request-id") or headers.get("x-lumenfall-request-id"),
             processing_ms=_float_or_none(headers.get("openai-processing-ms")),
+            extra=extra,
         )
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").split(";")[0].strip() == "text/event-stream"
+
+
+def _form_value(value: object) -> str:
+    """A multipart field as the API reads it: JSON spellings for booleans, numbers and objects."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str, int]]:
+    """(event name, data, perf_counter_ns when the event's first byte arrived) per server-sent event."""
+    buffer = b""
+    started_ns = 0
+    name, data_lines = "", []
+    async for chunk in chunks:
+        if not buffer and not data_lines and not name:
+            started_ns = time.perf_counter_ns()
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            line = raw.rstrip(b"\r").decode("utf-8", "replace")
+            if line == "":
+                if data_lines or name:
+                    yield name, "\n".join(data_lines), started_ns
+                name, data_lines = "", []
+                started_ns = time.perf_counter_ns()
+            else:
+                name = _read_field(line, name, data_lines)
+    if buffer.strip():  # a last line without its newline
+        name = _read_field(buffer.rstrip(b"\r").decode("utf-8", "replace"), name, data_lines)
+    if data_lines:  # a last event without its blank line
+        yield name, "\n".join(data_lines), started_ns
+
+
+def _read_field(line: str, name: str, data_lines: list[str]) -> str:
+    """Apply one SSE line; returns the event name so far."""
+    if line.startswith(":"):
+        return name  # a comment (keep-alive)
+    field, _, value = line.partition(":")
+    value = value[1:] if value.startswith(" ") else value
+    if field == "event":
+        return value
+    if field == "data":
+        data_lines.append(value)
+    return name
+
+
+def stream_error(event: dict, redact=lambda s: s) -> ProviderError:
+    """Classify an error event: `event: error` carries an Error object, possibly wrapped in `error`."""
+    error = event.get("error") if isinstance(event.get("error"), dict) else event
+    code = str(error.get("code") or error.get("type") or "").lower()
+    message = redact(str(error.get("message") or "no message"))[:300]
+    if code in REFUSAL_CODES:
+        return ProviderError("refused", f"stream error {code}: {message}")
+    if code in STREAM_RATE_LIMIT_CODES:
+        return ProviderError("rate_limited", f"stream error {code}: {message}")
+    # The spec says an error event means an internal server error or a timeout upstream.
+    return ProviderError("server_error", f"stream error {code or 'error'}: {message}")
 
 
 def _float_or_none(value: str | None) -> float | None:
