@@ -14,6 +14,7 @@ BUILTIN = {
     "xai": "arena.providers.xai:XAIAdapter",
     "fal": "arena.providers.fal:FalAdapter",
     "bfl": "arena.providers.bfl:BFLAdapter",
+    "replicate": "arena.providers.replicate:ReplicateAdapter",
 }
 
 

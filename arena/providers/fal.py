@@ -46,10 +46,12 @@ class FalAdapter(Adapter):
             body["resolution"] = request.resolution
         if request.task == "edit" and request.images:
             uris = [image.data_uri() for image in request.images]
-            if image_field is None:
-                takes_list = len(uris) > 1 or any(m in request.model_id for m in IMAGE_LIST_MARKERS)
-                image_field = "image_urls" if takes_list else "image_url"
-            body[image_field] = uris if image_field.endswith("s") else uris[0]
+            if image_field:  # "name[]" asks for a list even for one image
+                field, as_list = image_field.removesuffix("[]"), image_field.endswith("[]") or len(uris) > 1
+            else:
+                as_list = len(uris) > 1 or any(m in request.model_id for m in IMAGE_LIST_MARKERS)
+                field = "image_urls" if as_list else "image_url"
+            body[field] = uris if as_list else uris[0]
         body.update(params)
         return body
 

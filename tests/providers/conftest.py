@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fake_bfl import FakeBFL
 from fake_fal import FakeFal
+from fake_replicate import FakeReplicate
 from fake_xai import FakeXAI
 from loopback import Loopback
 
@@ -21,6 +22,7 @@ def _serve(fake_class):
 _xai_server = _serve(FakeXAI)
 _fal_server = _serve(FakeFal)
 _bfl_server = _serve(FakeBFL)
+_replicate_server = _serve(FakeReplicate)
 
 
 @pytest.fixture
@@ -39,3 +41,9 @@ def fal(_fal_server):
 def bfl(_bfl_server):
     _bfl_server.reset()
     return _bfl_server
+
+
+@pytest.fixture
+def replicate(_replicate_server):
+    _replicate_server.reset()
+    return _replicate_server

@@ -73,7 +73,7 @@ def test_input_images_are_data_uris_in_the_endpoints_field(fal, model_id, images
 
 
 def test_the_image_field_can_be_named_per_route_and_is_not_sent(fal):
-    request = edit_request("fal-ai/some-editor", params={"arena_image_field": "reference_image_urls"})
+    request = edit_request("fal-ai/some-editor", params={"arena_image_field": "reference_image_urls[]"})
     run(fal, request)
     body = fal.calls_to("POST")[0].json
     assert body["reference_image_urls"] == [SOURCE_A.data_uri()]
