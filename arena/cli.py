@@ -187,6 +187,30 @@ def cmd_stats(args) -> int:
     return 0
 
 
+# --- providers / probe -------------------------------------------------------------------------
+
+def cmd_providers(args) -> int:
+    from arena.catalog import format_catalog, provider_catalog
+
+    catalog = provider_catalog(_settings(args))
+    if args.json:
+        _print_json(catalog)
+    else:
+        print(format_catalog(catalog), end="")
+    return 0
+
+
+def cmd_probe(args) -> int:
+    from arena.probe import format_probe, probe
+
+    result = probe(_settings(args), args.target, args.challenge, save_to=args.out)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(format_probe(result), end="")
+    return 0 if result.ok else 1
+
+
 # --- local provider ----------------------------------------------------------------------------
 
 def cmd_local_provider(args) -> int:
@@ -233,6 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", parents=[common], help="check the config and every challenge file")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("providers", parents=[common], help="providers, models, capabilities, prices, parameter handling")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_providers)
+
+    p = sub.add_parser("probe", parents=[common], help="send one request to MODEL@PROVIDER and show its timing breakdown")
+    p.add_argument("target", metavar="MODEL@PROVIDER")
+    p.add_argument("--challenge", required=True, metavar="SLUG", help="the challenge whose request is sent")
+    p.add_argument("--out", type=Path, metavar="PATH", help="save the returned image here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("local-provider", help="serve the local baseline provider alone")
     p.add_argument("--host", default="127.0.0.1")

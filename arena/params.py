@@ -48,6 +48,11 @@ PROTOCOL_FORMS = {
     "gemini": "ratio",
 }
 
+PROTOCOLS_SHAPE_NOTE = {
+    "size": "sends size WxH as asked; ratios and tiers become WxH (sides / 16)",
+    "ratio": "sends aspect_ratio and resolution as asked; a WxH size becomes ratio + tier",
+}
+
 CAPABILITY_KEYS = {
     "aspect_ratios": 'shapes the model takes by name, e.g. ["1:1", "16:9", "auto"]',
     "resolutions": 'scale tiers the model takes by name, e.g. ["1K", "2K"]',
@@ -509,7 +514,9 @@ PARAMETER_HANDLING: dict[str, dict[str, Handling]] = {
     "local": {
         **_SHAPE_TO_SIZE,
         "n": _h("passthrough", "n"),
+        "output_format": _h("passthrough", "output_format", "the baselines always answer PNG"),
         "response_format": _h("passthrough", "response_format"),
+        "stream": _h("passthrough", "stream", "the baselines answer in one reply"),
         "images": _h("renamed", "image[]", "multipart files"),
     },
     "xai": {
