@@ -15,6 +15,7 @@ BUILTIN = {
     "fal": "arena.providers.fal:FalAdapter",
     "bfl": "arena.providers.bfl:BFLAdapter",
     "replicate": "arena.providers.replicate:ReplicateAdapter",
+    "gemini": "arena.providers.gemini:GeminiAdapter",
 }
 
 

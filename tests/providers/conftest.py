@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fake_bfl import FakeBFL
 from fake_fal import FakeFal
+from fake_gemini import FakeGemini
 from fake_replicate import FakeReplicate
 from fake_xai import FakeXAI
 from loopback import Loopback
@@ -23,6 +24,7 @@ _xai_server = _serve(FakeXAI)
 _fal_server = _serve(FakeFal)
 _bfl_server = _serve(FakeBFL)
 _replicate_server = _serve(FakeReplicate)
+_gemini_server = _serve(FakeGemini)
 
 
 @pytest.fixture
@@ -47,3 +49,9 @@ def bfl(_bfl_server):
 def replicate(_replicate_server):
     _replicate_server.reset()
     return _replicate_server
+
+
+@pytest.fixture
+def gemini(_gemini_server):
+    _gemini_server.reset()
+    return _gemini_server

@@ -33,7 +33,7 @@ from arena.providers.local import free_port
 
 KEY = "sk-test-0123456789abcdef"  # what the fakes expect; tests assert it never leaks into errors
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "providers"
-HANG_S = 3.0  # a "hanging" reply outlasts every test timeout, then lets the server shut down
+HANG_S = 1.0  # a "hanging" reply outlasts every test timeout (<= 0.4 s), then lets the server shut down
 
 
 def make_png(width: int = 64, height: int = 48, colour: tuple = (200, 60, 30)) -> bytes:

@@ -1,0 +1,135 @@
+"""The Gemini generateContent protocol: inline_data images in and out, imageConfig, refusals inside HTTP 200."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+
+from arena.errors import ProviderError
+from arena.providers import shapes
+from arena.providers.base import (
+    Adapter,
+    ImageRequest,
+    ProviderReply,
+    Stopwatch,
+    decode_b64,
+    error_from_status,
+    parse_duration_s,
+    parse_json,
+)
+from arena.providers.exchange import exchange, stamp
+
+# finishReason values that mean a safety/policy block; NO_IMAGE, IMAGE_OTHER, STOP or MAX_TOKENS
+# without an image mean the model produced none without being blocked (empty_output).
+BLOCKED_FINISH_REASONS = {
+    "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT",
+    "RECITATION", "IMAGE_RECITATION", "BLOCKLIST", "SPII",
+}
+REQUEST_FIELDS = {"contents", "safetySettings", "systemInstruction", "tools", "toolConfig", "cachedContent"}
+
+
+class GeminiAdapter(Adapter):
+    """POST {base}/models/{model}:generateContent with x-goog-api-key; images come back as inlineData parts."""
+
+    protocol = "gemini"
+
+    def _headers(self) -> dict[str, str]:
+        return {"x-goog-api-key": self._api_key} if self._api_key else {}
+
+    def build_body(self, request: ImageRequest) -> dict:
+        parts: list[dict] = [
+            {"inline_data": {"mime_type": image.mime, "data": base64.b64encode(image.data).decode("ascii")}}
+            for image in request.images
+        ]
+        parts.append({"text": request.prompt})  # images first, then the instruction that refers to them
+        generation: dict[str, object] = {"responseModalities": ["IMAGE"]}
+        image_config: dict[str, str] = {}
+        if shapes.aspect_ratio(request):
+            image_config["aspectRatio"] = shapes.aspect_ratio(request)
+        if request.resolution or shapes.pixel_size(request):
+            image_config["imageSize"] = shapes.tier(request)  # "1K" / "2K" / "4K", upper-case K
+        if image_config:
+            generation["imageConfig"] = image_config
+        body: dict[str, object] = {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation}
+        # Parameters pass through: request-level fields at the top, the rest into generationConfig.
+        for key, value in request.params.items():
+            if key in REQUEST_FIELDS:
+                body[key] = value
+            elif key == "generationConfig" and isinstance(value, dict):
+                generation.update(value)
+            else:
+                generation[key] = value
+        return body
+
+    async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
+        url = f"{self.provider.base_url}/models/{request.model_id}:generateContent"
+        http_request = self.client.build_request("POST", url, json=self.build_body(request), headers=self._headers())
+        watch.start()
+        response, body, headers_ns = await exchange(self, http_request, "Gemini generateContent")
+        stamp(watch, "ttfb", headers_ns)
+        watch.mark("body_done")
+        if response.status_code >= 400:
+            raise self.error_from_reply(response, body)
+        reply = self.read_reply(parse_json(body, "Gemini reply"))
+        stamp(watch, "download_start", headers_ns)  # inline base64: the body transfer is the download
+        stamp(watch, "done", watch.marks_ns["body_done"])
+        return reply
+
+    def read_reply(self, data: dict) -> ProviderReply:
+        candidates = data.get("candidates") or []
+        feedback = data.get("promptFeedback") if isinstance(data.get("promptFeedback"), dict) else {}
+        if not candidates:
+            if feedback.get("blockReason"):
+                raise ProviderError("refused", f"prompt blocked: {feedback['blockReason']}")
+            raise ProviderError("empty_output", "reply has no candidates")
+        if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
+            raise ProviderError("bad_response", "'candidates' is not a list of objects")
+        candidate = candidates[0]
+        content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
+        parts = content.get("parts") if isinstance(content.get("parts"), list) else []
+        images, texts = [], []
+        for i, part in enumerate(parts):
+            if not isinstance(part, dict) or part.get("thought"):
+                continue  # thinking models may show draft images; only the answer counts
+            inline = part.get("inlineData") or part.get("inline_data")
+            if isinstance(inline, dict) and str(inline.get("mimeType") or inline.get("mime_type", "")).startswith("image/"):
+                images.append(decode_b64(inline.get("data"), f"parts[{i}].inlineData.data"))
+            elif isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        finish = candidate.get("finishReason")
+        if not images:
+            said = self.redact(" ".join(texts).strip())[:200]
+            detail = f"finishReason {finish}" + (f"; the model said: {said}" if said else "")
+            if finish in BLOCKED_FINISH_REASONS or feedback.get("blockReason"):
+                raise ProviderError("refused", f"no image: {detail}")
+            raise ProviderError("empty_output", f"no image part: {detail}")
+        extra = {"finish_reason": finish, "model_version": data.get("modelVersion")}
+        if isinstance(data.get("usageMetadata"), dict):
+            extra["usage"] = data["usageMetadata"]
+        return ProviderReply(images=images, request_id=data.get("responseId"), extra=extra)
+
+    def error_from_reply(self, response: httpx.Response, body: bytes) -> ProviderError:
+        """Google RPC errors: {"error": {"code", "message", "status", "details": [RetryInfo...]}}."""
+        text = body.decode("utf-8", "replace")
+        error = error_from_status(response.status_code, response.headers, text, self.redact)
+        try:
+            rpc = json.loads(text).get("error")
+        except (ValueError, AttributeError):
+            return error
+        if not isinstance(rpc, dict):
+            return error
+        message = self.redact(f"HTTP {response.status_code} {rpc.get('status') or ''}: {str(rpc.get('message', ''))[:300]}")
+        retry_after_s = error.retry_after_s
+        if retry_after_s is None and error.failure_class == "rate_limited":
+            retry_after_s = _retry_delay_s(rpc.get("details"))
+        return ProviderError(error.failure_class, message, status_code=response.status_code, retry_after_s=retry_after_s)
+
+
+def _retry_delay_s(details: object) -> float | None:
+    """The google.rpc.RetryInfo retryDelay ("30s") among the error details, in seconds."""
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            return parse_duration_s(str(detail.get("retryDelay", "")))
+    return None
