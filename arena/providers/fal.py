@@ -49,7 +49,7 @@ class FalAdapter(Adapter):
             if image_field:  # "name[]" asks for a list even for one image
                 field, as_list = image_field.removesuffix("[]"), image_field.endswith("[]") or len(uris) > 1
             else:
-                as_list = len(uris) > 1 or any(m in request.model_id for m in IMAGE_LIST_MARKERS)
+                as_list = len(uris) > 1 or any(m in endpoint_for(request) for m in IMAGE_LIST_MARKERS)
                 field = "image_urls" if as_list else "image_url"
             body[field] = uris if as_list else uris[0]
         body.update(params)
@@ -58,7 +58,7 @@ class FalAdapter(Adapter):
     async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
         headers = self._headers()
         submit = self.client.build_request(
-            "POST", f"{self.provider.base_url}/{request.model_id}", json=self.build_body(request), headers=headers
+            "POST", f"{self.provider.base_url}/{endpoint_for(request)}", json=self.build_body(request), headers=headers
         )
         watch.start()
         response, body, ack_ns = await exchange(self, submit, "fal submit")
@@ -161,3 +161,10 @@ class FalAdapter(Adapter):
                                                         f"{str(first.get('msg', ''))[:200]}"),
                                  status_code=response.status_code)
         return error
+
+
+def endpoint_for(request: ImageRequest) -> str:
+    """The endpoint id for the task: fal serves a model's edits at another endpoint, so a route's
+    model_id may name both as "TEXT_TO_IMAGE_ID | EDIT_ID" (e.g. "fal-ai/nano-banana | fal-ai/nano-banana/edit")."""
+    text_to_image, _, edit = (part.strip() for part in request.model_id.partition("|"))
+    return edit if request.task == "edit" and edit else text_to_image

@@ -141,3 +141,14 @@ def test_sync_mode_data_uris_are_decoded_without_a_download(fal):
     assert not fal.calls_to("GET", "/files/")
     marks = outcome.watch.marks_ns
     assert marks["done"] == marks["body_done"] >= marks["ttfb"] >= marks["completed"]
+
+
+@pytest.mark.parametrize(("task", "path"), [("text-to-image", "/fal-ai/nano-banana"), ("edit", "/fal-ai/nano-banana/edit")])
+def test_a_route_naming_two_endpoints_sends_each_task_to_its_own(fal, task, path):
+    model_id = "fal-ai/nano-banana | fal-ai/nano-banana/edit"
+    request = edit_request(model_id) if task == "edit" else text_request(model_id)
+    outcome = run(fal, request)
+    assert outcome.error is None, outcome.error
+    (submit,) = fal.calls_to("POST")
+    assert submit.path == path
+    assert ("image_urls" in submit.json) == (task == "edit")
