@@ -113,10 +113,10 @@ def tally_votes(votes: pd.DataFrame) -> Tally:
     else:
         keep = np.ones(len(votes), dtype=bool)
     n = int(keep.sum())
-    left, right = votes["model_left"].to_numpy()[keep], votes["model_right"].to_numpy()[keep]
-    codes, models = pd.factorize(np.concatenate([left, right]), sort=True)
+    left_code, right_code, models = _model_codes(
+        votes["model_left"].to_numpy()[keep], votes["model_right"].to_numpy()[keep]
+    )
     m = len(models)
-    left_code, right_code = codes[:n], codes[n:]
     outcome = np.array([OUTCOMES.index(name) for name in outcome_names], dtype=np.int64)[
         outcome_codes
     ]
@@ -124,15 +124,32 @@ def tally_votes(votes: pd.DataFrame) -> Tally:
     # Re-express each outcome from the lower-indexed model's side: "left won" is "i won" unless swapped.
     column = np.where((outcome <= 1) & swapped, 1 - outcome, outcome)
     pair = np.minimum(left_code, right_code) * m + np.maximum(left_code, right_code)
-    grid = np.bincount(pair * 4 + column, minlength=m * m * 4).reshape(m * m, 4)
-    present = np.flatnonzero(grid.sum(axis=1))
-    return Tally(
-        np.asarray(models, dtype=object),
-        present // m,
-        present % m,
-        grid[present].astype(float),
-        int(len(keep) - n),
-    )
+    key = pair * 4 + column
+    if m * m * 4 <= 1 << 22:  # a dense count grid is fastest while it stays small
+        grid = np.bincount(key, minlength=m * m * 4).reshape(m * m, 4)
+        present = np.flatnonzero(grid.sum(axis=1))
+        outcomes = grid[present]
+    else:  # thousands of models: count only the pairs that met
+        keys, counts = np.unique(key, return_counts=True)
+        present, slot = np.unique(keys // 4, return_inverse=True)
+        outcomes = np.zeros((len(present), 4), dtype=np.int64)
+        outcomes[slot, keys % 4] = counts
+    return Tally(models, present // m, present % m, outcomes.astype(float), int(len(keep) - n))
+
+
+def _model_codes(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices into the sorted model names for both columns.
+
+    Factorizing each column on its own and merging the few names is faster than factorizing
+    both columns joined and sorted.
+    """
+    left_codes, left_names = pd.factorize(left)
+    right_codes, right_names = pd.factorize(right)
+    models = np.array(sorted(set(left_names) | set(right_names)), dtype=object)
+    position = {name: k for k, name in enumerate(models)}
+    left_map = np.array([position[name] for name in left_names], dtype=np.int64)
+    right_map = np.array([position[name] for name in right_names], dtype=np.int64)
+    return left_map[left_codes], right_map[right_codes], models
 
 
 def compute_board(votes: pd.DataFrame, options: RatingOptions | None = None) -> pd.DataFrame:

@@ -120,7 +120,9 @@ def test_model_seen_only_on_one_side():
     rows += [("solo", "b", "right")] + [("a", "b", "left")] * 3 + [("b", "a", "left")] * 2
     board = compute_board(votes_frame(rows), CLOSED)
     swapped = compute_board(
-        votes_frame([(right, left, {"left": "right", "right": "left"}.get(o, o)) for left, right, o in rows]),
+        votes_frame(
+            [(right, left, {"left": "right", "right": "left"}.get(o, o)) for left, right, o in rows]
+        ),
         CLOSED,
     )
     assert np.isfinite(board["rating"]).all() and np.isfinite(board["lower"]).all()
@@ -336,3 +338,24 @@ def test_tally_is_unordered_and_counts_flags():
     )
     assert tally.models.tolist() == ["a", "b"] and tally.flagged == 1
     assert tally.outcomes.tolist() == [[1.0, 1.0, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize("n_models", [6, 1100])  # 1,100 models take the sparse counting path
+def test_tally_matches_a_plain_count(n_models):
+    rng = np.random.default_rng(n_models)
+    left = rng.integers(0, n_models, 4000)
+    right = (left + rng.integers(1, n_models, 4000)) % n_models
+    outcome = rng.choice(["left", "right", "tie", "both_bad"], 4000)
+    names = np.array([f"m{k:04d}" for k in range(n_models)], dtype=object)
+    votes = votes_frame(list(zip(names[left], names[right], outcome, strict=True)))
+    tally = tally_votes(votes)
+    expected: dict[tuple[str, str], list[int]] = {}
+    for a, b, o in zip(names[left], names[right], outcome, strict=True):
+        low, high = sorted((a, b))
+        column = {"tie": 2, "both_bad": 3}.get(o, 0 if (o == "left") == (a == low) else 1)
+        expected.setdefault((low, high), [0, 0, 0, 0])[column] += 1
+    got = {
+        (tally.models[i], tally.models[j]): row.astype(int).tolist()
+        for i, j, row in zip(tally.i, tally.j, tally.outcomes, strict=True)
+    }
+    assert got == expected
