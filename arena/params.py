@@ -530,6 +530,11 @@ PARAMETER_HANDLING: dict[str, dict[str, Handling]] = {
     },
     "fal": {
         **_SHAPE_TO_RATIO,
+        "size": _h(
+            "converted",
+            "image_size {width, height} or aspect_ratio",
+            "pixels if the table lists sizes",
+        ),
         "n": _h("renamed", "num_images"),
         "output_format": _h("passthrough", "output_format"),
         "output_compression": _OUTPUT_CONVERTED["output_compression"],
