@@ -113,9 +113,7 @@ def tally_votes(votes: pd.DataFrame) -> Tally:
     else:
         keep = np.ones(len(votes), dtype=bool)
     n = int(keep.sum())
-    left_code, right_code, models = _model_codes(
-        votes["model_left"].to_numpy()[keep], votes["model_right"].to_numpy()[keep]
-    )
+    left_code, right_code, models = _model_codes(votes["model_left"], votes["model_right"], keep)
     m = len(models)
     outcome = np.array([OUTCOMES.index(name) for name in outcome_names], dtype=np.int64)[
         outcome_codes
@@ -137,19 +135,36 @@ def tally_votes(votes: pd.DataFrame) -> Tally:
     return Tally(models, present // m, present % m, outcomes.astype(float), int(len(keep) - n))
 
 
-def _model_codes(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices into the sorted model names for both columns.
+def _model_codes(
+    left: pd.Series, right: pd.Series, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices into the sorted model names for both columns (rows in `keep` only).
 
     Factorizing each column on its own and merging the few names is faster than factorizing
-    both columns joined and sorted.
+    both columns joined and sorted; categorical columns (as a store may hand them over) are
+    already factorized.
     """
-    left_codes, left_names = pd.factorize(left)
-    right_codes, right_names = pd.factorize(right)
-    models = np.array(sorted(set(left_names) | set(right_names)), dtype=object)
+    merged: list[tuple[np.ndarray, np.ndarray]] = []
+    for column in (left, right):
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            codes, names = (
+                column.cat.codes.to_numpy()[keep],
+                np.asarray(column.cat.categories, dtype=object),
+            )
+        else:
+            codes, names = pd.factorize(column.to_numpy()[keep])
+        if (codes < 0).any():
+            row = int(np.flatnonzero(keep)[np.flatnonzero(codes < 0)[0]])
+            raise VoteDataError(f"vote table: row {row + 1}: missing model name in {column.name}")
+        merged.append((codes, np.asarray(names, dtype=object)))
+    used = [names[np.bincount(codes, minlength=len(names)) > 0] for codes, names in merged]
+    models = np.array(sorted(set(used[0]) | set(used[1])), dtype=object)
     position = {name: k for k, name in enumerate(models)}
-    left_map = np.array([position[name] for name in left_names], dtype=np.int64)
-    right_map = np.array([position[name] for name in right_names], dtype=np.int64)
-    return left_map[left_codes], right_map[right_codes], models
+    mapped = []
+    for codes, names in merged:
+        lookup = np.array([position.get(name, -1) for name in names], dtype=np.int64)
+        mapped.append(lookup[codes])
+    return mapped[0], mapped[1], models
 
 
 def compute_board(votes: pd.DataFrame, options: RatingOptions | None = None) -> pd.DataFrame:

@@ -155,6 +155,10 @@ def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
         "flagged": False,
     }
     absent = {name: value for name, value in defaults.items() if name not in votes.columns}
+    # Missing labels fall back to the same defaults, so no vote silently drops out of a grouping.
+    for name in ("challenge", "task", "category"):
+        if name in votes.columns and votes[name].isna().any():
+            absent[name] = votes[name].fillna(defaults[name])
     checked = votes.assign(**absent) if absent else votes
     if checked["flagged"].dtype != bool:
         checked = checked.assign(flagged=checked["flagged"].fillna(False).astype(bool))

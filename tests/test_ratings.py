@@ -359,3 +359,26 @@ def test_tally_matches_a_plain_count(n_models):
         for i, j, row in zip(tally.i, tally.j, tally.outcomes, strict=True)
     }
     assert got == expected
+
+
+def test_categorical_model_columns_give_the_same_board():
+    votes = votes_frame(cycle_votes())
+    categorical = votes.assign(
+        model_left=pd.Categorical(votes["model_left"], categories=["a", "b", "c", "unused"]),
+        model_right=pd.Categorical(votes["model_right"], categories=["c", "b", "a", "unused"]),
+    )
+    pd.testing.assert_frame_equal(compute_board(categorical, CLOSED), compute_board(votes, CLOSED))
+
+
+def test_missing_model_name_names_the_row():
+    votes = votes_frame([("a", "b", "left"), (None, "b", "left")])
+    with pytest.raises(VoteDataError, match=r"row 2: missing model name in model_left"):
+        compute_board(votes)
+
+
+def test_votes_without_a_category_land_on_the_default_board():
+    votes = votes_frame(cycle_votes(), category=None)
+    votes.loc[:4, "category"] = "art"
+    boards = compute_boards(votes, CLOSED, by="category")
+    assert sorted(key for _, key in boards) == ["art", "uncategorized"]
+    assert sum(board.attrs["votes"] for board in boards.values()) == len(votes)
