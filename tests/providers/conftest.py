@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from fake_bfl import FakeBFL
-from fake_fal import FakeFal
-from fake_gemini import FakeGemini
-from fake_replicate import FakeReplicate
-from fake_xai import FakeXAI
-from loopback import Loopback
+
+from .fake_bfl import FakeBFL
+from .fake_fal import FakeFal
+from .fake_gemini import FakeGemini
+from .fake_replicate import FakeReplicate
+from .fake_xai import FakeXAI
+from .loopback import Loopback
 
 
 def _serve(fake_class):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 
-from loopback import KEY, RESULT_PNG, FakeProvider, b64, recorded
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from .loopback import KEY, RESULT_PNG, FakeProvider, b64, recorded
 
 
 class FakeFal(FakeProvider):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from loopback import KEY, RESULT_PNG, FakeProvider, b64, make_png, recorded
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from .loopback import KEY, RESULT_PNG, FakeProvider, b64, make_png, recorded
 
 DRAFT_PNG = make_png(16, 16, (0, 0, 0))
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from loopback import RESULT_PNG, FakeProvider, b64, recorded
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from .loopback import RESULT_PNG, FakeProvider, b64, recorded
 
 SENSITIVE = "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from loopback import RESULT_PNG, FakeProvider, b64, recorded
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from .loopback import RESULT_PNG, FakeProvider, b64, recorded
 
 
 class FakeXAI(FakeProvider):

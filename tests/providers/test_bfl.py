@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from loopback import (
+
+from arena.providers.bfl import BFLAdapter
+
+from .loopback import (
     KEY,
     RESULT_PNG,
     SOURCE_A,
@@ -15,8 +18,6 @@ from loopback import (
     edit_request,
     text_request,
 )
-
-from arena.providers.bfl import BFLAdapter
 
 INTERVAL_S = 0.02
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from loopback import (
+
+from arena.providers.fal import FalAdapter
+
+from .loopback import (
     KEY,
     RESULT_PNG,
     SOURCE_A,
@@ -13,8 +16,6 @@ from loopback import (
     edit_request,
     text_request,
 )
-
-from arena.providers.fal import FalAdapter
 
 INTERVAL_S = 0.02
 

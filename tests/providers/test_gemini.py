@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from loopback import KEY, RESULT_PNG, SOURCE_A, SOURCE_B, call, edit_request, text_request
 
 from arena.providers.gemini import GeminiAdapter
+
+from .loopback import KEY, RESULT_PNG, SOURCE_A, SOURCE_B, call, edit_request, text_request
 
 
 def run(fake, request, **kwargs):

@@ -4,10 +4,11 @@ connections, refused connections, wrong keys, and keys echoed back by the provid
 from __future__ import annotations
 
 import pytest
-from loopback import KEY, call, text_request
 
 from arena.providers import adapter_class, known_protocols
 from arena.providers.local import free_port
+
+from .loopback import KEY, call, text_request
 
 ADAPTERS = {
     # protocol: (fixture, path under the server root, model id)

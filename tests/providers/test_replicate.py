@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from loopback import RESULT_PNG, SOURCE_A, SOURCE_B, call, edit_request, text_request
 
 from arena.providers.replicate import ReplicateAdapter
+
+from .loopback import RESULT_PNG, SOURCE_A, SOURCE_B, call, edit_request, text_request
 
 INTERVAL_S = 0.02
 

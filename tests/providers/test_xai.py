@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from loopback import (
+
+from arena.providers.xai import XAIAdapter
+
+from .loopback import (
     RESULT_PNG,
     SOURCE_A,
     SOURCE_B,
@@ -14,8 +17,6 @@ from loopback import (
     edit_request,
     text_request,
 )
-
-from arena.providers.xai import XAIAdapter
 
 
 def run(fake, request, **kwargs):
