@@ -8,7 +8,7 @@ import io
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -185,7 +185,6 @@ class Outcome:
     error: ProviderError | None
     watch: Stopwatch
     elapsed_s: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def failure(self) -> str | None:

@@ -82,8 +82,7 @@ def test_statuses_and_errors_are_classified(bfl, mode, failure, status):
     outcome = run(bfl, text_request("flux-kontext-pro"))
     assert outcome.failure == failure, outcome.error
     assert outcome.error.status_code == status
-    if failure != "bad_response" or mode == "unknown_status":
-        assert not bfl.calls_to("GET", "/files/")
+    assert bool(bfl.calls_to("GET", "/files/")) == (mode == "expired")  # only a Ready job is downloaded
 
 
 def test_moderation_details_reach_the_message(bfl):
