@@ -84,9 +84,10 @@ def group_models(counts: PairCounts) -> tuple[int, np.ndarray]:
 
 
 def mle_exists(counts: PairCounts, *, ties_count: bool = True) -> bool:
-    """True when no subset of models beat everyone outside it (Zermelo/Ford): the MLE is finite.
+    """True when the MLE is finite: no group of models never lost to the models outside it.
 
-    That holds exactly when the "scored against" graph is strongly connected: a tie scores for both.
+    That holds exactly when the "scored against" graph is strongly connected (Zermelo, Ford);
+    a tie scores for both sides unless ties are dropped.
     """
     if counts.n_models <= 1:
         return True
@@ -137,7 +138,8 @@ def bootstrap_thetas(
     """(rounds, m) strengths refitted on multinomial resamples of the vote counts.
 
     Resampling the pair × outcome count vector multinomially is exactly resampling the votes with
-    replacement; all rounds of a chunk are fitted at once by one batched Newton from the point fit.
+    replacement. All rounds of a chunk are refitted at once, starting from the point fit, with the
+    Hessian frozen there; rounds that do not converge that way get the full batched Newton.
     """
     cells = np.stack([counts.wins_i, counts.wins_j, counts.ties], axis=1).ravel()
     total = int(round(cells.sum()))
