@@ -17,15 +17,17 @@ from aiolimiter import AsyncLimiter
 
 class ProviderLimiter:
     """`async with limiter.slot():` holds one of `max_concurrency` slots; `await limiter.pace()`
-    before each request keeps the send rate under `rate_per_s` (bursts of at most one second)."""
+    before each request keeps the send rate under `rate_per_s`, evenly spaced.
+
+    No bursts: a bucket of one token. A burst of a full second's quota at start makes that many
+    replies arrive together later, and the harness's measurements of them queue behind each other.
+    """
 
     def __init__(self, rate_per_s: float, max_concurrency: int) -> None:
         self.rate_per_s = rate_per_s
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
-        # A bucket of max(1, rate) tokens refilled at `rate` per second.
-        capacity = max(1.0, rate_per_s)
-        self._rate = AsyncLimiter(capacity, capacity / rate_per_s)
+        self._rate = AsyncLimiter(1, 1.0 / rate_per_s)
         self.in_flight = 0
         self.peak_in_flight = 0
 

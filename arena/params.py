@@ -329,6 +329,9 @@ def fit_size(
     ratio, area = width / height, width * height
     if caps.max_ratio:
         ratio = min(max(ratio, 1 / caps.max_ratio), caps.max_ratio)
+    if caps.min_px and caps.max_px:  # no shape wider than max_px:min_px fits both bounds
+        widest = caps.max_px / caps.min_px
+        ratio = min(max(ratio, 1 / widest), widest)
     if caps.max_pixels:
         area = min(area, caps.max_pixels)
     width, height = math.sqrt(area * ratio), math.sqrt(area / ratio)

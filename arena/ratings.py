@@ -112,8 +112,12 @@ def tally_votes(votes: pd.DataFrame) -> Tally:
         outcome_codes = outcome_codes[keep]
     else:
         keep = np.ones(len(votes), dtype=bool)
+    # Selecting a million rows copies them; with nothing flagged a plain slice takes them all.
+    selected = slice(None) if keep.all() else keep
     n = int(keep.sum())
-    left_code, right_code, models = _model_codes(votes["model_left"], votes["model_right"], keep)
+    left_code, right_code, models = _model_codes(
+        votes["model_left"], votes["model_right"], selected
+    )
     m = len(models)
     outcome = np.array([OUTCOMES.index(name) for name in outcome_names], dtype=np.int64)[
         outcome_codes
@@ -136,7 +140,7 @@ def tally_votes(votes: pd.DataFrame) -> Tally:
 
 
 def _model_codes(
-    left: pd.Series, right: pd.Series, keep: np.ndarray
+    left: pd.Series, right: pd.Series, keep: np.ndarray | slice
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices into the sorted model names for both columns (rows in `keep` only).
 
@@ -154,7 +158,7 @@ def _model_codes(
         else:
             codes, names = pd.factorize(column.to_numpy()[keep])
         if (codes < 0).any():
-            row = int(np.flatnonzero(keep)[np.flatnonzero(codes < 0)[0]])
+            row = int(np.arange(len(column))[keep][np.flatnonzero(codes < 0)[0]])
             raise VoteDataError(f"vote table: row {row + 1}: missing model name in {column.name}")
         merged.append((codes, np.asarray(names, dtype=object)))
     used = [names[np.bincount(codes, minlength=len(names)) > 0] for codes, names in merged]

@@ -143,35 +143,49 @@ def run_cost_usd(engine: sa.Engine, run_id: str) -> float:
 
 # --- results ---------------------------------------------------------------------------------
 
+def _insert_ignoring_duplicates(engine: sa.Engine, table: sa.Table):
+    """INSERT ... ON CONFLICT DO NOTHING in the engine's dialect (SQLite and PostgreSQL both have it)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing()
+
+
 def record_results(engine: sa.Engine, items: list[tuple[Attempt, StoredImage | None, bool]]) -> None:
     """Write attempts (and images), and mark each finished job done, in one transaction.
 
     Each item is (attempt, image or None, final): `final` marks the attempt's job done with the
-    attempt's outcome. A job already done is never overwritten, so a replayed result is harmless.
+    attempt's outcome. Bulk Core statements rather than the ORM: this runs beside the event loop
+    that times requests, and every millisecond of Python here is a millisecond the loop waits for
+    the GIL. A replayed result is harmless: (job_id, attempt) is unique and done jobs stay as they are.
     """
+    attempt_columns = [c.name for c in Attempt.__table__.columns if c.name != "id"]
+    images = {image.sha256: image for _, image, _ in items if image is not None}
+    attempt_rows = [{c: getattr(a, c) for c in attempt_columns} for a, _, _ in items]
+    now = utcnow()
+    job_rows = [
+        {"job_id": a.job_id, "outcome": "success" if a.ok else a.failure_class, "attempts": a.attempt,
+         "cost_usd": a.cost_usd, "image_sha256": a.image_sha256, "finished_at": now}
+        for a, _, final in items if final and a.job_id is not None
+    ]
+    jobs = Job.__table__
     try:
-        with Session(engine) as session:
-            for attempt, image, final in items:
-                if image is not None and session.get(StoredImage, image.sha256) is None:
-                    session.add(image)
-                    session.flush()
-                if attempt.job_id is not None:
-                    exists = session.exec(select(Attempt.id).where(
-                        Attempt.job_id == attempt.job_id, Attempt.attempt == attempt.attempt)).first()
-                    if exists is not None:
-                        continue
-                session.add(attempt)
-                if final and attempt.job_id is not None:
-                    job = session.get(Job, attempt.job_id)
-                    if job is not None and job.status != "done":
-                        job.status = "done"
-                        job.outcome = "success" if attempt.ok else attempt.failure_class
-                        job.attempts = attempt.attempt
-                        job.cost_usd = attempt.cost_usd
-                        job.image_sha256 = attempt.image_sha256
-                        job.finished_at = utcnow()
-                        session.add(job)
-            session.commit()
+        with engine.begin() as conn:
+            if images:
+                conn.execute(_insert_ignoring_duplicates(engine, StoredImage.__table__),
+                             [{c.name: getattr(i, c.name) for c in StoredImage.__table__.columns} for i in images.values()])
+            if attempt_rows:
+                conn.execute(_insert_ignoring_duplicates(engine, Attempt.__table__), attempt_rows)
+            if job_rows:
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == sa.bindparam("job_id"), jobs.c.status != "done")
+                    .values(status="done", outcome=sa.bindparam("outcome"), attempts=sa.bindparam("attempts"),
+                            cost_usd=sa.bindparam("cost_usd"), image_sha256=sa.bindparam("image_sha256"),
+                            finished_at=sa.bindparam("finished_at")),
+                    job_rows,
+                )
     except SQLAlchemyError as exc:
         raise StoreError(f"could not save results: {exc}") from None
 
@@ -254,7 +268,7 @@ class StoreWriter:
     crash loses at most the results still in the queue, and their jobs stay pending for --resume.
     """
 
-    def __init__(self, engine: sa.Engine, data_dir: Path, batch_window_s: float = 0.05) -> None:
+    def __init__(self, engine: sa.Engine, data_dir: Path, batch_window_s: float = 0.2) -> None:
         self.engine = engine
         self.data_dir = Path(data_dir)
         self.batch_window_s = batch_window_s

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_config
+from support import write_config
 
 from arena.cli import build_parser, main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import write_config
+from support import write_config
 
 from arena import store
 from arena.config import load_settings

@@ -9,7 +9,7 @@ import sys
 import time
 
 import sqlalchemy as sa
-from conftest import write_config
+from support import write_config
 
 from arena import store
 

@@ -30,10 +30,9 @@ from scipy.special import expit, log_expit
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from arena import bradley_terry as bt  # noqa: E402
-from arena.ratings import ELO_PER_LOGIT, RatingOptions, compute_board, tally_votes  # noqa: E402
+from arena.ratings import RatingOptions, compute_board, tally_votes  # noqa: E402
 
 REFERENCE_ROUNDS = 100
-REFERENCE_SCORE = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
 
 
 def synthetic_votes(n_models: int, n_votes: int, seed: int = 0) -> pd.DataFrame:
@@ -61,13 +60,18 @@ def synthetic_votes(n_models: int, n_votes: int, seed: int = 0) -> pd.DataFrame:
 
 
 # --- the reference: aggregated counts, L-BFGS-B, multiprocessing bootstrap ---------------------------
+# Parameterized as FastChat's current rating_systems.py does: strengths in base-10 log-odds
+# (logit = ln 10 · gap, Elo = 400 · strength), the point fit on raw counts, the bootstrap refits
+# on resampled counts divided by the number of votes.
+
+LN10 = float(np.log(10.0))
 
 
-def _reference_loss(theta, left, right, score, weight):
-    d = theta[left] - theta[right]
+def _reference_loss(strength, left, right, score, weight):
+    d = LN10 * (strength[left] - strength[right])
     loss = -(weight * (score * log_expit(d) + (1 - score) * log_expit(-d))).sum()
-    slope = weight * (expit(d) - score)
-    gradient = np.bincount(left, slope, len(theta)) - np.bincount(right, slope, len(theta))
+    slope = LN10 * weight * (expit(d) - score)
+    gradient = np.bincount(left, slope, len(strength)) - np.bincount(right, slope, len(strength))
     return loss, gradient
 
 
@@ -81,38 +85,33 @@ def _reference_fit(args) -> np.ndarray:
         method="L-BFGS-B",
         options={"maxiter": 100, "gtol": 1e-6},
     )
-    return result.x - result.x.mean()
+    return 1000 + 400 * (result.x - result.x.mean())
 
 
 def reference_aggregate(votes: pd.DataFrame):
-    """Counts per (left, right, outcome), the way public arenas prepare battles for the fit."""
-    codes, models = pd.factorize(pd.concat([votes["model_left"], votes["model_right"]]), sort=True)
+    """Counts per (left, right, outcome): an integer schedule reduced with np.unique, as public
+    arenas prepare battles for the fit."""
     n = len(votes)
-    table = pd.DataFrame(
-        {"left": codes[:n], "right": codes[n:], "outcome": votes["outcome"].to_numpy()}
-    )
-    grouped = table.groupby(["left", "right", "outcome"]).size().reset_index(name="count")
-    score = grouped["outcome"].map(REFERENCE_SCORE).to_numpy()
-    return (
-        list(models),
-        grouped["left"].to_numpy(),
-        grouped["right"].to_numpy(),
-        score,
-        grouped["count"].to_numpy(),
-    )
+    codes, models = pd.factorize(pd.concat([votes["model_left"], votes["model_right"]]), sort=True)
+    schedule = np.empty((n, 3), dtype=np.int32)
+    schedule[:, 0], schedule[:, 1] = codes[:n], codes[n:]
+    outcome = votes["outcome"].to_numpy()
+    schedule[:, 2] = np.select([outcome == "left", outcome == "right"], [2, 0], default=1)
+    rows, counts = np.unique(schedule, axis=0, return_counts=True)
+    score = rows[:, 2] / 2.0  # left win 1, tie or both_bad 0.5, right win 0
+    return list(models), rows[:, 0], rows[:, 1], score, counts.astype(float)
 
 
 def reference_fit_and_bootstrap(aggregated, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Point ratings and 95% percentile bounds: L-BFGS-B, then 100 multinomial rounds on all cores."""
     models, left, right, score, counts = aggregated
     n, m = int(counts.sum()), len(models)
-    point = _reference_fit((left, right, score, counts / n, m))
+    point = _reference_fit((left, right, score, counts, m))
     resampled = np.random.default_rng(seed).multinomial(n, counts / n, size=REFERENCE_ROUNDS)
     jobs = [(left, right, score, row / n, m) for row in resampled]
     with multiprocessing.get_context("fork").Pool(os.cpu_count()) as pool:
         rounds = np.array(pool.map(_reference_fit, jobs))
-    bounds = np.quantile(1000 + ELO_PER_LOGIT * rounds, [0.025, 0.975], axis=0)
-    return 1000 + ELO_PER_LOGIT * point, bounds
+    return point, np.quantile(rounds, [0.025, 0.975], axis=0)
 
 
 def ours_from_counts(counts: bt.PairCounts) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Harness overhead under load: 3,000 jobs at 100 requests/s, 600 in flight, replies after exactly 5 s.
+
+Prints one JSON line. Ours: the real harness (limiter, OpenAI adapter over the chosen httpx
+transport, image check, store writer on SQLite). Reference, in the same run: a bare aiohttp loop
+sending the same number of requests on the same schedule. Overhead = measured generation time - 5 s.
+
+    .venv/bin/python scripts/bench/harness.py [--jobs 3000] [--rate 100] [--transport aiohttp|httpx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+DELAY_S = 5.0
+
+
+def make_body() -> bytes:
+    """An OpenAI images reply carrying a ~1 MB PNG (noise does not compress)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(578, 578, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    png = buffer.getvalue()
+    return json.dumps({"created": 0, "data": [{"b64_json": base64.b64encode(png).decode()}]}).encode(), len(png)
+
+
+def serve(port: int, ready) -> None:
+    """The slow provider: every request answered after exactly DELAY_S with the same body."""
+    from aiohttp import web
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    body, _ = make_body()
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(DELAY_S)
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/images/generations", handle)
+
+    async def main():
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)
+        await site.start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_ours(port: int, jobs: int, rate: float, in_flight: int, transport: str) -> dict:
+    from dataclasses import replace
+
+    from arena import store
+    from arena.challenges import Challenge
+    from arena.config import parse_settings
+    from arena.runs import run_benchmark
+
+    tmp = Path(tempfile.mkdtemp(prefix="arena-bench-"))
+    settings = parse_settings({
+        "providers": {"slow": {"protocol": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+                               "rate_limit_per_s": rate, "max_concurrency": in_flight, "timeout_s": 120.0}},
+        "models": {"m": {"tasks": ["text-to-image"], "providers": {"slow": {"model_id": "m", "price_usd": 0.0}}}},
+        "database_url": f"sqlite:///{tmp / 'bench.db'}", "data_dir": str(tmp),
+    }, "<bench>", tmp)
+    settings = replace(settings, samples=jobs)
+    challenge = Challenge(slug="bench", title="bench", kind="text-to-image", prompt="a benchmark", category="x",
+                          path=tmp / "bench.toml")
+    cpu0 = cpu_s()
+    report = run_benchmark(settings, challenges=[challenge], transport=transport)
+    cpu = cpu_s() - cpu0
+    attempts = store.read_attempts(store.open_engine(settings.database_url))
+    ok = attempts[attempts["ok"]]
+    overhead = ok["generation_ms"].to_numpy() - DELAY_S * 1000
+    lag = np.array(report.outcome.loop_lag_ms)
+    return {
+        "succeeded": int(len(ok)), "failed": int(len(attempts) - len(ok)),
+        "failures": report.outcome.failures,
+        "overhead_p50_ms": float(np.percentile(overhead, 50)) if len(ok) else None,
+        "overhead_p95_ms": float(np.percentile(overhead, 95)) if len(ok) else None,
+        "loop_lag_p99_ms": float(np.percentile(lag, 99)) if len(lag) else None,
+        "cpu_s_per_1k_jobs": cpu / jobs * 1000,
+    }
+
+
+async def reference(port: int, jobs: int, rate: float, in_flight: int) -> dict:
+    """A bare aiohttp loop: same count, same pacing (rate, cap on in-flight), reads the whole body."""
+    import aiohttp
+
+    url = f"http://127.0.0.1:{port}/v1/images/generations"
+    payload = json.dumps({"model": "m", "prompt": "a benchmark"}).encode()
+    slots = asyncio.Semaphore(in_flight)
+    overheads: list[float] = []
+    connector = aiohttp.TCPConnector(limit=in_flight + 4)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            async with slots:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent = time.perf_counter_ns()
+                async with session.post(url, data=payload, headers={"content-type": "application/json"}) as resp:
+                    await resp.read()
+                overheads.append((time.perf_counter_ns() - sent) / 1e6 - DELAY_S * 1000)
+
+        await asyncio.gather(*(one(i) for i in range(jobs)))
+    return {"reference_overhead_p50_ms": float(np.percentile(overheads, 50)),
+            "reference_overhead_p95_ms": float(np.percentile(overheads, 95))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--in-flight", type=int, default=600)
+    parser.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp")
+    args = parser.parse_args()
+    from arena.providers.local import free_port
+
+    port = free_port()
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=serve, args=(port, ready), daemon=True)
+    server.start()
+    try:
+        if not ready.wait(30):
+            raise SystemExit("bench server did not start")
+        _, png_bytes = make_body()
+        ref = asyncio.run(reference(port, args.jobs, args.rate, args.in_flight))
+        ours = run_ours(port, args.jobs, args.rate, args.in_flight, args.transport)
+    finally:
+        server.terminate()
+        server.join(5)
+    ratio = max(ours["overhead_p50_ms"] / max(ref["reference_overhead_p50_ms"], 1e-9),
+                ours["overhead_p95_ms"] / max(ref["reference_overhead_p95_ms"], 1e-9))
+    line = {
+        "bench": "harness", "transport": args.transport, "jobs": args.jobs, "rate_per_s": args.rate,
+        "max_in_flight": args.in_flight, "png_bytes": png_bytes,
+        **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in ours.items()},
+        **{k: round(v, 2) for k, v in ref.items()},
+        "ratio_to_reference": round(ratio, 2),
+        "cores": os.cpu_count(),
+    }
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
