@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, select
 
 from arena.errors import RunError, StoreError
-from arena.tables import Attempt, Job, Run, StoredImage, utcnow
+from arena.tables import Attempt, Job, Run, StoredImage, Vote, utcnow
 
-__all__ = ["Attempt", "Job", "Run", "StoredImage", "open_engine"]
+__all__ = ["Attempt", "Job", "Run", "StoredImage", "Vote", "open_engine"]
 
 
 def engine_url(url: str) -> str:
@@ -318,3 +318,40 @@ class StoreWriter:
         self._thread.join()
         if self._errors:
             raise StoreError(f"{len(self._errors)} batch(es) of results could not be saved: {self._errors[0]}")
+
+
+# --- votes -----------------------------------------------------------------------------------
+
+VOTE_COLUMNS = ["battle_id", "challenge", "task", "category", "model_left", "model_right", "outcome",
+                "voter", "created_at", "flagged"]
+
+
+def add_votes(engine: sa.Engine, votes: list[dict]) -> int:
+    """Insert vote rows (dicts with Vote's columns) in one transaction; returns how many."""
+    if not votes:
+        return 0
+    try:
+        with engine.begin() as conn:
+            conn.execute(Vote.__table__.insert(), votes)
+    except IntegrityError as exc:
+        raise StoreError(f"vote rejected: {exc.orig}") from None
+    return len(votes)
+
+
+def read_votes(engine: sa.Engine, include_flagged: bool = True, extra_columns: bool = False) -> pd.DataFrame:
+    """Votes as the canonical vote DataFrame of arena.votes (flagged votes marked, not removed)."""
+    table = Vote.__table__
+    columns = [table.c[name] for name in VOTE_COLUMNS]
+    if extra_columns:
+        columns += [table.c.provider_left, table.c.provider_right, table.c.image_left, table.c.image_right,
+                    table.c.dwell_ms, table.c.flag_reason]
+    query = sa.select(*columns).order_by(table.c.id)
+    if not include_flagged:
+        query = query.where(table.c.flagged == sa.false())
+    with engine.connect() as conn:
+        frame = pd.read_sql(query, conn)
+    if frame.empty:
+        return pd.DataFrame(columns=[c.name for c in columns])
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    frame["flagged"] = frame["flagged"].astype(bool)
+    return frame

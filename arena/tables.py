@@ -102,3 +102,27 @@ class StoredImage(SQLModel, table=True):
     height: int
     size_bytes: int
     created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Vote(SQLModel, table=True):
+    """One blind vote on a battle: append-only; flagged votes are kept but left out of ratings."""
+
+    __tablename__ = "votes"
+    id: int | None = Field(default=None, primary_key=True)
+    battle_id: str = Field(max_length=64, unique=True)  # one vote per battle, enforced by the database
+    created_at: datetime = _ts(default_factory=utcnow, index=True)
+    challenge: str = Field(max_length=64, index=True)
+    task: str = Field(max_length=16)
+    category: str = Field(default="", max_length=64)
+    model_left: str = Field(max_length=200)
+    model_right: str = Field(max_length=200)
+    provider_left: str = Field(default="", max_length=100)
+    provider_right: str = Field(default="", max_length=100)
+    image_left: str | None = Field(default=None, max_length=64)  # sha256 of the original output
+    image_right: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(max_length=16)  # left, right, tie, both_bad
+    voter: str = Field(default="", max_length=64)  # a session id hash, never an IP
+    ip_hash: str | None = Field(default=None, max_length=64)  # salted hash; never released
+    dwell_ms: float | None = None
+    flagged: bool = False
+    flag_reason: str | None = Field(default=None, max_length=200)
