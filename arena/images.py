@@ -43,6 +43,11 @@ class ImageInfo:
 
 
 def open_image(data: bytes, full: bool = True) -> Image.Image:
+    """Open and decode an image within the limits (see _decode); full=True decodes every pixel."""
+    return _decode(data, full)[0]
+
+
+def _decode(data: bytes, full: bool) -> tuple[Image.Image, str, int, int]:
     """Open and decode bytes within the size and pixel limits; raise ImageError otherwise.
 
     full=False is the harness's check, cheap enough to run on every reply at 100 replies/s: a PNG
@@ -78,16 +83,15 @@ def open_image(data: bytes, full: bool = True) -> Image.Image:
         raise ImageError(f"image does not decode: {exc}") from None
     if not (MIN_SIDE_PX <= width <= MAX_SIDE_PX and MIN_SIDE_PX <= height <= MAX_SIDE_PX):
         raise ImageError(f"implausible image size {width}x{height}")
-    return image
+    return image, image.format or "PNG", width, height  # size from the header: draft mode shrinks image.size
 
 
 def inspect_image(data: bytes, full: bool = False) -> ImageInfo:
     """Check (safely) and describe an image; raise ImageError when it is not a plausible image."""
-    image = open_image(data, full=full)
-    width, height = image.size
+    _, fmt, width, height = _decode(data, full)
     return ImageInfo(
         sha256=hashlib.sha256(data).hexdigest(),
-        format=image.format or "PNG",
+        format=fmt,
         width=width,
         height=height,
         size_bytes=len(data),

@@ -62,3 +62,26 @@ def test_save_is_idempotent_and_content_addressed(tmp_path):
     assert save_image(tmp_path, png, info) == first and first.stat().st_mtime_ns == mtime
     assert first.parent.name == info.sha256[:2]
     assert not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_corrupted_png_data_and_truncated_jpeg_are_caught_by_the_cheap_check():
+    png = bytearray(make_png(64, 64, (10, 200, 30)))
+    idat = png.index(b"IDAT")
+    png[idat + 8] ^= 0xFF  # flip a byte of compressed pixel data: the chunk's CRC no longer matches
+    with pytest.raises(ImageError, match="does not decode"):
+        inspect_image(bytes(png))
+    buffer = io.BytesIO()
+    Image.effect_noise((256, 256), 64).convert("RGB").save(buffer, format="JPEG", quality=90)
+    jpeg = buffer.getvalue()
+    assert inspect_image(jpeg).format == "JPEG"
+    with pytest.raises(ImageError, match="does not decode"):
+        inspect_image(jpeg[: len(jpeg) // 2])
+
+
+def test_full_and_cheap_checks_agree_on_valid_images():
+    for fmt in ("PNG", "JPEG", "WEBP"):
+        buffer = io.BytesIO()
+        Image.effect_noise((120, 90), 40).convert("RGB").save(buffer, format=fmt)
+        data = buffer.getvalue()
+        assert inspect_image(data) == inspect_image(data, full=True)
+        assert (inspect_image(data).width, inspect_image(data).height) == (120, 90)
