@@ -217,6 +217,33 @@ def cmd_probe(args) -> int:
     return 0 if result.ok else 1
 
 
+# --- ratings ---------------------------------------------------------------------------------
+
+def cmd_ratings(args) -> int:
+    from arena.ratings import RatingOptions, boards_records, compute_boards, format_boards_text
+
+    if args.votes:
+        from arena.votes import read_votes_file
+
+        votes = read_votes_file(args.votes)
+    else:
+        from arena import store
+
+        votes = store.read_votes(store.open_engine(_settings(args).database_url))
+    if args.task:
+        votes = votes[votes["task"] == args.task]
+    options = RatingOptions(ties=args.ties, both_bad=args.both_bad, anchor=args.anchor,
+                            bootstrap_rounds=args.rounds, seed=args.seed, intervals=args.intervals,
+                            min_votes=args.min_votes)
+    boards = compute_boards(votes, options, by=args.by)
+    if args.json:
+        records = boards_records(boards, by=args.by)
+        _print_json(records)
+    else:
+        print(format_boards_text(boards, by=args.by))
+    return 0
+
+
 # --- local provider ----------------------------------------------------------------------------
 
 def cmd_local_provider(args) -> int:
@@ -256,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="only this model")
     p.add_argument("--json", action="store_true", help="one JSON object per model and provider")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("ratings", parents=[common], help="Bradley-Terry ratings (Elo scale) with 95% intervals from the votes")
+    p.add_argument("--votes", metavar="FILE", help="a CSV or JSONL file of votes (model_a, model_b, winner, ...); default: the store")
+    p.add_argument("--task", choices=["text-to-image", "edit"], help="only this task's board")
+    p.add_argument("--by", choices=["category", "challenge"], help="one board per category or challenge")
+    p.add_argument("--ties", choices=["half", "drop", "davidson"], default="half", help="how ties count (default: half a win)")
+    p.add_argument("--both-bad", choices=["tie", "drop"], default="tie", help="how 'both bad' counts (default: a tie)")
+    p.add_argument("--anchor", metavar="MODEL", help="pin this model at 1000 instead of centring the board")
+    p.add_argument("--intervals", choices=["bootstrap", "closed_form"], default="bootstrap")
+    p.add_argument("--rounds", type=_positive_int, default=1000, help="bootstrap rounds (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0: reproducible)")
+    p.add_argument("--min-votes", type=int, default=30, help="below this a model is marked preliminary")
+    p.add_argument("--json", action="store_true", help="one object per board, with one per model")
+    p.set_defaults(func=cmd_ratings)
 
     p = sub.add_parser("challenges", parents=[common], help="list the challenges")
     p.add_argument("--json", action="store_true", help="machine-readable output")

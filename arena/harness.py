@@ -25,6 +25,7 @@ from arena.limits import ProviderLimiter
 from arena.params import normalize_request
 from arena.providers import adapter_class
 from arena.providers.base import ImageRequest, InputImage, Stopwatch, classify_exception
+from arena.providers.emulation import emulate
 from arena.tables import Attempt, Job
 
 
@@ -155,7 +156,7 @@ class Harness:
             provider = self._provider(name)
             clients[name] = make_client(provider, self.transport)
             api_key = provider.api_key()
-            adapters[name] = adapter_class(provider.protocol)(provider, clients[name], api_key)
+            adapters[name] = emulate(adapter_class(provider.protocol)(provider, clients[name], api_key))
             limiters[name] = ProviderLimiter(provider.rate_limit_per_s, provider.max_concurrency)
         # One thread checks images: each check is ~1 ms of mostly GIL-free C, and every extra
         # thread wanting the GIL delays the event loop's wake-ups.

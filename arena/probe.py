@@ -14,6 +14,7 @@ from arena.images import inspect_image
 from arena.params import normalize_request, parse_capabilities, resolve_shape
 from arena.providers import adapter_class
 from arena.providers.base import Stopwatch, classify_exception
+from arena.providers.emulation import emulate
 from arena.runs import local_providers
 
 TIMINGS = (
@@ -152,7 +153,7 @@ async def _send(provider, api_key, request, transport):
     watch = Stopwatch()
     reply = failure = None
     async with make_client(provider, transport) as client:
-        adapter = adapter_class(provider.protocol)(provider, client, api_key)
+        adapter = emulate(adapter_class(provider.protocol)(provider, client, api_key))
         try:
             async with asyncio.timeout(provider.timeout_s):
                 reply = await adapter.generate(request, watch)

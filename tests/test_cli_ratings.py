@@ -1,0 +1,70 @@
+"""`arena ratings` from a released votes file and from the store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from arena import store
+from arena.cli import main
+
+
+def _votes_csv(path, n=400, seed=1):
+    rng = np.random.default_rng(seed)
+    strengths = {"alpha": 1.0, "beta": 0.0, "gamma": -1.0}
+    names = list(strengths)
+    lines = ["model_a,model_b,winner,task,challenge"]
+    for _ in range(n):
+        a, b = rng.choice(names, 2, replace=False)
+        p = 1 / (1 + np.exp(strengths[b] - strengths[a]))
+        r = rng.random()
+        winner = "tie" if r < 0.15 else ("model_a" if r < 0.15 + 0.85 * p else "model_b")
+        lines.append(f"{a},{b},{winner},edit,bald-man")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_ratings_from_a_votes_file_rank_the_strongest_first(tmp_path, capsys):
+    path = _votes_csv(tmp_path / "votes.csv")
+    assert main(["ratings", "--votes", str(path), "--json", "--rounds", "200"]) == 0
+    (board,) = json.loads(capsys.readouterr().out)
+    assert board["task"] == "edit" and board["votes"] == 400
+    models = {m["model"]: m for m in board["models"]}
+    assert models["alpha"]["rank"] == 1 and models["alpha"]["rating"] > models["beta"]["rating"] > models["gamma"]["rating"]
+    for m in models.values():
+        assert m["lower"] <= m["rating"] <= m["upper"] and {"votes", "rank"} <= set(m)
+    assert main(["ratings", "--votes", str(path), "--rounds", "100"]) == 0
+    text = capsys.readouterr().out
+    assert "alpha" in text and "95%" in text
+
+
+def test_ratings_with_no_votes_is_a_clear_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ARENA_DATA_DIR", str(tmp_path / "d"))
+    assert main(["ratings"]) == 2
+    assert "no votes" in capsys.readouterr().err
+
+
+def test_ratings_from_the_store_by_challenge(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ARENA_DATA_DIR", str(tmp_path / "d"))
+    engine = store.open_engine(f"sqlite:///{tmp_path / 'd' / 'arena.db'}")
+    rows = []
+    for i in range(60):
+        rows.append({"battle_id": f"b{i}", "challenge": "night-sky" if i % 2 else "bald-man", "task": "edit",
+                     "category": "scene-edit", "model_left": "identity", "model_right": "night-grade",
+                     "outcome": "right" if i % 3 else "left", "voter": "v"})
+    store.add_votes(engine, rows)
+    assert main(["ratings", "--by", "challenge", "--json", "--rounds", "100"]) == 0
+    boards = json.loads(capsys.readouterr().out)
+    assert {b["key"] for b in boards} == {"bald-man", "night-sky"} and all(b["by"] == "challenge" for b in boards)
+    for b in boards:
+        top = min(b["models"], key=lambda m: m["rank"])
+        assert top["model"] == "night-grade"
+
+
+def test_unknown_outcome_names_the_row(tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("model_a,model_b,winner\na,b,model_a\na,b,maybe\n")
+    assert main(["ratings", "--votes", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "maybe" in err and ("row 2" in err or "line 3" in err)
