@@ -65,3 +65,37 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
     assert attempts.duplicated(["job_id", "attempt"]).sum() == 0
     runs = store.list_runs(engine)
     assert len(runs) == 1 and runs[0].status == "completed"
+
+
+def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, fault_server, sqlite_url):
+    challenges = tmp_path / "challenges"
+    challenges.mkdir()
+    for i in range(10):
+        (challenges / f"c{i:02d}.toml").write_text(
+            f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n')
+    fault_server.delay_s = 0.3
+    cfg = write_config(tmp_path / "arena.toml", base_url=fault_server.base_url, models={"slow-ok": ["text-to-image"]},
+                       challenges_dir=challenges, db_url=sqlite_url, data_dir=tmp_path / "data", max_concurrency=1)
+    env = {**os.environ, "ARENA_CONFIG": str(cfg)}
+    proc = subprocess.Popen([sys.executable, "-m", "arena.cli", "run"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            if _done_jobs(sqlite_url) >= 2:
+                break
+        except sa.exc.OperationalError:
+            continue
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+    runs = store.list_runs(store.open_engine(sqlite_url))
+    assert runs[0].status == "interrupted"
+    done = _done_jobs(sqlite_url)
+    assert 2 <= done < 10
+    result = subprocess.run([sys.executable, "-m", "arena.cli", "run", "--resume", "last"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert _done_jobs(sqlite_url) == 10
