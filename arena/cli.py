@@ -361,6 +361,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-_ = Path  # re-exported for plugins that extend the parser

@@ -9,16 +9,16 @@ import asyncio
 import itertools
 import mimetypes
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
 
 from arena.challenges import Challenge
-from arena.config import ModelConfig, ProviderConfig, Route, Settings
+from arena.config import ProviderConfig, Route, Settings
 from arena.errors import ImageError, ProviderError
 from arena.images import ImageInfo, inspect_image
 from arena.limits import ProviderLimiter
@@ -141,8 +141,6 @@ class Harness:
     def _provider(self, name: str) -> ProviderConfig:
         provider = self.settings.providers[name]
         if name in self.base_urls:
-            from dataclasses import replace
-
             provider = replace(provider, base_url=self.base_urls[name])
         return provider
 
@@ -289,7 +287,7 @@ class Harness:
         attempt = Attempt(
             run_id=run_id, job_id=None if warmup else job.id, attempt=number, warmup=warmup,
             challenge=job.challenge, task=job.task, category=job.category, model=job.model, provider=job.provider,
-            started_at=getattr(watch, "sent_at", None) or _now(), ok=ok,
+            started_at=getattr(watch, "sent_at", None) or datetime.now(UTC), ok=ok,
             failure_class=None if ok else failure.failure_class,
             status_code=None if ok else failure.status_code,
             error=None if ok else str(failure)[:500],
@@ -320,15 +318,3 @@ class Harness:
         self.on_result(attempt)
         return attempt
 
-
-def _now():
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
-
-
-def elapsed_ms(start_ns: int) -> float:
-    return (time.perf_counter_ns() - start_ns) / 1e6
-
-
-__all__ = ["Harness", "ModelConfig", "RunOutcome", "build_request", "plan_jobs"]
