@@ -24,7 +24,7 @@ from arena.images import ImageInfo, inspect_image
 from arena.limits import ProviderLimiter
 from arena.params import normalize_request
 from arena.providers import adapter_class
-from arena.providers.base import ImageRequest, InputImage, Stopwatch, classify_exception
+from arena.providers.base import ImageRequest, InputImage, send_with_timeout
 from arena.providers.emulation import emulate
 from arena.tables import Attempt, Job
 
@@ -256,19 +256,9 @@ class Harness:
         challenge = self.challenges[job.challenge]
         route = self._routes[(job.model, job.provider)]
         request = self._request_for(job, adapter.provider.protocol)
-        provider = adapter.provider
         limiter_wait_ms = await limiter.pace()
-        watch = Stopwatch()
-        reply, failure, image, info = None, None, None, None
-        try:
-            async with asyncio.timeout(provider.timeout_s):
-                reply = await adapter.generate(request, watch)
-        except ProviderError as exc:
-            failure = exc
-        except TimeoutError:
-            failure = ProviderError("timeout", f"no result within {provider.timeout_s:g} s")
-        except Exception as exc:  # an adapter bug or an unexpected reply must not stop the run
-            failure = classify_exception(exc)
+        reply, watch, failure = await send_with_timeout(adapter, request)
+        image = info = None
         generation_ms = watch.ms("done")
         if reply is not None:
             if not reply.images:

@@ -13,7 +13,7 @@ from arena.harness import build_request, make_client
 from arena.images import inspect_image
 from arena.params import normalize_request, parse_capabilities, resolve_shape
 from arena.providers import adapter_class
-from arena.providers.base import Stopwatch, classify_exception
+from arena.providers.base import send_with_timeout
 from arena.providers.emulation import emulate
 from arena.runs import local_providers
 
@@ -150,20 +150,9 @@ def probe(
 
 
 async def _send(provider, api_key, request, transport):
-    watch = Stopwatch()
-    reply = failure = None
     async with make_client(provider, transport) as client:
         adapter = emulate(adapter_class(provider.protocol)(provider, client, api_key))
-        try:
-            async with asyncio.timeout(provider.timeout_s):
-                reply = await adapter.generate(request, watch)
-        except ProviderError as exc:
-            failure = exc
-        except TimeoutError:
-            failure = ProviderError("timeout", f"no result within {provider.timeout_s:g} s")
-        except Exception as exc:  # an adapter bug or an unexpected reply is reported, not raised
-            failure = classify_exception(exc)
-    return reply, watch, failure
+        return await send_with_timeout(adapter, request)
 
 
 def format_probe(result: ProbeResult) -> str:

@@ -16,6 +16,7 @@ Measured definitions (also in the README's methodology section), all from time.p
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import email.utils
@@ -287,3 +288,18 @@ def classify_exception(exc: BaseException) -> ProviderError:
             or "Disconnected" in name:
         return ProviderError("network", f"{name}: {str(cause)[:200]}")
     return ProviderError("bad_response", f"unexpected {name}: {str(exc)[:200]}")
+
+
+async def send_with_timeout(adapter: Adapter, request: ImageRequest) -> tuple[ProviderReply | None, Stopwatch, ProviderError | None]:
+    """One call of an adapter within its provider's timeout; every failure comes back classified."""
+    watch = Stopwatch()
+    timeout_s = adapter.provider.timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await adapter.generate(request, watch), watch, None
+    except ProviderError as exc:
+        return None, watch, exc
+    except TimeoutError:
+        return None, watch, ProviderError("timeout", f"no result within {timeout_s:g} s")
+    except Exception as exc:  # an adapter bug or an unexpected reply must not stop a run
+        return None, watch, classify_exception(exc)
