@@ -21,6 +21,7 @@ import base64
 import binascii
 import email.utils
 import json
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -260,7 +261,64 @@ def parse_json(body: bytes, what: str) -> dict:
     return data
 
 
+BLOB_MIN_BYTES = 64 * 1024
+BLOB_MARK = "\x00arena-blob:"
+_COLON_QUOTE = re.compile(rb'\s*:\s*"')
+
+
+def parse_json_blobs(body: bytes, what: str, key: str) -> tuple[dict, list[bytes]]:
+    """parse_json for replies carrying megabytes of base64 under `key`.
+
+    The big string values are cut out of the body before parsing (base64 holds no quote or
+    backslash, so a value ends at the next quote) and replaced by a marker that resolve_blob()
+    turns back into the bytes. The parser then reads a few hundred bytes instead of copying
+    megabytes into a str while holding the GIL the event loop needs. Anything unusual (an escape
+    inside the value) falls back to the plain parse.
+    """
+    if len(body) < BLOB_MIN_BYTES:
+        return parse_json(body, what), []
+    needle = f'"{key}"'.encode()
+    pieces: list[bytes] = []
+    blobs: list[bytes] = []
+    pos = 0
+    while (found := body.find(needle, pos)) != -1:
+        after = found + len(needle)
+        match = _COLON_QUOTE.match(body, after)
+        if match is None:
+            pieces.append(body[pos:after])
+            pos = after
+            continue
+        start = match.end()
+        end = body.find(b'"', start)
+        if end == -1:
+            break  # unterminated: let the parser report it
+        blob = body[start:end]
+        if b"\\" in blob:
+            return parse_json(body, what), []
+        pieces.append(body[pos:start])
+        pieces.append(f"\\u0000arena-blob:{len(blobs)}".encode())
+        blobs.append(blob)
+        pos = end
+    pieces.append(body[pos:])
+    return parse_json(b"".join(pieces), what), blobs
+
+
+def resolve_blob(value: object, blobs: list[bytes]) -> object:
+    """The bytes a parse_json_blobs marker stands for; any other value as it is."""
+    if isinstance(value, str) and value.startswith(BLOB_MARK):
+        return blobs[int(value[len(BLOB_MARK):])]
+    return value
+
+
 def decode_b64(value: object, what: str) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value)
+        if value.startswith(b"data:"):
+            value = value.split(b",", 1)[-1]
+        try:
+            return pybase64.b64decode(value, validate=True)
+        except (ValueError, binascii.Error):
+            raise ProviderError("bad_response", f"{what} is not valid base64") from None
     if not isinstance(value, str):
         raise ProviderError("bad_response", f"{what} is not a base64 string")
     if value.startswith("data:"):

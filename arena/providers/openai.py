@@ -19,6 +19,8 @@ from arena.providers.base import (
     decode_b64,
     error_from_status,
     parse_json,
+    parse_json_blobs,
+    resolve_blob,
 )
 
 GATEWAY_PROVIDER_HEADERS = ("x-lumenfall-provider", "x-provider", "x-served-by", "openrouter-provider")
@@ -77,7 +79,7 @@ class OpenAIAdapter(Adapter):
         return await self.read_reply(body, response.headers, watch)
 
     async def read_reply(self, body: bytes, headers: httpx.Headers, watch: Stopwatch) -> ProviderReply:
-        data = parse_json(body, "images reply")
+        data, blobs = parse_json_blobs(body, "images reply", "b64_json")
         items = data.get("data")
         if items is None:
             raise ProviderError("bad_response", "reply has no 'data' field")
@@ -91,7 +93,7 @@ class OpenAIAdapter(Adapter):
             if not isinstance(item, dict):
                 raise ProviderError("bad_response", f"data[{i}] is not an object")
             if item.get("b64_json"):
-                images.append(decode_b64(item["b64_json"], f"data[{i}].b64_json"))
+                images.append(decode_b64(resolve_blob(item["b64_json"], blobs), f"data[{i}].b64_json"))
             elif item.get("url"):
                 urls.append(str(item["url"]))
             else:
