@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Protocol
 
 import httpx
@@ -26,11 +27,15 @@ from arena.params import normalize_request
 from arena.providers import adapter_class
 from arena.providers.base import ImageRequest, InputImage, send_with_timeout
 from arena.providers.emulation import emulate
-from arena.tables import Attempt, Job
+from arena.tables import Job
+
+# One attempt as the harness hands it on: tables.Attempt's columns as attributes. Not the SQLModel
+# class itself: building one costs ~0.3 ms of GIL per job, time the event loop waits for.
+AttemptRecord = SimpleNamespace
 
 
 class ResultSink(Protocol):
-    def submit(self, attempt: Attempt, image: bytes | None, info: ImageInfo | None, final: bool) -> None: ...
+    def submit(self, attempt: AttemptRecord, image: bytes | None, info: ImageInfo | None, final: bool) -> None: ...
 
 
 def plan_jobs(settings: Settings, challenges: list[Challenge], samples: int | None = None) -> list[Job]:
@@ -121,7 +126,7 @@ class Harness:
         base_urls: dict[str, str] | None = None,
         max_cost_usd: float | None = None,
         spent_usd: float = 0.0,
-        on_result: Callable[[Attempt], None] | None = None,
+        on_result: Callable[[AttemptRecord], None] | None = None,
         transport: str = "aiohttp",
     ) -> None:
         self.settings = settings
@@ -252,7 +257,7 @@ class Harness:
                 self._reserved_usd -= expected
 
     async def _attempt(self, run_id, job: Job, adapter, limiter: ProviderLimiter, number: int, *,
-                       warmup: bool, final_unless_retry: bool = False) -> Attempt:
+                       warmup: bool, final_unless_retry: bool = False) -> AttemptRecord:
         challenge = self.challenges[job.challenge]
         route = self._routes[(job.model, job.provider)]
         request = self._request_for(job, adapter.provider.protocol)
@@ -274,7 +279,7 @@ class Harness:
         cost = None
         if reply is not None:
             cost = reply.cost_usd if reply.cost_usd is not None else (route.price_for(challenge.resolution) if ok else None)
-        attempt = Attempt(
+        attempt = AttemptRecord(
             run_id=run_id, job_id=None if warmup else job.id, attempt=number, warmup=warmup,
             challenge=job.challenge, task=job.task, category=job.category, model=job.model, provider=job.provider,
             started_at=getattr(watch, "sent_at", None) or datetime.now(UTC), ok=ok,

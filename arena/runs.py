@@ -13,8 +13,8 @@ from arena import store
 from arena.challenges import Challenge, load_challenges
 from arena.config import Settings
 from arena.errors import RunError
-from arena.harness import Harness, RunOutcome, plan_jobs
-from arena.tables import Attempt, Run
+from arena.harness import AttemptRecord, Harness, RunOutcome, plan_jobs
+from arena.tables import Run
 
 
 @dataclass
@@ -51,7 +51,7 @@ def run_benchmark(
     resume: str | None = None,
     max_cost_usd: float | None = None,
     on_planned: Callable[[str, int], None] | None = None,
-    on_result: Callable[[Attempt], None] | None = None,
+    on_result: Callable[[AttemptRecord], None] | None = None,
     challenges: list[Challenge] | None = None,
     transport: str = "aiohttp",
 ) -> RunReport:

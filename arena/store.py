@@ -162,7 +162,7 @@ def record_results(engine: sa.Engine, items: list[tuple[Attempt, StoredImage | N
     """
     attempt_columns = [c.name for c in Attempt.__table__.columns if c.name != "id"]
     images = {image.sha256: image for _, image, _ in items if image is not None}
-    attempt_rows = [{c: getattr(a, c) for c in attempt_columns} for a, _, _ in items]
+    attempt_rows = [{c: getattr(a, c, None) for c in attempt_columns} for a, _, _ in items]
     now = utcnow()
     job_rows = [
         {"job_id": a.job_id, "outcome": "success" if a.ok else a.failure_class, "attempts": a.attempt,
@@ -355,3 +355,121 @@ def read_votes(engine: sa.Engine, include_flagged: bool = True, extra_columns: b
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     frame["flagged"] = frame["flagged"].astype(bool)
     return frame
+
+
+# --- blind voting (arena.web): derivatives, battles, votes ----------------------------------------
+# Battles and votes are append-only: a vote is "consumed" by its unique battle_id, so the database
+# itself guarantees one vote per battle across any number of server processes.
+
+from arena.tables import VOTES_BY_VOTER, Battle, BattleSides, Derivative  # noqa: E402
+
+
+def ensure_voting_indexes(engine: sa.Engine) -> None:
+    """Indexes that create_all does not add to a votes table made before them."""
+    VOTES_BY_VOTER.create(engine, checkfirst=True)
+
+
+def successful_outputs(engine: sa.Engine) -> list[dict]:
+    """Every distinct successful, non-warm-up output with its stored file: what battles may show."""
+    a, i = Attempt.__table__, StoredImage.__table__
+    query = (
+        sa.select(a.c.challenge, a.c.task, a.c.category, a.c.model, a.c.provider, a.c.image_sha256, i.c.path)
+        .join(i, i.c.sha256 == a.c.image_sha256)
+        .where(a.c.ok == sa.true(), a.c.warmup == sa.false(), a.c.image_sha256.is_not(None))
+        .distinct()
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def derivative_map(engine: sa.Engine) -> dict[tuple[str, str], dict]:
+    """(original sha256, box) -> the derivative row."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(Derivative.__table__))
+        return {(r.original_sha256, r.box): dict(r._mapping) for r in rows}
+
+
+def add_derivatives(engine: sa.Engine, rows: list[dict]) -> None:
+    """Record derivatives; one already recorded by another process is left as it is."""
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(_insert_ignoring_duplicates(engine, Derivative.__table__), rows)
+
+
+def session_battles(engine: sa.Engine, session: str) -> list[dict]:
+    """A session's battles with whether each got its vote: seen images, and the battle still open."""
+    b, v = Battle.__table__, Vote.__table__
+    query = (
+        sa.select(b, v.c.id.label("vote_id"))
+        .outerjoin(v, v.c.battle_id == b.c.id)
+        .where(b.c.session == session)
+        .order_by(b.c.issued_at)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def issue_battle(engine: sa.Engine, battle: dict, first_model: str, coin: bool) -> dict:
+    """Side a battle and store it, in one transaction; returns the row as stored.
+
+    `battle` has the first/second outputs under *_left/*_right; the (challenge, pair) counter is
+    bumped atomically and decides whether the name-first model goes left: the side shown less
+    often so far, the coin when both were shown equally (arena.sampling.counterbalanced_side).
+    """
+    sides = BattleSides.__table__
+    model_a, model_b = sorted((battle["model_left"], battle["model_right"]))
+    rule = sa.case((2 * sides.c.a_left < sides.c.issued, 1), (2 * sides.c.a_left > sides.c.issued, 0),
+                   else_=int(coin))
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    upsert = (
+        insert(sides)
+        .values(challenge=battle["challenge"], model_a=model_a, model_b=model_b, issued=1, a_left=int(coin),
+                last_a_left=int(coin))
+        .on_conflict_do_update(index_elements=["challenge", "model_a", "model_b"],
+                               set_={"issued": sides.c.issued + 1, "a_left": sides.c.a_left + rule, "last_a_left": rule})
+        .returning(sides.c.last_a_left)
+    )
+    row = dict(battle)
+    with engine.begin() as conn:
+        a_left = bool(conn.execute(upsert).scalar_one())
+        if a_left != (row["model_left"] == model_a):
+            for key in ("model", "provider", "image", "view"):
+                row[f"{key}_left"], row[f"{key}_right"] = row[f"{key}_right"], row[f"{key}_left"]
+        conn.execute(Battle.__table__.insert(), [row])
+    return row
+
+
+def get_battle(engine: sa.Engine, battle_id: str) -> dict | None:
+    """A battle with `vote_id` (None until it is voted on), or None."""
+    b, v = Battle.__table__, Vote.__table__
+    query = sa.select(b, v.c.id.label("vote_id")).outerjoin(v, v.c.battle_id == b.c.id).where(b.c.id == battle_id)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def voter_history(engine: sa.Engine, voter: str, since: datetime, challenge: str, pair: tuple[str, str]) -> tuple[int, int]:
+    """(votes by this voter since `since`, votes by this voter on this challenge and pair, either side)."""
+    v = Vote.__table__
+    same_pair = sa.and_(
+        v.c.challenge == challenge,
+        sa.or_(sa.and_(v.c.model_left == pair[0], v.c.model_right == pair[1]),
+               sa.and_(v.c.model_left == pair[1], v.c.model_right == pair[0])),
+    )
+    query = sa.select(
+        sa.func.coalesce(sa.func.sum(sa.case((v.c.created_at >= since, 1), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((same_pair, 1), else_=0)), 0),
+    ).where(v.c.voter == voter)
+    with engine.connect() as conn:
+        recent, repeats = conn.execute(query).one()
+    return int(recent), int(repeats)
+
+
+def record_vote(engine: sa.Engine, vote: dict) -> bool:
+    """Insert a vote unless its battle already has one; True when this call stored it."""
+    statement = _insert_ignoring_duplicates(engine, Vote.__table__).values(**vote).returning(Vote.__table__.c.id)
+    with engine.begin() as conn:
+        return conn.execute(statement).first() is not None
