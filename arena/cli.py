@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per model and provider")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("ratings", parents=[common], help="Bradley-Terry ratings (Elo scale) with 95% intervals from the votes")
+    p = sub.add_parser("ratings", parents=[common], help="Bradley-Terry ratings (Elo scale) with 95%% intervals from the votes")
     p.add_argument("--votes", metavar="FILE", help="a CSV or JSONL file of votes (model_a, model_b, winner, ...); default: the store")
     p.add_argument("--task", choices=["text-to-image", "edit"], help="only this task's board")
     p.add_argument("--by", choices=["category", "challenge"], help="one board per category or challenge")
