@@ -258,6 +258,29 @@ def cmd_local_provider(args) -> int:
     return 0
 
 
+# --- serve ---------------------------------------------------------------------------------------
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from arena.web import create_app
+    from arena.web.options import options_from_env
+
+    settings = _settings(args)
+    if args.config:  # workers build their app from the environment (arena.web:app_from_env)
+        os.environ["ARENA_CONFIG"] = str(Path(args.config).resolve())
+    app = create_app(settings, options_from_env())  # makes every missing blind derivative once, here
+    pool = app.state.voting.pool
+    print(f"voting page on http://{args.host}:{args.port}/ ({len(pool.outputs)} output(s) over "
+          f"{len(pool.challenges)} challenge(s); store {_safe_url(settings.database_url)}); Ctrl-C to stop", flush=True)
+    common = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False}
+    if args.workers == 1:
+        uvicorn.run(app, **common)
+    else:
+        uvicorn.run("arena.web:app_from_env", factory=True, workers=args.workers, **common)
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="PATH", help="save the returned image here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("serve", parents=[common], help="serve the blind voting page and its JSON API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_positive_int, default=8000)
+    p.add_argument("--workers", type=_positive_int, default=1, help="server processes (use PostgreSQL for more than 1)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("local-provider", help="serve the local baseline provider alone")
     p.add_argument("--host", default="127.0.0.1")

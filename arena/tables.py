@@ -126,3 +126,60 @@ class Vote(SQLModel, table=True):
     dwell_ms: float | None = None
     flagged: bool = False
     flag_reason: str | None = Field(default=None, max_length=200)
+
+
+# --- blind voting (arena.web): derivatives, battles, side counters ------------------------------
+
+class Derivative(SQLModel, table=True):
+    """The blind copy of an image shown in battles: made once per (original, box), stored by its own sha256."""
+
+    __tablename__ = "derivatives"
+    original_sha256: str = Field(primary_key=True, max_length=64)
+    box: str = Field(primary_key=True, max_length=16)  # "768x432": the box it was fitted into
+    sha256: str = Field(max_length=64)  # of the derivative's bytes
+    path: str = Field(max_length=500)  # relative to the data dir
+    width: int
+    height: int
+    size_bytes: int
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Battle(SQLModel, table=True):
+    """One battle as issued to a voter: append-only; its vote (at most one) lives in votes."""
+
+    __tablename__ = "battles"
+    id: str = Field(primary_key=True, max_length=64)  # 128 random bits, hex
+    session: str = Field(index=True, max_length=64)  # keyed hash of the session id, never the cookie itself
+    challenge: str = Field(max_length=64)
+    task: str = Field(max_length=16)
+    category: str = Field(default="", max_length=64)
+    model_left: str = Field(max_length=200)  # left is the side displayed as A
+    provider_left: str = Field(max_length=100)
+    image_left: str = Field(max_length=64)  # sha256 of the original output
+    view_left: str = Field(max_length=64)  # sha256 of the derivative served
+    model_right: str = Field(max_length=200)
+    provider_right: str = Field(max_length=100)
+    image_right: str = Field(max_length=64)
+    view_right: str = Field(max_length=64)
+    view_source: str | None = Field(default=None, max_length=64)  # an edit's source image, as a derivative
+    issued_at: datetime = _ts(default_factory=utcnow)
+    expires_at: datetime = _ts()
+    weights_json: str = Field(default="{}", sa_type=sa.Text)  # the sampling weights that chose this battle
+    ip_hash: str | None = Field(default=None, max_length=64)
+    user_agent: str = Field(default="", max_length=200)
+
+
+class BattleSides(SQLModel, table=True):
+    """How often each order of a (challenge, pair) was shown, so sides stay counterbalanced."""
+
+    __tablename__ = "battle_sides"
+    challenge: str = Field(primary_key=True, max_length=64)
+    model_a: str = Field(primary_key=True, max_length=200)  # the pair in name order: model_a < model_b
+    model_b: str = Field(primary_key=True, max_length=200)
+    issued: int = 0
+    a_left: int = 0  # battles that showed model_a on the left
+    last_a_left: int = 0  # the side chosen for the latest battle
+
+
+# A voter's recent votes are read on every vote (burst and repeat-pair flags).
+VOTES_BY_VOTER = sa.Index("ix_votes_voter_created", Vote.__table__.c.voter, Vote.__table__.c.created_at)
