@@ -166,7 +166,40 @@ def cmd_demo(args) -> int:
     print()
     print(f"results: {_safe_url(settings.database_url)}")
     print(f"images:  {settings.images_dir}")
+    _print_site(_build_report(settings, args.out))
     print("next:    `arena stats` for the provider table, `arena run --resume last` after an interruption")
+    return 0
+
+
+# --- report / nightly --------------------------------------------------------------------------
+
+def _build_report(settings, out: Path):
+    from arena.report import build_site
+
+    return build_site(settings, out)
+
+
+def _print_site(site) -> None:
+    print(f"report:  {site.index.resolve()} ({site.pages} pages)")
+    print("vote:    run `arena serve` and open the page it prints; `arena report` rebuilds the site")
+
+
+def cmd_report(args) -> int:
+    _print_site(_build_report(_settings(args), args.out))
+    return 0
+
+
+def cmd_nightly(args) -> int:
+    from arena.nightly import run_nightly
+
+    progress = _Progress()
+    try:
+        night = run_nightly(_settings(args), args.out, max_cost_usd=args.max_cost,
+                            on_planned=progress.planned, on_result=progress.result)
+    finally:
+        progress.stop()
+    _print_run(night.run)
+    _print_site(night.site)
     return 0
 
 
@@ -292,7 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", parents=[common], help="run every challenge against the local baseline provider")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="where the report is built (default reports/)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", parents=[common], help="rebuild the static HTML report site from the store")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("nightly", parents=[common], help="run the configured challenges, then rebuild the report")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")
+    p.add_argument("--max-cost", type=_non_negative, metavar="USD", help="stop scheduling once the next job would pass this budget")
+    p.set_defaults(func=cmd_nightly)
 
     p = sub.add_parser("run", parents=[common], help="run the configured challenges against every configured model")
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run (an id, or 'last')")

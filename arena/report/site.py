@@ -1,0 +1,486 @@
+"""build_site(): the static report from the store: reads, digests, charts, pages and downloads on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from arena import stats, store
+from arena.challenges import load_challenges
+from arena.errors import ArenaError
+from arena.providers.base import FAILURE_CLASSES
+from arena.ratings import RatingOptions
+from arena.report import charts, downloads, sources
+from arena.report.digest import (
+    AttemptDigest,
+    VoteDigest,
+    digest_attempts,
+    digest_votes,
+    model_infos,
+    ordered_tasks,
+)
+from arena.report.pictures import Pictures
+
+MANIFEST = ".arena-site"
+STATIC_DIR = Path(__file__).parent / "static"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+TASK_TITLES = {"text-to-image": "Text to image", "edit": "Image editing"}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out_dir: Path
+    index: Path
+    pages: int
+    files: int
+
+
+def slugify(name: str) -> str:
+    """A file-name-safe slug; names that are not already slugs get a short hash so two never collide."""
+    slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")[:60] or "x"
+    if slug != name:
+        slug += "-" + hashlib.sha1(str(name).encode()).hexdigest()[:8]
+    return slug
+
+
+# --- the two halves of the data ---------------------------------------------------------------
+
+def _vote_half(url: str, out_dir: str) -> VoteDigest:
+    """Read the votes, write votes.csv and digest them; runs in a worker process on large builds."""
+    engine = store.open_engine(url, create=False)
+    try:
+        votes = sources.read_vote_frame(engine)
+    finally:
+        engine.dispose()
+    downloads.write_votes_csv(votes, Path(out_dir) / "downloads" / "votes.csv")
+    # Slice labels as plain text: grouping on them then never meets an unused category.
+    for column in ("task", "category", "challenge"):
+        votes[column] = votes[column].astype(str)
+    return digest_votes(votes)
+
+
+def _engine_url(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def _can_fork(url: str) -> bool:
+    in_memory = url.startswith("sqlite") and (url.endswith(":memory:") or url.rstrip("/") in ("sqlite:", "sqlite+pysqlite:"))
+    return not in_memory and (os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
+# --- formatting for templates -----------------------------------------------------------------
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def fmt_ms(value) -> str:
+    return "—" if _missing(value) else f"{value:,.0f} ms"
+
+
+def fmt_pct(value, digits: int = 1) -> str:
+    return "—" if _missing(value) else f"{100 * value:.{digits}f}%"
+
+
+def fmt_usd(value) -> str:
+    if _missing(value):
+        return "—"
+    return f"${value:.4f}" if 0 < value < 0.01 else f"${value:.3f}"
+
+
+def fmt_rating(value) -> str:
+    return "—" if _missing(value) else f"{value:.0f}"
+
+
+def fmt_count(value) -> str:
+    return "—" if _missing(value) else f"{int(value):,}"
+
+
+def sort_value(value) -> str:
+    """The exact number behind a cell (sorting and tests read it); empty when there is none."""
+    if _missing(value):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "1" if value else "0"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    return str(value)
+
+
+def _when(value) -> str:
+    if value is None:
+        return "—"
+    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters.update(ms=fmt_ms, pct=fmt_pct, usd=fmt_usd, rating=fmt_rating, count=fmt_count,
+                       sv=sort_value, when=_when)
+    env.globals.update(task_title=lambda t: TASK_TITLES.get(t, t), failure_classes=FAILURE_CLASSES)
+    return env
+
+
+# --- the build -----------------------------------------------------------------------------------
+
+class _Writer:
+    """Writes files under the site root atomically and remembers them for the manifest."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.written: set[str] = set()
+
+    def text(self, relative: str, content: str) -> None:
+        self.bytes(relative, content.encode("utf-8"))
+
+    def bytes(self, relative: str, content: bytes) -> None:
+        path = self.out_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file() and path.read_bytes() == content:
+            self.written.add(relative)
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+        self.written.add(relative)
+
+
+def _resolve(source, data_dir, challenges_dir):
+    """(settings or None, engine, data dir, challenges dir) from Settings or an engine."""
+    if isinstance(source, sa.Engine):
+        url = _engine_url(source)
+        if data_dir is None and url.startswith("sqlite") and "///" in url:
+            data_dir = Path(url.split("///", 1)[1]).parent
+        return None, source, data_dir, challenges_dir
+    engine = store.open_engine(source.database_url)
+    return source, engine, data_dir or source.data_dir, challenges_dir or source.challenges_dir
+
+
+def build_site(source, out_dir: str | Path = "reports", *, data_dir: Path | None = None,
+               challenges_dir: Path | None = None, window_days: int = 30, stamp: datetime | None = None,
+               parallel: bool | None = None) -> BuildResult:
+    """Rebuild the static site in out_dir from the store of `source` (Settings, or an engine).
+
+    Same store, same bytes: everything is ordered and every figure comes from the data, except the
+    build stamp in index.html's footer. Files a previous build wrote and this one did not are removed;
+    anything else in out_dir (a README) is left alone.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "downloads").mkdir(parents=True, exist_ok=True)
+    settings, engine, data_dir, challenges_dir = _resolve(source, data_dir, challenges_dir)
+    url = _engine_url(engine)
+    parallel = _can_fork(url) if parallel is None else parallel
+    pool = None
+    if parallel:
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        vote_future = pool.submit(_vote_half, url, str(out_dir))
+    try:
+        attempts = sources.read_attempt_frame(engine)
+        downloads.write_generations_csv(attempts, out_dir / "downloads" / "generations.csv")
+        attempt_digest = digest_attempts(attempts, window_days)
+        images = sources.read_image_paths(engine)
+        snapshots = [run.settings_json for run in reversed(store.list_runs(engine))]
+        del attempts
+        vote_digest = vote_future.result() if pool else _vote_half(url, str(out_dir))
+    finally:
+        if pool:
+            pool.shutdown()
+    site = _Site(out_dir, settings, attempt_digest, vote_digest, model_infos(settings, snapshots),
+                 Pictures(out_dir, data_dir, images), challenges_dir, window_days)
+    return site.write(stamp or datetime.now(UTC))
+
+
+class _Site:
+    """Arranges the digests into page contexts and renders them."""
+
+    def __init__(self, out_dir, settings, attempts: AttemptDigest, votes: VoteDigest, infos, pictures,
+                 challenges_dir, window_days) -> None:
+        self.out = _Writer(out_dir)
+        self.settings = settings
+        self.a, self.v = attempts, votes
+        self.pictures = pictures
+        self.window_days = window_days
+        self.env = _environment()
+        self.warnings: list[str] = []
+        self.challenges = self._challenges(challenges_dir)
+        rows = attempts.provider_rows
+        names = set(infos) | set(rows["model"]) | {m for b in votes.boards.values() for m in b["model"]}
+        names |= set(attempts.newest_images["model"]) if len(attempts.newest_images) else set()
+        from arena.report.digest import ModelInfo
+
+        self.infos = {n: infos.get(n, ModelInfo(n)) for n in names}
+        self.model_slugs = {n: slugify(n) for n in sorted(names)}
+        providers = set(rows["provider"]) | (set(settings.providers) if settings else set())
+        self.provider_slugs = {p: slugify(p) for p in sorted(providers)}
+        self.challenge_slugs = {c: slugify(c) for c in sorted(self.challenges)}
+
+    def _challenges(self, directory) -> dict[str, dict]:
+        """Challenge slug -> what its page shows; files when readable, else what the data names."""
+        found: dict[str, dict] = {}
+        if directory is not None and Path(directory).is_dir():
+            try:
+                for c in load_challenges(Path(directory)):
+                    found[c.slug] = {"slug": c.slug, "title": c.title, "task": c.kind, "category": c.category,
+                                     "prompt": c.prompt, "notes": c.notes, "attribution": c.attribution,
+                                     "sources": [self.pictures.of_file(p) for p in c.source_images]}
+            except ArenaError as exc:
+                self.warnings.append(f"challenge files not read: {exc}")
+        images = self.a.newest_images
+        seen = set(images["challenge"]) if len(images) else set()
+        seen |= set(self.v.challenge_boards)
+        for slug in sorted(seen - set(found)):
+            found[slug] = {"slug": slug, "title": slug, "task": "", "category": "", "prompt": None,
+                           "notes": "", "attribution": "", "sources": []}
+        return found
+
+    # --- per model figures -------------------------------------------------------------------
+
+    def _fastest(self, model: str) -> tuple[str | None, float | None]:
+        rows = self.a.provider_rows
+        mine = rows[(rows["model"] == model)].dropna(subset=["p50_ms"]).sort_values(["p50_ms", "provider"])
+        if mine.empty:
+            return None, None
+        return str(mine.iloc[0]["provider"]), float(mine.iloc[0]["p50_ms"])
+
+    def _model_ref(self, name: str) -> dict:
+        info = self.infos[name]
+        return {"name": name, "slug": self.model_slugs[name], "baseline": info.baseline}
+
+    def _board_rows(self, task: str) -> list[dict]:
+        rows = []
+        for row in self.v.boards[task].itertuples(index=False):
+            provider, p50 = self._fastest(row.model)
+            rows.append({**self._model_ref(row.model), "rank": int(row.rank), "rating": row.rating,
+                         "lower": row.lower, "upper": row.upper, "votes": int(row.votes),
+                         "win_rate": row.win_rate, "preliminary": bool(row.preliminary), "note": row.note,
+                         "group": int(row.group), "fastest_provider": provider, "p50_ms": p50,
+                         "price_usd": self.infos[row.model].price_from_usd})
+        return rows
+
+    def _unrated(self, task: str) -> list[dict]:
+        rated = set(self.v.boards[task]["model"]) if task in self.v.boards else set()
+        images = self.a.newest_images
+        tasks_seen = {}
+        if len(images):
+            for model, challenge in zip(images["model"], images["challenge"], strict=True):
+                tasks_seen.setdefault(model, set()).add(self.challenges.get(challenge, {}).get("task", ""))
+        out = []
+        for name in sorted(self.infos):
+            does = task in self.infos[name].tasks or task in tasks_seen.get(name, set())
+            if does and name not in rated:
+                provider, p50 = self._fastest(name)
+                out.append({**self._model_ref(name), "fastest_provider": provider, "p50_ms": p50,
+                            "price_usd": self.infos[name].price_from_usd})
+        return out
+
+    def _scatter(self, task: str, kind: str) -> tuple[str, list[str]] | None:
+        """The Elo vs cost (or vs speed) chart of a task and its Pareto front's slugs."""
+        points = []
+        for row in self._board_rows(task):
+            x = row["price_usd"] if kind == "cost" else (row["p50_ms"] / 1000 if row["p50_ms"] else None)
+            if x is None:
+                continue
+            points.append(charts.Point(row["slug"], row["name"], x, row["rating"],
+                                       None if _missing(row["lower"]) else row["lower"],
+                                       None if _missing(row["upper"]) else row["upper"], row["baseline"]))
+        if len(points) < 2:
+            return None  # one point has nothing to compare with
+        title = f"{TASK_TITLES.get(task, task)}: rating vs " + ("price" if kind == "cost" else "speed")
+        x_label = ("cheapest price per image, USD" if kind == "cost"
+                   else "median generation time through the fastest provider, s (log scale)")
+        svg = charts.rating_scatter(f"{kind}-{task}", points, x_label, title, log_x=kind == "speed")
+        return svg, [p.slug for p in charts.pareto_front(points)]
+
+    # --- pages -------------------------------------------------------------------------------
+
+    def _render(self, relative: str, template: str, **context) -> None:
+        root = "../" * relative.count("/")
+        html = self.env.get_template(template).render(root=root, window_days=self.window_days, **context)
+        self.out.text(relative, html)
+
+    def write(self, stamp: datetime) -> BuildResult:
+        out_dir = self.out.out_dir
+        tasks = ordered_tasks(list(self.v.boards) + [t for i in self.infos.values() for t in i.tasks])
+        scatters = {(task, kind): self._scatter(task, kind) for task in self.v.boards for kind in ("cost", "speed")}
+        history = {task: charts.rating_history(f"history-{task}", series, f"{TASK_TITLES.get(task, task)}: "
+                                               "rating over time (leading models)")
+                   for task, series in self.v.history.items() if series}
+        latency = (charts.latency_distribution("latency", self.a.latencies, "Generation time per provider")
+                   if self.a.latencies else None)
+        newest = max([t for t in (self.a.window_end, self.v.newest) if t is not None], default=None)
+        common = {"data_through": newest, "window_start": self.a.window_start, "window_end": self.a.window_end,
+                  "votes_total": self.v.total}
+        providers = self._provider_summaries()
+        pages = 0
+        self._render("index.html", "index.html", tasks=tasks,
+                     boards={t: self._board_rows(t) for t in self.v.boards},
+                     board_messages={t: b.attrs.get("message", "") for t, b in self.v.boards.items()},
+                     unrated={t: self._unrated(t) for t in tasks}, scatters=scatters, history=history,
+                     latency=latency, providers=providers, challenges=self._challenge_list(),
+                     attempts=self.a.attempts, stamp=stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                     min_votes=RatingOptions().min_votes, warnings=self.warnings, **common)
+        pages += 1
+        self._render("methodology.html", "methodology.html", votes=self.v, options=RatingOptions(),
+                     providers=providers, **common)
+        pages += 1
+        for name in sorted(self.infos):
+            self._model_page(name, scatters, common)
+            pages += 1
+        for slug in sorted(self.challenges):
+            self._challenge_page(slug, common)
+            pages += 1
+        for provider in sorted(self.provider_slugs):
+            self._provider_page(provider, providers, common)
+            pages += 1
+        extras = {}
+        for name in self.infos:
+            provider, p50 = self._fastest(name)
+            extras[name] = {"baseline": self.infos[name].baseline, "fastest_provider": provider,
+                            "p50_ms_fastest": p50, "price_usd_from": self.infos[name].price_from_usd}
+        board = downloads.leaderboard(self.v.boards, extras, options=RatingOptions(),
+                                      data_through=None if newest is None else pd.Timestamp(newest).isoformat())
+        self.out.text("downloads/leaderboard.json", downloads.json.dumps(board, indent=2, default=str) + "\n")
+        for static in sorted(STATIC_DIR.iterdir()):
+            self.out.bytes(f"static/{static.name}", static.read_bytes())
+        written = self.out.written | self.pictures.written | {"downloads/votes.csv", "downloads/generations.csv"}
+        self._clean(out_dir, written)
+        return BuildResult(out_dir=out_dir, index=out_dir / "index.html", pages=pages, files=len(written))
+
+    def _clean(self, out_dir: Path, written: set[str]) -> None:
+        """Remove what the previous build wrote and this one did not; record this build's files."""
+        manifest = out_dir / MANIFEST
+        if manifest.is_file():
+            for line in manifest.read_text(encoding="utf-8").splitlines():
+                if line and line not in written and ".." not in line.split("/"):
+                    (out_dir / line).unlink(missing_ok=True)
+        manifest.write_text("".join(f"{name}\n" for name in sorted(written)), encoding="utf-8")
+
+    def _provider_summaries(self) -> list[dict]:
+        totals = {r["provider"]: r for r in stats.records(self.a.provider_totals)}
+        rows = self.a.provider_rows
+        out = []
+        for provider, slug in self.provider_slugs.items():
+            config = self.settings.providers.get(provider) if self.settings else None
+            models = sorted(set(rows[rows["provider"] == provider]["model"]))
+            out.append({"name": provider, "slug": slug, "totals": totals.get(provider),
+                        "protocol": config.protocol if config else None,
+                        "baseline": bool(config.baseline) if config else False, "models": len(models)})
+        return out
+
+    def _challenge_list(self) -> list[dict]:
+        images = self.a.newest_images
+        counts = images["challenge"].value_counts().to_dict() if len(images) else {}
+        return [{**c, "page": self.challenge_slugs[slug], "outputs": int(counts.get(slug, 0))}
+                for slug, c in sorted(self.challenges.items())]
+
+    def _model_page(self, name: str, scatters, common) -> None:
+        info = self.infos[name]
+        slug = self.model_slugs[name]
+        rows = self.a.provider_rows[self.a.provider_rows["model"] == name]
+        provider_rows = stats.records(rows)
+        for row in provider_rows:
+            row["price_usd"] = info.prices.get(row["provider"])
+            row["page"] = self.provider_slugs.get(row["provider"])
+        ratings = []
+        for task, board in self.v.boards.items():
+            mine = board[board["model"] == name]
+            if len(mine):
+                r = mine.iloc[0]
+                ratings.append({"task": task, "rank": int(r["rank"]), "of": len(board), "rating": r["rating"],
+                                "lower": r["lower"], "upper": r["upper"], "votes": int(r["votes"]),
+                                "wins": int(r["wins"]), "losses": int(r["losses"]),
+                                "ties": int(r["ties"]) + int(r["both_bad"]), "win_rate": r["win_rate"],
+                                "preliminary": bool(r["preliminary"]), "note": r["note"]})
+        charts_here = [(task, kind, scatters[(task, kind)][0]) for task in self.v.boards for kind in ("cost", "speed")
+                       if scatters.get((task, kind)) and any(r["task"] == task for r in ratings)
+                       and f'-pt-{slug}"' in scatters[(task, kind)][0]]
+        best = self.v.best_for
+        best_rows = []
+        if best is not None and len(best):
+            mine = best[best["model"] == name].sort_values(["win_rate", "task", "category"], ascending=[False, True, True])
+            best_rows = mine.head(5).to_dict(orient="records")
+        matchups = self._matchup_rows(self.v.matchups.get(name))
+        opponents = self._matchup_rows(self.v.opponents.get(name))
+        gallery = []
+        images = self.a.newest_images
+        if len(images):
+            for row in images[images["model"] == name].itertuples(index=False):
+                challenge = self.challenges.get(row.challenge, {"title": row.challenge})
+                gallery.append({"challenge": row.challenge, "title": challenge["title"],
+                                 "page": self.challenge_slugs.get(row.challenge), "provider": row.provider,
+                                 "picture": self.pictures.of_sha(row.image_sha256), "at": row.started_at})
+        self._render(f"models/{slug}.html", "model.html", model=self._model_ref(name), info=info,
+                     headline=stats.headline(rows) if len(rows) else None, provider_rows=provider_rows,
+                     prices=sorted(info.prices.items()), ratings=ratings, charts=charts_here,
+                     best_for=best_rows, matchups=matchups, opponents=opponents, gallery=gallery,
+                     provider_slugs=self.provider_slugs, **common)
+
+    def _matchup_rows(self, table) -> list[dict]:
+        if table is None or table.empty:
+            return []
+        rows = []
+        for row in table.to_dict(orient="records"):
+            opponent = str(row["opponent"])
+            rows.append({**row, "opponent": self._model_ref(opponent) if opponent in self.infos
+                         else {"name": opponent, "slug": None, "baseline": False},
+                         "challenge_page": self.challenge_slugs.get(str(row.get("challenge", "")))})
+        return rows
+
+    def _challenge_page(self, slug: str, common) -> None:
+        challenge = self.challenges[slug]
+        board = self.v.challenge_boards.get(slug)
+        records = {} if board is None else {r["model"]: r for r in board.to_dict(orient="records")}
+        outputs = []
+        images = self.a.newest_images
+        mine = images[images["challenge"] == slug] if len(images) else images
+        shown = set()
+        for row in mine.itertuples(index=False) if len(mine) else []:
+            shown.add(row.model)
+            outputs.append({"model": self._model_ref(row.model), "provider": row.provider,
+                            "picture": self.pictures.of_sha(row.image_sha256), "record": records.get(row.model),
+                            "of": 0 if board is None else len(board)})
+        for model in sorted(set(records) - shown):
+            outputs.append({"model": self._model_ref(model) if model in self.infos else {"name": model, "slug": None,
+                            "baseline": False}, "provider": None, "picture": None, "record": records[model],
+                            "of": len(board)})
+        outputs.sort(key=lambda o: (o["record"] is None, o["record"]["rank"] if o["record"] else 0,
+                                    -(o["record"]["rating"] if o["record"] else 0), o["model"]["name"]))
+        self._render(f"challenges/{self.challenge_slugs[slug]}.html", "challenge.html", challenge=challenge,
+                     outputs=outputs, votes=0 if board is None else board.attrs.get("votes", 0), **common)
+
+    def _provider_page(self, provider: str, summaries, common) -> None:
+        summary = next(s for s in summaries if s["name"] == provider)
+        rows = self.a.provider_rows[self.a.provider_rows["provider"] == provider]
+        models = stats.records(rows)
+        for row in models:
+            row["model_ref"] = self._model_ref(row["model"]) if row["model"] in self.infos else \
+                {"name": row["model"], "slug": None, "baseline": False}
+            row["price_usd"] = self.infos[row["model"]].prices.get(provider) if row["model"] in self.infos else None
+        nights = self.a.nights[self.a.nights["provider"] == provider].sort_values("model")
+        chart = None
+        if len(nights) >= 2:
+            chart = charts.provider_over_time(
+                f"nights-{self.provider_slugs[provider]}", list(nights["model"]),
+                [None if _missing(v) else v / 1000 for v in nights["p50_ms"]],
+                [None if _missing(v) else v / 1000 for v in nights["p95_ms"]],
+                list(nights["success_rate"]), f"{provider}: generation time and success rate per night")
+        failures = []
+        if summary["totals"]:
+            failures = [(c, n) for c, n in summary["totals"]["failures"].items() if n]
+        self._render(f"providers/{self.provider_slugs[provider]}.html", "provider.html", provider=summary,
+                     models=models, chart=chart, nights=stats.records(nights), failures=failures, **common)
