@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -56,7 +57,8 @@ def write_challenges(directory: Path, prompt: str = "a red fox in fresh snow") -
     return directory
 
 
-def settings_for(root: Path, db_url: str, challenges_dir: Path, models: dict[str, str] | None = None):
+def config_table(root: Path, db_url: str, challenges_dir: Path, models: dict[str, str] | None = None) -> dict:
+    """The arena.toml content (as a table) of the telling models, a broken one and a local floor."""
     models = MODELS if models is None else models
     providers = {p: {"protocol": "openai", "base_url": "http://127.0.0.1:9"} for p in set(models.values())}
     providers["local"] = {"protocol": "local"}
@@ -64,8 +66,30 @@ def settings_for(root: Path, db_url: str, challenges_dir: Path, models: dict[str
              for name, provider in models.items()}
     table[BROKEN_MODEL] = {"tasks": ["text-to-image", "edit"], "providers": {"acme-cloud": {"model_id": "b"}}}
     table["floor-model"] = {"tasks": ["text-to-image", "edit"], "providers": {"local": {"model_id": "identity"}}}
-    return parse_settings({"data_dir": str(root / "data"), "database_url": db_url, "challenges_dir": str(challenges_dir),
-                           "providers": providers, "models": table}, "<test>", root)
+    return {"data_dir": str(root / "data"), "database_url": db_url, "challenges_dir": str(challenges_dir),
+            "providers": providers, "models": table}
+
+
+def settings_for(root: Path, db_url: str, challenges_dir: Path, models: dict[str, str] | None = None):
+    return parse_settings(config_table(root, db_url, challenges_dir, models), "<test>", root)
+
+
+def write_toml(path: Path, table: dict) -> Path:
+    """A TOML file of a config table (strings, lists and nested tables are all it needs)."""
+    lines = []
+
+    def emit(prefix: str, value: dict) -> None:
+        scalars = {k: v for k, v in value.items() if not isinstance(v, dict)}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in scalars.items())
+        for k, v in value.items():
+            if isinstance(v, dict):
+                emit(f'{prefix}."{k}"' if prefix else f'"{k}"', v)
+
+    emit("", table)
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def telling_png(model: str, seed: int, size: tuple[int, int]) -> bytes:
