@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
@@ -396,80 +397,89 @@ def add_derivatives(engine: sa.Engine, rows: list[dict]) -> None:
             conn.execute(_insert_ignoring_duplicates(engine, Derivative.__table__), rows)
 
 
+@functools.lru_cache(maxsize=4)
+def _voting_statements(dialect: str) -> dict:
+    """The statements of the vote path, built once per dialect: a request only binds values.
+
+    Building SQLAlchemy expressions costs more than running them on these small indexed tables,
+    so every statement here takes its values as bind parameters.
+    """
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    b, v, sides = Battle.__table__, Vote.__table__, BattleSides.__table__
+    rule = sa.case((2 * sides.c.a_left < sides.c.issued, 1), (2 * sides.c.a_left > sides.c.issued, 0),
+                   else_=sa.bindparam("coin", type_=sa.Integer))
+    with_vote = sa.select(b, v.c.id.label("vote_id")).outerjoin(v, v.c.battle_id == b.c.id)
+    pair = (sa.bindparam("model_a"), sa.bindparam("model_b"))
+    same_pair = sa.and_(
+        v.c.challenge == sa.bindparam("challenge"),
+        sa.or_(sa.and_(v.c.model_left == pair[0], v.c.model_right == pair[1]),
+               sa.and_(v.c.model_left == pair[1], v.c.model_right == pair[0])),
+    )
+    return {
+        "session_battles": with_vote.where(b.c.session == sa.bindparam("session")).order_by(b.c.issued_at),
+        "get_battle": with_vote.where(b.c.id == sa.bindparam("battle_id")),
+        "sides": insert(sides)
+        .values(challenge=sa.bindparam("challenge"), model_a=sa.bindparam("model_a"), model_b=sa.bindparam("model_b"),
+                issued=1, a_left=sa.bindparam("coin", type_=sa.Integer), last_a_left=sa.bindparam("coin", type_=sa.Integer))
+        .on_conflict_do_update(index_elements=["challenge", "model_a", "model_b"],
+                               set_={"issued": sides.c.issued + 1, "a_left": sides.c.a_left + rule, "last_a_left": rule})
+        .returning(sides.c.last_a_left),
+        "battle": b.insert(),
+        "history": sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((v.c.created_at >= sa.bindparam("since", type_=v.c.created_at.type), 1),
+                                                 else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((same_pair, 1), else_=0)), 0),
+        ).where(v.c.voter == sa.bindparam("voter")),
+        "vote": insert(v).on_conflict_do_nothing().returning(v.c.id),
+    }
+
+
 def session_battles(engine: sa.Engine, session: str) -> list[dict]:
     """A session's battles with whether each got its vote: seen images, and the battle still open."""
-    b, v = Battle.__table__, Vote.__table__
-    query = (
-        sa.select(b, v.c.id.label("vote_id"))
-        .outerjoin(v, v.c.battle_id == b.c.id)
-        .where(b.c.session == session)
-        .order_by(b.c.issued_at)
-    )
     with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        rows = conn.execute(_voting_statements(engine.dialect.name)["session_battles"], {"session": session})
+        return [dict(row._mapping) for row in rows]
 
 
 def issue_battle(engine: sa.Engine, battle: dict, first_model: str, coin: bool) -> dict:
     """Side a battle and store it, in one transaction; returns the row as stored.
 
-    `battle` has the first/second outputs under *_left/*_right; the (challenge, pair) counter is
-    bumped atomically and decides whether the name-first model goes left: the side shown less
-    often so far, the coin when both were shown equally (arena.sampling.counterbalanced_side).
+    `battle` has the two outputs under *_left/*_right; the (challenge, pair) counter is bumped
+    atomically and decides whether the name-first model goes left: the side shown less often so
+    far, the coin when both were shown equally (arena.sampling.counterbalanced_side).
     """
-    sides = BattleSides.__table__
+    statements = _voting_statements(engine.dialect.name)
     model_a, model_b = sorted((battle["model_left"], battle["model_right"]))
-    rule = sa.case((2 * sides.c.a_left < sides.c.issued, 1), (2 * sides.c.a_left > sides.c.issued, 0),
-                   else_=int(coin))
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    upsert = (
-        insert(sides)
-        .values(challenge=battle["challenge"], model_a=model_a, model_b=model_b, issued=1, a_left=int(coin),
-                last_a_left=int(coin))
-        .on_conflict_do_update(index_elements=["challenge", "model_a", "model_b"],
-                               set_={"issued": sides.c.issued + 1, "a_left": sides.c.a_left + rule, "last_a_left": rule})
-        .returning(sides.c.last_a_left)
-    )
     row = dict(battle)
     with engine.begin() as conn:
-        a_left = bool(conn.execute(upsert).scalar_one())
+        a_left = bool(conn.execute(statements["sides"], {"challenge": battle["challenge"], "model_a": model_a,
+                                                         "model_b": model_b, "coin": int(coin)}).scalar_one())
         if a_left != (row["model_left"] == model_a):
             for key in ("model", "provider", "image", "view"):
                 row[f"{key}_left"], row[f"{key}_right"] = row[f"{key}_right"], row[f"{key}_left"]
-        conn.execute(Battle.__table__.insert(), [row])
+        conn.execute(statements["battle"], [row])
     return row
 
 
 def get_battle(engine: sa.Engine, battle_id: str) -> dict | None:
     """A battle with `vote_id` (None until it is voted on), or None."""
-    b, v = Battle.__table__, Vote.__table__
-    query = sa.select(b, v.c.id.label("vote_id")).outerjoin(v, v.c.battle_id == b.c.id).where(b.c.id == battle_id)
     with engine.connect() as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(_voting_statements(engine.dialect.name)["get_battle"], {"battle_id": battle_id}).first()
     return dict(row._mapping) if row is not None else None
 
 
 def voter_history(engine: sa.Engine, voter: str, since: datetime, challenge: str, pair: tuple[str, str]) -> tuple[int, int]:
     """(votes by this voter since `since`, votes by this voter on this challenge and pair, either side)."""
-    v = Vote.__table__
-    same_pair = sa.and_(
-        v.c.challenge == challenge,
-        sa.or_(sa.and_(v.c.model_left == pair[0], v.c.model_right == pair[1]),
-               sa.and_(v.c.model_left == pair[1], v.c.model_right == pair[0])),
-    )
-    query = sa.select(
-        sa.func.coalesce(sa.func.sum(sa.case((v.c.created_at >= since, 1), else_=0)), 0),
-        sa.func.coalesce(sa.func.sum(sa.case((same_pair, 1), else_=0)), 0),
-    ).where(v.c.voter == voter)
+    params = {"voter": voter, "since": since, "challenge": challenge, "model_a": pair[0], "model_b": pair[1]}
     with engine.connect() as conn:
-        recent, repeats = conn.execute(query).one()
+        recent, repeats = conn.execute(_voting_statements(engine.dialect.name)["history"], params).one()
     return int(recent), int(repeats)
 
 
 def record_vote(engine: sa.Engine, vote: dict) -> bool:
     """Insert a vote unless its battle already has one; True when this call stored it."""
-    statement = _insert_ignoring_duplicates(engine, Vote.__table__).values(**vote).returning(Vote.__table__.c.id)
     with engine.begin() as conn:
-        return conn.execute(statement).first() is not None
+        return conn.execute(_voting_statements(engine.dialect.name)["vote"], vote).first() is not None
