@@ -67,7 +67,7 @@ def pareto_front(points: list[Point]) -> list[Point]:
 
 def _svg(fig, key: str) -> str:
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
     text = buffer.getvalue()
     text = text[text.index("<svg"):]  # inlined into HTML: no XML declaration or doctype
@@ -79,14 +79,15 @@ def _svg(fig, key: str) -> str:
 
 def rating_scatter(key: str, points: list[Point], x_label: str, title: str, log_x: bool = False) -> str:
     """Rating (with 95% interval) against x, baselines in grey, the Pareto front as a step line."""
-    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    fig, ax = plt.subplots(figsize=(7.6, 4.6))
+    fig.subplots_adjust(left=0.1, right=0.8, bottom=0.12, top=0.92)  # fixed: a tight bbox costs a second draw
+    bounded = [p for p in points if p.lower is not None and p.upper is not None]
+    ax.vlines([p.x for p in bounded], [p.lower for p in bounded], [p.upper for p in bounded],
+              colors=[BASELINE if p.baseline else POINT for p in bounded], alpha=0.35, lw=1.2)
     for p in points:
-        if p.lower is not None and p.upper is not None:
-            ax.plot([p.x, p.x], [p.lower, p.upper], color=BASELINE if p.baseline else POINT, alpha=0.35, lw=1.2)
-    for p in points:
-        ax.scatter([p.x], [p.rating], s=34, zorder=3, gid=f"pt-{p.slug}",
-                   facecolors="white" if p.baseline else POINT, edgecolors=BASELINE if p.baseline else POINT,
-                   marker="s" if p.baseline else "o")
+        ax.plot([p.x], [p.rating], ls="", ms=6, zorder=3, gid=f"pt-{p.slug}",
+                markerfacecolor="white" if p.baseline else POINT, markeredgecolor=BASELINE if p.baseline else POINT,
+                marker="s" if p.baseline else "o")
     front = pareto_front(points)
     if len(front) > 1:
         ax.step([p.x for p in front], [p.rating for p in front], where="post", color=FRONT, lw=1.5,
@@ -105,14 +106,15 @@ def rating_scatter(key: str, points: list[Point], x_label: str, title: str, log_
     ax.margins(x=0.12, y=0.08)  # room for the labels of points at the edges
     ax.set_ylabel("rating (Elo scale, 95% interval)")
     ax.set_title(plain(title))
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     return _svg(fig, key)
 
 
 def latency_distribution(key: str, latencies: dict[str, np.ndarray], title: str) -> str:
     """Generation time of successful attempts per provider: box (quartiles) and whiskers (5th–95th)."""
     names = sorted(latencies)
-    fig, ax = plt.subplots(figsize=(7.2, 0.5 * len(names) + 1.6))
+    fig, ax = plt.subplots(figsize=(7.6, 0.5 * len(names) + 1.6))
+    fig.subplots_adjust(left=0.3, right=0.97, bottom=1.0 / (0.5 * len(names) + 1.6), top=0.9)
     data = [np.asarray(latencies[n], dtype=float) / 1000.0 for n in names]
     # `orientation` replaced `vert` in matplotlib 3.10.
     horizontal = {"orientation": "horizontal"} if _VERSION >= (3, 10) else {"vert": False}
@@ -126,7 +128,8 @@ def latency_distribution(key: str, latencies: dict[str, np.ndarray], title: str)
 
 def provider_over_time(key: str, nights: list[str], p50_s: list, p95_s: list, success: list, title: str) -> str:
     """Median and p95 generation time and success rate per night, for one provider."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.2, 5.0), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.6, 5.2), sharex=True)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.93)
     x = np.arange(len(nights))
     top.plot(x, [np.nan if v is None else v for v in p50_s], marker="o", ms=3, label="p50")
     top.plot(x, [np.nan if v is None else v for v in p95_s], marker="o", ms=3, label="p95")
@@ -145,12 +148,15 @@ def provider_over_time(key: str, nights: list[str], p50_s: list, p95_s: list, su
 
 def rating_history(key: str, series: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> str:
     """Online Elo after each vote for the leading models, against vote time."""
-    fig, ax = plt.subplots(figsize=(7.2, 4.0))
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
+    fig.subplots_adjust(left=0.1, right=0.72, bottom=0.2, top=0.92)
     for label, (times, ratings) in series.items():
         ax.plot(times, ratings, lw=1.2, label=plain(label))
     ax.set_xlabel("vote time (UTC)")
     ax.set_ylabel("online Elo (K=4)")
     ax.set_title(plain(title))
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.autofmt_xdate()
+    for tick in ax.get_xticklabels():
+        tick.set_rotation(30)
+        tick.set_horizontalalignment("right")
     return _svg(fig, key)

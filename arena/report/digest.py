@@ -57,6 +57,18 @@ def _model_slices(votes: pd.DataFrame) -> dict[str, np.ndarray]:
     return {str(m): np.sort(rows[order[bounds[k]:bounds[k + 1]]]) for k, m in enumerate(models)}
 
 
+def _per_opponent(table: pd.DataFrame) -> pd.DataFrame:
+    """head_to_head's per-challenge rows added up per opponent (percentages as head_to_head defines them)."""
+    counts = ["votes", "wins", "losses", "ties", "both_bad"]
+    if table.empty:
+        return pd.DataFrame(columns=["opponent", *counts, "win_pct", "loss_pct", "tie_pct"])
+    totals = table.groupby("opponent", sort=True)[counts].sum().reset_index()
+    totals["win_pct"] = 100 * totals["wins"] / totals["votes"]
+    totals["loss_pct"] = 100 * totals["losses"] / totals["votes"]
+    totals["tie_pct"] = 100 * (totals["ties"] + totals["both_bad"]) / totals["votes"]
+    return totals.sort_values(["votes", "opponent"], ascending=[False, True], ignore_index=True)
+
+
 def _rating_history(votes: pd.DataFrame, board: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Online Elo after each vote for the top models of the board, thinned to HISTORY_POINTS each."""
     history = online_elo(votes)
@@ -83,10 +95,12 @@ def digest_votes(votes: pd.DataFrame) -> VoteDigest:
     digest.boards = {task: board for (task, _), board in compute_boards(rated).items()}
     digest.best_for = best_for(rated, SLICE_OPTIONS)
     digest.challenge_boards = {key: board for (_, key), board in compute_boards(rated, SLICE_OPTIONS, by="challenge").items()}
-    for model, rows in _model_slices(rated).items():
-        mine = rated.iloc[rows]
-        digest.opponents[model] = head_to_head(mine, model, by=None).head(MATCHUP_ROWS)
-        digest.matchups[model] = head_to_head(mine, model, by="challenge").head(MATCHUP_ROWS)
+    # Each model's matchups from its own rows only: one pass over a million votes, not one per model.
+    narrow = rated[["model_left", "model_right", "outcome", "challenge", "flagged"]]
+    for model, rows in _model_slices(narrow).items():
+        table = head_to_head(narrow.iloc[rows], model, by="challenge")
+        digest.matchups[model] = table.head(MATCHUP_ROWS)
+        digest.opponents[model] = _per_opponent(table).head(MATCHUP_ROWS)
     task_column = rated["task"].astype(str)
     for task, board in digest.boards.items():
         digest.history[task] = _rating_history(rated[task_column == task], board)
@@ -125,7 +139,8 @@ def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDig
     # The same definitions per provider over all its models, and per provider per night: the
     # grouping key stats groups by is relabelled, so every figure still comes from stats.
     digest.provider_totals = stats.provider_table(window.assign(model="all"))
-    digest.nights = stats.provider_table(window.assign(model=window["started_at"].dt.strftime("%Y-%m-%d")))
+    days = window["started_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
+    digest.nights = stats.provider_table(window.assign(model=np.datetime_as_string(days)))
     ok = window[window["ok"].to_numpy(dtype=bool)]
     digest.latencies = {str(p): g["generation_ms"].dropna().to_numpy() for p, g in ok.groupby("provider", sort=True)}
     done = frame[frame["ok"].to_numpy(dtype=bool) & frame["image_sha256"].notna()]

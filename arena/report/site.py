@@ -64,6 +64,7 @@ def _vote_half(url: str, out_dir: str) -> VoteDigest:
     finally:
         engine.dispose()
     downloads.write_votes_csv(votes, Path(out_dir) / "downloads" / "votes.csv")
+    del votes["battle_id"]  # a million unique strings no page shows
     # Slice labels as plain text: grouping on them then never meets an unused category.
     for column in ("task", "category", "challenge"):
         votes[column] = votes[column].astype(str)
@@ -251,11 +252,13 @@ class _Site:
     # --- per model figures -------------------------------------------------------------------
 
     def _fastest(self, model: str) -> tuple[str | None, float | None]:
-        rows = self.a.provider_rows
-        mine = rows[(rows["model"] == model)].dropna(subset=["p50_ms"]).sort_values(["p50_ms", "provider"])
-        if mine.empty:
-            return None, None
-        return str(mine.iloc[0]["provider"]), float(mine.iloc[0]["p50_ms"])
+        """The provider with the lowest median generation time for the model, and that median."""
+        if not hasattr(self, "_fastest_by_model"):
+            rows = self.a.provider_rows.dropna(subset=["p50_ms"]).sort_values(["model", "p50_ms", "provider"])
+            first = rows.drop_duplicates("model")
+            self._fastest_by_model = {m: (str(p), float(v)) for m, p, v in
+                                      zip(first["model"], first["provider"], first["p50_ms"], strict=True)}
+        return self._fastest_by_model.get(model, (None, None))
 
     def _model_ref(self, name: str) -> dict:
         info = self.infos[name]

@@ -1,0 +1,74 @@
+"""The report in a real browser: Debian's chromium through Playwright, pages opened from file://."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from arena.report.site import slugify
+
+from .conftest import EVIL_MODEL, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "test-output" / "screenshots"
+
+
+@pytest.mark.browser
+def test_index_and_model_page_from_file_urls_with_a_sortable_board(golden_site, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
+        page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+
+        page.goto(golden_site.index.as_uri())
+        page.wait_for_load_state("load")
+        board = page.locator('table.board[data-task="edit"]')
+        models = board.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.model)")
+        assert models[0] == "night-grade"  # best first as built
+        votes_header = board.locator("th", has_text="votes")
+        votes_header.click()
+        ascending = board.locator("tbody tr td:nth-child(5)").evaluate_all("c => c.map(x => Number(x.dataset.value))")
+        assert ascending == sorted(ascending) and ascending != sorted(ascending, reverse=True)
+        assert votes_header.get_attribute("aria-sort") == "ascending"
+        votes_header.click()
+        descending = board.locator("tbody tr td:nth-child(5)").evaluate_all("c => c.map(x => Number(x.dataset.value))")
+        assert descending == sorted(ascending, reverse=True)
+        assert page.locator("text=No votes yet").count() == 0  # both boards have votes
+        assert page.locator("figure.chart svg").count() >= 5
+        images = page.locator("img").evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+        assert all(images)
+        index_shot = tmp_path / "index.png"
+        page.screenshot(path=str(index_shot), full_page=True)
+
+        page.goto((golden_site.out_dir / "models" / f"{slugify(EVIL_MODEL)}.html").as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("h1").inner_text().startswith('<script>alert("model")</script>')
+        assert page.evaluate("window.__xss === undefined")
+        highlighted = page.locator(f'[id="cost-text-to-image-label-{slugify(EVIL_MODEL)}"]')
+        assert highlighted.is_visible()  # this model's label shown in its own charts, others hidden
+        assert not page.locator('[id="cost-text-to-image-label-prompt-card"]').is_visible()
+        gallery = page.locator(".gallery img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
+        assert gallery and all(width > 0 for width in gallery)
+        model_shot = tmp_path / "model.png"
+        page.screenshot(path=str(model_shot), full_page=True)
+
+        page.goto((golden_site.out_dir / "challenges" / "bald-man.html").as_uri())
+        page.wait_for_load_state("load")
+        challenge_shot = tmp_path / "challenge.png"
+        page.screenshot(path=str(challenge_shot), full_page=True)
+        browser.close()
+    assert problems == []
+    for shot in (index_shot, model_shot, challenge_shot):
+        assert shot.stat().st_size > 10_000
+        shutil.copy(shot, SHOTS / f"report-{shot.name}")
+    assert (SHOTS / "report-index.png").is_file()
