@@ -300,6 +300,8 @@ def cmd_serve(args) -> int:
     from arena.web.options import options_from_env
 
     settings = _settings(args)
+    if args.workers > 1 and settings.database_url.startswith("sqlite"):
+        raise ArenaError("--workers above 1 needs a PostgreSQL database_url: SQLite takes one writing process")
     if args.config:  # workers build their app from the environment (arena.web:app_from_env)
         os.environ["ARENA_CONFIG"] = str(Path(args.config).resolve())
     app = create_app(settings, options_from_env())  # makes every missing blind derivative once, here

@@ -360,7 +360,8 @@ def read_votes(engine: sa.Engine, include_flagged: bool = True, extra_columns: b
 
 # --- blind voting (arena.web): derivatives, battles, votes ----------------------------------------
 # Battles and votes are append-only: a vote is "consumed" by its unique battle_id, so the database
-# itself guarantees one vote per battle across any number of server processes.
+# itself guarantees one vote per battle across any number of server processes. The functions of
+# the vote path take a connection: a request does its reads and writes in one transaction.
 
 from arena.tables import VOTES_BY_VOTER, Battle, BattleSides, Derivative  # noqa: E402
 
@@ -437,49 +438,44 @@ def _voting_statements(dialect: str) -> dict:
     }
 
 
-def session_battles(engine: sa.Engine, session: str) -> list[dict]:
+def session_battles(conn: sa.Connection, session: str) -> list[dict]:
     """A session's battles with whether each got its vote: seen images, and the battle still open."""
-    with engine.connect() as conn:
-        rows = conn.execute(_voting_statements(engine.dialect.name)["session_battles"], {"session": session})
-        return [dict(row._mapping) for row in rows]
+    rows = conn.execute(_voting_statements(conn.dialect.name)["session_battles"], {"session": session})
+    return [dict(row._mapping) for row in rows]
 
 
-def issue_battle(engine: sa.Engine, battle: dict, first_model: str, coin: bool) -> dict:
-    """Side a battle and store it, in one transaction; returns the row as stored.
+def issue_battle(conn: sa.Connection, battle: dict, coin: bool) -> dict:
+    """Side a battle and store it (inside the caller's transaction); returns the row as stored.
 
     `battle` has the two outputs under *_left/*_right; the (challenge, pair) counter is bumped
     atomically and decides whether the name-first model goes left: the side shown less often so
     far, the coin when both were shown equally (arena.sampling.counterbalanced_side).
     """
-    statements = _voting_statements(engine.dialect.name)
+    statements = _voting_statements(conn.dialect.name)
     model_a, model_b = sorted((battle["model_left"], battle["model_right"]))
     row = dict(battle)
-    with engine.begin() as conn:
-        a_left = bool(conn.execute(statements["sides"], {"challenge": battle["challenge"], "model_a": model_a,
-                                                         "model_b": model_b, "coin": int(coin)}).scalar_one())
-        if a_left != (row["model_left"] == model_a):
-            for key in ("model", "provider", "image", "view"):
-                row[f"{key}_left"], row[f"{key}_right"] = row[f"{key}_right"], row[f"{key}_left"]
-        conn.execute(statements["battle"], [row])
+    a_left = bool(conn.execute(statements["sides"], {"challenge": battle["challenge"], "model_a": model_a,
+                                                     "model_b": model_b, "coin": int(coin)}).scalar_one())
+    if a_left != (row["model_left"] == model_a):
+        for key in ("model", "provider", "image", "view"):
+            row[f"{key}_left"], row[f"{key}_right"] = row[f"{key}_right"], row[f"{key}_left"]
+    conn.execute(statements["battle"], [row])
     return row
 
 
-def get_battle(engine: sa.Engine, battle_id: str) -> dict | None:
+def get_battle(conn: sa.Connection, battle_id: str) -> dict | None:
     """A battle with `vote_id` (None until it is voted on), or None."""
-    with engine.connect() as conn:
-        row = conn.execute(_voting_statements(engine.dialect.name)["get_battle"], {"battle_id": battle_id}).first()
+    row = conn.execute(_voting_statements(conn.dialect.name)["get_battle"], {"battle_id": battle_id}).first()
     return dict(row._mapping) if row is not None else None
 
 
-def voter_history(engine: sa.Engine, voter: str, since: datetime, challenge: str, pair: tuple[str, str]) -> tuple[int, int]:
+def voter_history(conn: sa.Connection, voter: str, since: datetime, challenge: str, pair: tuple[str, str]) -> tuple[int, int]:
     """(votes by this voter since `since`, votes by this voter on this challenge and pair, either side)."""
     params = {"voter": voter, "since": since, "challenge": challenge, "model_a": pair[0], "model_b": pair[1]}
-    with engine.connect() as conn:
-        recent, repeats = conn.execute(_voting_statements(engine.dialect.name)["history"], params).one()
+    recent, repeats = conn.execute(_voting_statements(conn.dialect.name)["history"], params).one()
     return int(recent), int(repeats)
 
 
-def record_vote(engine: sa.Engine, vote: dict) -> bool:
+def record_vote(conn: sa.Connection, vote: dict) -> bool:
     """Insert a vote unless its battle already has one; True when this call stored it."""
-    with engine.begin() as conn:
-        return conn.execute(_voting_statements(engine.dialect.name)["vote"], vote).first() is not None
+    return conn.execute(_voting_statements(conn.dialect.name)["vote"], vote).first() is not None

@@ -63,8 +63,12 @@ class Voting:
 
     def issue(self, sid: str, ip: str, user_agent: str) -> dict | None:
         """The session's open battle if it has one (a reload does not re-roll the pair), else a new one."""
+        with self.engine.begin() as conn:
+            return self._issue(conn, sid, ip, user_agent)
+
+    def _issue(self, conn: sa.Connection, sid: str, ip: str, user_agent: str) -> dict | None:
         voter = self.signer.voter(sid)
-        history = store.session_battles(self.engine, voter)
+        history = store.session_battles(conn, voter)
         now = utcnow()
         for battle in reversed(history):
             if battle["vote_id"] is None and store.as_utc(battle["expires_at"]) > now \
@@ -88,15 +92,19 @@ class Voting:
             "weights_json": json.dumps(choice.weights, sort_keys=True), "ip_hash": self.signer.ip_hash(ip),
             "user_agent": user_agent[:200],
         }
-        stored = store.issue_battle(self.engine, row, first_model=first.model, coin=self.rng.random() < 0.5)
+        stored = store.issue_battle(conn, row, coin=self.rng.random() < 0.5)
         return self.card(stored)
 
     # --- votes ---
 
     def vote(self, sid: str, battle_id: str, choice: str, ip: str) -> dict:
         """Consume the battle with this vote and reveal who made each image; 404, 409 or 410 otherwise."""
+        with self.engine.begin() as conn:
+            return self._vote(conn, sid, battle_id, choice, ip)
+
+    def _vote(self, conn: sa.Connection, sid: str, battle_id: str, choice: str, ip: str) -> dict:
         voter = self.signer.voter(sid)
-        battle = store.get_battle(self.engine, battle_id)
+        battle = store.get_battle(conn, battle_id)
         if battle is None or battle["session"] != voter:
             raise ApiError(404, "battle_not_found", "No such battle in this session; ask POST /api/battles for one.")
         if battle["vote_id"] is not None:
@@ -106,7 +114,7 @@ class Voting:
             raise ApiError(410, "battle_expired", "This battle expired before the vote; ask POST /api/battles for a new one.")
         dwell_ms = (now - store.as_utc(battle["issued_at"])).total_seconds() * 1000.0
         pair = (battle["model_left"], battle["model_right"])
-        recent, repeats = store.voter_history(self.engine, voter, now - timedelta(seconds=self.options.burst_window_s),
+        recent, repeats = store.voter_history(conn, voter, now - timedelta(seconds=self.options.burst_window_s),
                                               battle["challenge"], pair)
         reasons = []
         if dwell_ms < self.options.min_dwell_s * 1000.0:
@@ -123,7 +131,7 @@ class Voting:
             "voter": voter, "ip_hash": self.signer.ip_hash(ip), "dwell_ms": round(dwell_ms, 1),
             "flagged": bool(reasons), "flag_reason": ",".join(reasons) or None,
         }
-        if not store.record_vote(self.engine, row):
+        if not store.record_vote(conn, row):
             raise ApiError(409, "already_voted", "This battle already has its vote; ask POST /api/battles for the next.")
         # Flags stay on the server: the voter sees the same reply either way.
         return {"battle_id": battle_id, "choice": choice, "reveal": {
@@ -143,7 +151,10 @@ class Voting:
         """The derivative file behind /img/<battle>/<slot>, for the battle's own session only."""
         from arena.derivatives import view_path
 
-        battle = store.get_battle(self.engine, battle_id) if slot in SLOTS else None
+        if slot not in SLOTS:
+            raise ApiError(404, "image_not_found", "No such image in this session.")
+        with self.engine.connect() as conn:
+            battle = store.get_battle(conn, battle_id)
         if battle is None or battle["session"] != self.signer.voter(sid) or not battle[SLOTS[slot]]:
             raise ApiError(404, "image_not_found", "No such image in this session.")
         return view_path(self.settings.data_dir / "derivatives", battle[SLOTS[slot]])
