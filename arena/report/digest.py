@@ -37,7 +37,7 @@ class VoteDigest:
     per_task: dict[str, int] = field(default_factory=dict)
     boards: dict[str, pd.DataFrame] = field(default_factory=dict)  # task -> board (published options)
     best_for: pd.DataFrame | None = None  # per task, category and model: rank, win rate
-    challenge_boards: dict[str, pd.DataFrame] = field(default_factory=dict)  # challenge -> board
+    challenge_records: dict[str, dict[str, dict]] = field(default_factory=dict)  # challenge -> model -> W/L/T
     opponents: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> record per opponent
     matchups: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> per opponent and challenge
     history: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
@@ -57,16 +57,20 @@ def _model_slices(votes: pd.DataFrame) -> dict[str, np.ndarray]:
     return {str(m): np.sort(rows[order[bounds[k]:bounds[k + 1]]]) for k, m in enumerate(models)}
 
 
-def _per_opponent(table: pd.DataFrame) -> pd.DataFrame:
-    """head_to_head's per-challenge rows added up per opponent (percentages as head_to_head defines them)."""
+def _summed(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """head_to_head's per opponent and challenge rows added up per `key` (percentages as it defines them)."""
     counts = ["votes", "wins", "losses", "ties", "both_bad"]
     if table.empty:
-        return pd.DataFrame(columns=["opponent", *counts, "win_pct", "loss_pct", "tie_pct"])
-    totals = table.groupby("opponent", sort=True)[counts].sum().reset_index()
+        return pd.DataFrame(columns=[key, *counts, "win_pct", "loss_pct", "tie_pct"])
+    totals = table.groupby(key, sort=True)[counts].sum().reset_index()
     totals["win_pct"] = 100 * totals["wins"] / totals["votes"]
     totals["loss_pct"] = 100 * totals["losses"] / totals["votes"]
     totals["tie_pct"] = 100 * (totals["ties"] + totals["both_bad"]) / totals["votes"]
-    return totals.sort_values(["votes", "opponent"], ascending=[False, True], ignore_index=True)
+    return totals.sort_values(["votes", key], ascending=[False, True], ignore_index=True)
+
+
+def _per_opponent(table: pd.DataFrame) -> pd.DataFrame:
+    return _summed(table, "opponent")
 
 
 def _rating_history(votes: pd.DataFrame, board: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -94,13 +98,14 @@ def digest_votes(votes: pd.DataFrame) -> VoteDigest:
     digest.per_task = {str(k): int(v) for k, v in rated["task"].astype(str).value_counts().sort_index().items()}
     digest.boards = {task: board for (task, _), board in compute_boards(rated).items()}
     digest.best_for = best_for(rated, SLICE_OPTIONS)
-    digest.challenge_boards = {key: board for (_, key), board in compute_boards(rated, SLICE_OPTIONS, by="challenge").items()}
     # Each model's matchups from its own rows only: one pass over a million votes, not one per model.
     narrow = rated[["model_left", "model_right", "outcome", "challenge", "flagged"]]
     for model, rows in _model_slices(narrow).items():
         table = head_to_head(narrow.iloc[rows], model, by="challenge")
         digest.matchups[model] = table.head(MATCHUP_ROWS)
         digest.opponents[model] = _per_opponent(table).head(MATCHUP_ROWS)
+        for row in _summed(table, "challenge").to_dict(orient="records"):
+            digest.challenge_records.setdefault(str(row["challenge"]), {})[model] = row
     task_column = rated["task"].astype(str)
     for task, board in digest.boards.items():
         digest.history[task] = _rating_history(rated[task_column == task], board)

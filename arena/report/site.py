@@ -243,7 +243,7 @@ class _Site:
                 self.warnings.append(f"challenge files not read: {exc}")
         images = self.a.newest_images
         seen = set(images["challenge"]) if len(images) else set()
-        seen |= set(self.v.challenge_boards)
+        seen |= set(self.v.challenge_records)
         for slug in sorted(seen - set(found)):
             found[slug] = {"slug": slug, "title": slug, "task": "", "category": "", "prompt": None,
                            "notes": "", "attribution": "", "sources": []}
@@ -446,8 +446,7 @@ class _Site:
 
     def _challenge_page(self, slug: str, common) -> None:
         challenge = self.challenges[slug]
-        board = self.v.challenge_boards.get(slug)
-        records = {} if board is None else {r["model"]: r for r in board.to_dict(orient="records")}
+        records = self.v.challenge_records.get(slug, {})
         outputs = []
         images = self.a.newest_images
         mine = images[images["challenge"] == slug] if len(images) else images
@@ -455,16 +454,16 @@ class _Site:
         for row in mine.itertuples(index=False) if len(mine) else []:
             shown.add(row.model)
             outputs.append({"model": self._model_ref(row.model), "provider": row.provider,
-                            "picture": self.pictures.of_sha(row.image_sha256), "record": records.get(row.model),
-                            "of": 0 if board is None else len(board)})
+                            "picture": self.pictures.of_sha(row.image_sha256), "record": records.get(row.model)})
         for model in sorted(set(records) - shown):
             outputs.append({"model": self._model_ref(model) if model in self.infos else {"name": model, "slug": None,
-                            "baseline": False}, "provider": None, "picture": None, "record": records[model],
-                            "of": len(board)})
-        outputs.sort(key=lambda o: (o["record"] is None, o["record"]["rank"] if o["record"] else 0,
-                                    -(o["record"]["rating"] if o["record"] else 0), o["model"]["name"]))
+                            "baseline": False}, "provider": None, "picture": None, "record": records[model]})
+        # Most winning first; models without votes here last, by name.
+        outputs.sort(key=lambda o: (o["record"] is None, -(o["record"]["win_pct"] if o["record"] else 0),
+                                    o["model"]["name"]))
+        votes = sum(r["votes"] for r in records.values()) // 2  # every vote counts once for each side
         self._render(f"challenges/{self.challenge_slugs[slug]}.html", "challenge.html", challenge=challenge,
-                     outputs=outputs, votes=0 if board is None else board.attrs.get("votes", 0), **common)
+                     outputs=outputs, votes=votes, **common)
 
     def _provider_page(self, provider: str, summaries, common) -> None:
         summary = next(s for s in summaries if s["name"] == provider)

@@ -280,3 +280,18 @@ def test_arena_report_command_prints_the_path_and_how_to_vote(golden, tmp_path, 
     out = capsys.readouterr().out
     assert f"report:  {(tmp_path / 'out' / 'index.html').resolve()}" in out and "arena serve" in out
     assert (tmp_path / "out" / "models" / "identity.html").is_file()
+
+
+def test_challenge_page_records_count_that_challenges_votes(golden, golden_site):
+    votes = store.read_votes(store.open_engine(golden.database_url))
+    votes = votes[(votes["challenge"] == "bald-man") & ~votes["flagged"]]
+    html = (golden_site.out_dir / "challenges" / "bald-man.html").read_text()
+    for model in ("identity", "cartoon-filter", "night-grade"):
+        mine = votes[(votes["model_left"] == model) | (votes["model_right"] == model)]
+        won = ((mine["model_left"] == model) & (mine["outcome"] == "left")).sum() + \
+            ((mine["model_right"] == model) & (mine["outcome"] == "right")).sum()
+        tied = mine["outcome"].isin(["tie", "both_bad"]).sum()
+        record = re.search(rf'<span class="record" data-model="{model}">(\d+) votes: (\d+) W / (\d+) L / (\d+) T', html)
+        assert record, model
+        assert [int(g) for g in record.groups()] == [len(mine), won, len(mine) - won - tied, tied]
+    assert f"{len(votes):,} votes on this challenge" in html
