@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
+import platform
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -101,74 +103,118 @@ class Tally:
 
 
 def tally_votes(votes: pd.DataFrame) -> Tally:
-    """Aggregate a canonical vote frame; left/right order does not matter to the rating model."""
+    """Aggregate a canonical vote frame; left/right order does not matter to the rating model.
+
+    Each column is factorized once; the rows are then counted per (left, right, outcome) label
+    triple with one bincount, and only those few distinct triples are mapped onto sorted models
+    and folded onto unordered pairs.
+    """
     require_vote_columns(votes)
-    outcome_codes, outcome_names = pd.factorize(votes["outcome"].to_numpy())
+    outcome_code, outcome_names = _factorize_labels(votes["outcome"])
     unknown = [name for name in outcome_names if name not in OUTCOMES]
     if unknown:
         raise unknown_outcome_error(votes, unknown)
+    if (outcome_code < 0).any():
+        row = int(np.flatnonzero(outcome_code < 0)[0])
+        raise VoteDataError(
+            f"vote table: row {row + 1}: missing outcome; expected one of {', '.join(OUTCOMES)}"
+        )
     if "flagged" in votes.columns:
         keep = ~votes["flagged"].fillna(False).to_numpy(dtype=bool)
-        outcome_codes = outcome_codes[keep]
     else:
         keep = np.ones(len(votes), dtype=bool)
-    # Selecting a million rows copies them; with nothing flagged a plain slice takes them all.
-    selected = slice(None) if keep.all() else keep
-    n = int(keep.sum())
-    left_code, right_code, models = _model_codes(
-        votes["model_left"], votes["model_right"], selected
-    )
-    m = len(models)
-    outcome = np.array([OUTCOMES.index(name) for name in outcome_names], dtype=np.int64)[
-        outcome_codes
-    ]
-    swapped = left_code > right_code
-    # Re-express each outcome from the lower-indexed model's side: "left won" is "i won" unless swapped.
-    column = np.where((outcome <= 1) & swapped, 1 - outcome, outcome)
-    pair = np.minimum(left_code, right_code) * m + np.maximum(left_code, right_code)
-    key = pair * 4 + column
-    if m * m * 4 <= 1 << 22:  # a dense count grid is fastest while it stays small
-        grid = np.bincount(key, minlength=m * m * 4).reshape(m * m, 4)
-        present = np.flatnonzero(grid.sum(axis=1))
-        outcomes = grid[present]
-    else:  # thousands of models: count only the pairs that met
-        keys, counts = np.unique(key, return_counts=True)
-        present, slot = np.unique(keys // 4, return_inverse=True)
-        outcomes = np.zeros((len(present), 4), dtype=np.int64)
-        outcomes[slot, keys % 4] = counts
-    return Tally(models, present // m, present % m, outcomes.astype(float), int(len(keep) - n))
-
-
-def _model_codes(
-    left: pd.Series, right: pd.Series, keep: np.ndarray | slice
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices into the sorted model names for both columns (rows in `keep` only).
-
-    Factorizing each column on its own and merging the few names is faster than factorizing
-    both columns joined and sorted; categorical columns (as a store may hand them over) are
-    already factorized.
-    """
-    merged: list[tuple[np.ndarray, np.ndarray]] = []
-    for column in (left, right):
-        if isinstance(column.dtype, pd.CategoricalDtype):
-            codes, names = (
-                column.cat.codes.to_numpy()[keep],
-                np.asarray(column.cat.categories, dtype=object),
-            )
-        else:
-            codes, names = pd.factorize(column.to_numpy()[keep])
-        if (codes < 0).any():
-            row = int(np.arange(len(column))[keep][np.flatnonzero(codes < 0)[0]])
-            raise VoteDataError(f"vote table: row {row + 1}: missing model name in {column.name}")
-        merged.append((codes, np.asarray(names, dtype=object)))
-    used = [names[np.bincount(codes, minlength=len(names)) > 0] for codes, names in merged]
-    models = np.array(sorted(set(used[0]) | set(used[1])), dtype=object)
+    left_code, left_names = _model_labels(votes["model_left"], keep)
+    right_code, right_names = _model_labels(votes["model_right"], keep)
+    if not keep.all():  # selecting a million codes copies them; with nothing flagged, take them all
+        left_code, right_code, outcome_code = left_code[keep], right_code[keep], outcome_code[keep]
+    # Votes per distinct (left label, right label, outcome label).
+    shape = (len(left_names), len(right_names), len(outcome_names))
+    key = left_code * (shape[1] * shape[2])
+    key += right_code * shape[2]
+    key += outcome_code
+    if math.prod(shape) <= 1 << 22:  # a dense count grid is fastest while it stays small
+        per_label = np.bincount(key, minlength=math.prod(shape))
+        key = np.flatnonzero(per_label)
+        votes_per_key = per_label[key]
+    else:  # thousands of models: count only the label pairs that met
+        key, votes_per_key = np.unique(key, return_counts=True)
+    left_label, right_label, outcome_label = np.unravel_index(key, shape)
+    used = set(left_names[np.unique(left_label)]) | set(right_names[np.unique(right_label)])
+    models = np.array(sorted(used), dtype=object)
     position = {name: k for k, name in enumerate(models)}
-    mapped = []
-    for codes, names in merged:
-        lookup = np.array([position.get(name, -1) for name in names], dtype=np.int64)
-        mapped.append(lookup[codes])
-    return mapped[0], mapped[1], models
+    left_at = np.array([position.get(name, -1) for name in left_names], dtype=np.int64)
+    right_at = np.array([position.get(name, -1) for name in right_names], dtype=np.int64)
+    left, right = left_at[left_label], right_at[right_label]
+    # Re-express each outcome from the lower-indexed model's side: "left won" is "i won" unless
+    # the left model is the higher-indexed one.
+    column = np.array([OUTCOMES.index(name) for name in outcome_names], dtype=np.int64)
+    column = column[outcome_label]
+    column = np.where((left > right) & (column <= 1), 1 - column, column)
+    m = len(models)
+    pair = np.minimum(left, right) * m + np.maximum(left, right)
+    cell, slot = np.unique(pair * 4 + column, return_inverse=True)
+    present, row = np.unique(cell // 4, return_inverse=True)
+    outcomes = np.zeros((len(present), 4))
+    outcomes[row, cell % 4] = np.bincount(slot, votes_per_key, len(cell))
+    return Tally(models, present // m, present % m, outcomes, int(len(keep) - keep.sum()))
+
+
+def _model_labels(column: pd.Series, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A model column factorized: codes and names; a missing name in a kept row is an error."""
+    codes, names = _factorize_labels(column)
+    missing = (codes < 0) & keep
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise VoteDataError(f"vote table: row {row + 1}: missing model name in {column.name}")
+    return codes, np.asarray(names, dtype=object)
+
+
+def _factorize_labels(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (−1 for missing) and the distinct labels of a column, as pd.factorize gives them.
+
+    Categorical columns are already factorized. A text column is an object array whose rows
+    usually share a few str objects (a CSV reader hands each distinct value out once, a frame
+    built from a label array repeats its objects); then the rows are first grouped by object
+    identity — the pointers in the array hashed as integers, ten times faster than hashing the
+    strings — and only the distinct objects are compared by value. The same object is the same
+    value, so the codes are exactly pd.factorize's.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy().astype(np.int64), np.asarray(column.cat.categories)
+    values = column.to_numpy()
+    pointers = _object_pointers(values)
+    if pointers is None or len(np.unique(pointers[:_IDENTITY_SAMPLE])) > _IDENTITY_SAMPLE // 8:
+        return pd.factorize(values)
+    object_code, distinct = pd.factorize(pointers)
+    if (distinct == 0).any():  # an unset slot (read as None by numpy): leave it to pandas
+        return pd.factorize(values)
+    # The array holds a reference to each of these objects, so their pointers are valid.
+    objects = np.empty(len(distinct), dtype=object)
+    objects[:] = [ctypes.cast(int(pointer), ctypes.py_object).value for pointer in distinct]
+    value_code, names = pd.factorize(objects)
+    return value_code[object_code], names
+
+
+# Rows looked at to decide whether grouping by object identity pays: it does when they hold few
+# distinct objects.
+_IDENTITY_SAMPLE = 4096
+
+
+def _object_pointers(values: np.ndarray) -> np.ndarray | None:
+    """The object pointers of a CPython object array viewed as integers (no copy), or None.
+
+    The view is valid only while `values` is alive, which the caller guarantees.
+    """
+    if (
+        platform.python_implementation() != "CPython"
+        or values.dtype != object
+        or values.ndim != 1
+        or not values.flags.c_contiguous
+        or len(values) < 4 * _IDENTITY_SAMPLE
+    ):
+        return None
+    buffer = (ctypes.c_size_t * len(values)).from_address(values.ctypes.data)
+    return np.frombuffer(buffer, dtype=np.uintp)
 
 
 def compute_board(votes: pd.DataFrame, options: RatingOptions | None = None) -> pd.DataFrame:

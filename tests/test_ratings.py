@@ -382,3 +382,55 @@ def test_votes_without_a_category_land_on_the_default_board():
     boards = compute_boards(votes, CLOSED, by="category")
     assert sorted(key for _, key in boards) == ["art", "uncategorized"]
     assert sum(board.attrs["votes"] for board in boards.values()) == len(votes)
+
+
+def test_tally_groups_shared_label_objects_exactly():
+    """Big object columns are first grouped by object identity; equal strings held by different
+    objects, missing names in flagged rows and unused labels still count exactly as by value."""
+    from arena import ratings
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    names = np.array([f"model-{k}" for k in range(6)], dtype=object)
+    left = rng.integers(0, 6, n)
+    right = (left + rng.integers(1, 6, n)) % 6
+    outcome_names = np.array(["left", "right", "tie", "both_bad"], dtype=object)
+    outcome = rng.integers(0, 4, n)
+    left_labels, right_labels = names[left], names[right]
+    copies = rng.random(n) < 0.02  # the same names as new str objects
+    left_labels[copies] = ["".join(list(name)) for name in left_labels[copies]]
+    flagged = rng.random(n) < 0.05
+    right_labels[np.flatnonzero(flagged)[:3]] = None
+    votes = pd.DataFrame(
+        {
+            "model_left": left_labels,
+            "model_right": right_labels,
+            "outcome": outcome_names[outcome],
+            "flagged": flagged,
+        }
+    )
+    assert ratings._object_pointers(votes["model_left"].to_numpy()) is not None
+    tally = tally_votes(votes)
+    expected: dict[tuple[str, str], list[int]] = {}
+    for a, b, o in zip(
+        names[left][~flagged], names[right][~flagged], outcome[~flagged], strict=True
+    ):
+        low, high = sorted((a, b))
+        column = o if o >= 2 else (o if a == low else 1 - o)
+        expected.setdefault((low, high), [0, 0, 0, 0])[column] += 1
+    got = {
+        (tally.models[i], tally.models[j]): row.astype(int).tolist()
+        for i, j, row in zip(tally.i, tally.j, tally.outcomes, strict=True)
+    }
+    assert got == expected and tally.flagged == flagged.sum()
+    as_strings = votes.astype(
+        {"model_left": "string", "model_right": "string", "outcome": "string"}
+    )
+    assert tally_votes(as_strings).outcomes.tolist() == tally.outcomes.tolist()
+
+
+def test_missing_outcome_names_the_row():
+    votes = votes_frame([("a", "b", "left"), ("a", "b", "left")])
+    votes.loc[1, "outcome"] = None
+    with pytest.raises(VoteDataError, match=r"row 2: (missing|unknown) outcome"):
+        compute_board(votes)

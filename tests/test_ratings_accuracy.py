@@ -149,3 +149,32 @@ def test_plain_inverse_fisher_would_be_too_wide_with_ties():
     assert (sandwich < 0.9 * inverse_fisher).all()
     boot = bt.bootstrap_thetas(counts, fit, 1000, 0, prior_precision=0.0).std(axis=0)
     assert np.allclose(boot, sandwich, rtol=0.1)
+
+
+@pytest.mark.parametrize("cells", [[0, 3, 500, 2000, 1, 7000, 40], [2, 900, 300, 0, 1100]])
+def test_vote_resampler_draws_the_multinomial(cells):
+    """The Poissonized resampler is exactly N votes drawn with replacement: whole rows summing to
+    N, with the multinomial's means, covariances and chances of an empty cell."""
+    cells = np.array(cells, dtype=float)
+    resampler = bt.VoteResampler(cells)
+    assert resampler.poissonize
+    rounds = 200_000
+    draws = resampler.draw(np.random.default_rng(3), rounds)
+    n, share = cells.sum(), cells / cells.sum()
+    assert draws.dtype.kind == "i" and (draws.sum(axis=1) == n).all()
+    assert (draws[:, cells == 0] == 0).all()
+    standard_error = np.sqrt(n * share * (1 - share) / rounds)
+    assert (np.abs(draws.mean(axis=0) - n * share) <= 5 * standard_error + 1e-12).all()
+    covariance = n * (np.diag(share) - np.outer(share, share))
+    assert np.abs(np.cov(draws.T) - covariance).max() <= 0.02 * np.abs(covariance).max()
+    smallest = int(np.argmin(np.where(cells > 0, cells, np.inf)))
+    empty = (1 - share[smallest]) ** n
+    assert (draws[:, smallest] == 0).mean() == pytest.approx(empty, abs=5 * np.sqrt(empty / rounds))
+
+
+def test_vote_resampler_falls_back_to_numpy_multinomial():
+    for cells in ([3.0, 5.0, 2.0], [400.5, 700.0, 600.0]):  # few votes; not whole votes
+        resampler = bt.VoteResampler(np.array(cells))
+        assert not resampler.poissonize
+        draws = resampler.draw(np.random.default_rng(0), 50)
+        assert (draws.sum(axis=1) == round(sum(cells))).all()
