@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
-import platform
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -172,49 +170,11 @@ def _model_labels(column: pd.Series, keep: np.ndarray) -> tuple[np.ndarray, np.n
 def _factorize_labels(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes (−1 for missing) and the distinct labels of a column, as pd.factorize gives them.
 
-    Categorical columns are already factorized. A text column is an object array whose rows
-    usually share a few str objects (a CSV reader hands each distinct value out once, a frame
-    built from a label array repeats its objects); then the rows are first grouped by object
-    identity — the pointers in the array hashed as integers, ten times faster than hashing the
-    strings — and only the distinct objects are compared by value. The same object is the same
-    value, so the codes are exactly pd.factorize's.
+    Categorical columns (how the store hands large vote tables over) are already factorized.
     """
     if isinstance(column.dtype, pd.CategoricalDtype):
         return column.cat.codes.to_numpy().astype(np.int64), np.asarray(column.cat.categories)
-    values = column.to_numpy()
-    pointers = _object_pointers(values)
-    if pointers is None or len(np.unique(pointers[:_IDENTITY_SAMPLE])) > _IDENTITY_SAMPLE // 8:
-        return pd.factorize(values)
-    object_code, distinct = pd.factorize(pointers)
-    if (distinct == 0).any():  # an unset slot (read as None by numpy): leave it to pandas
-        return pd.factorize(values)
-    # The array holds a reference to each of these objects, so their pointers are valid.
-    objects = np.empty(len(distinct), dtype=object)
-    objects[:] = [ctypes.cast(int(pointer), ctypes.py_object).value for pointer in distinct]
-    value_code, names = pd.factorize(objects)
-    return value_code[object_code], names
-
-
-# Rows looked at to decide whether grouping by object identity pays: it does when they hold few
-# distinct objects.
-_IDENTITY_SAMPLE = 4096
-
-
-def _object_pointers(values: np.ndarray) -> np.ndarray | None:
-    """The object pointers of a CPython object array viewed as integers (no copy), or None.
-
-    The view is valid only while `values` is alive, which the caller guarantees.
-    """
-    if (
-        platform.python_implementation() != "CPython"
-        or values.dtype != object
-        or values.ndim != 1
-        or not values.flags.c_contiguous
-        or len(values) < 4 * _IDENTITY_SAMPLE
-    ):
-        return None
-    buffer = (ctypes.c_size_t * len(values)).from_address(values.ctypes.data)
-    return np.frombuffer(buffer, dtype=np.uintp)
+    return pd.factorize(column.to_numpy())
 
 
 def compute_board(votes: pd.DataFrame, options: RatingOptions | None = None) -> pd.DataFrame:

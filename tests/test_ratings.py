@@ -384,11 +384,9 @@ def test_votes_without_a_category_land_on_the_default_board():
     assert sum(board.attrs["votes"] for board in boards.values()) == len(votes)
 
 
-def test_tally_groups_shared_label_objects_exactly():
-    """Big object columns are first grouped by object identity; equal strings held by different
-    objects, missing names in flagged rows and unused labels still count exactly as by value."""
-    from arena import ratings
-
+def test_tally_counts_exactly_from_text_and_categorical_columns():
+    """Equal strings held by different objects, missing names in flagged rows and categorical
+    columns (how the store hands large tables over) all count exactly as by value."""
     rng = np.random.default_rng(5)
     n = 20_000
     names = np.array([f"model-{k}" for k in range(6)], dtype=object)
@@ -409,7 +407,6 @@ def test_tally_groups_shared_label_objects_exactly():
             "flagged": flagged,
         }
     )
-    assert ratings._object_pointers(votes["model_left"].to_numpy()) is not None
     tally = tally_votes(votes)
     expected: dict[tuple[str, str], list[int]] = {}
     for a, b, o in zip(
@@ -427,6 +424,8 @@ def test_tally_groups_shared_label_objects_exactly():
         {"model_left": "string", "model_right": "string", "outcome": "string"}
     )
     assert tally_votes(as_strings).outcomes.tolist() == tally.outcomes.tolist()
+    as_categories = votes.astype({"model_left": "category", "model_right": "category", "outcome": "category"})
+    assert tally_votes(as_categories).outcomes.tolist() == tally.outcomes.tolist()
 
 
 def test_missing_outcome_names_the_row():

@@ -36,7 +36,7 @@ REFERENCE_ROUNDS = 100
 
 
 def synthetic_votes(n_models: int, n_votes: int, seed: int = 0) -> pd.DataFrame:
-    """Canonical vote rows as the store hands them over (model names as strings)."""
+    """Canonical vote rows as the store hands large tables over: labels as categoricals."""
     rng = np.random.default_rng(seed)
     strengths = rng.normal(0.0, 0.6, n_models)
     names = np.array(
@@ -51,9 +51,9 @@ def synthetic_votes(n_models: int, n_votes: int, seed: int = 0) -> pd.DataFrame:
     )
     return pd.DataFrame(
         {
-            "model_left": names[left],
-            "model_right": names[right],
-            "outcome": outcome,
+            "model_left": pd.Categorical.from_codes(left, names),
+            "model_right": pd.Categorical.from_codes(right, names),
+            "outcome": pd.Categorical(outcome),
             "flagged": np.zeros(n_votes, dtype=bool),
         }
     )
