@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import json
 import queue
 import threading
@@ -11,8 +13,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from pandas.api.types import union_categoricals
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, select
 
@@ -194,6 +198,13 @@ def record_results(engine: sa.Engine, items: list[tuple[Attempt, StoredImage | N
 # --- reads -----------------------------------------------------------------------------------
 
 ATTEMPT_COLUMNS = [c.name for c in Attempt.__table__.columns]
+# Text columns that name things (few distinct values): categoricals in lean reads. Per-row text
+# (battle ids, error messages, request ids) stays plain.
+ATTEMPT_LABELS = frozenset({"run_id", "challenge", "task", "category", "model", "provider", "failure_class",
+                            "image_sha256", "format", "served_by"})
+VOTE_LABELS = frozenset({"challenge", "task", "category", "model_left", "model_right", "provider_left",
+                         "provider_right", "image_left", "image_right", "outcome", "voter", "flag_reason"})
+READ_CHUNK_ROWS = 50_000  # rows in flight as Python objects during a lean read
 
 
 def read_attempts(
@@ -202,23 +213,120 @@ def read_attempts(
     model: str | None = None,
     include_warmup: bool = False,
     run_id: str | None = None,
+    *,
+    columns: Iterable[str] | None = None,
+    labels_as_categories: bool = False,
 ) -> pd.DataFrame:
-    """Attempts as a DataFrame (started_at as UTC timestamps), newest filters applied in SQL."""
-    query = select(Attempt)
+    """Attempts as a DataFrame (started_at as UTC timestamps), in id order, filters applied in SQL.
+
+    `columns` picks columns (default: all). `labels_as_categories=True` is the lean read for large
+    stores: rows come through in chunks and names (model, provider, challenge...) become
+    categoricals, booleans bool and numbers float (int when a column has no NULL); the values are
+    the default read's.
+    """
+    table = Attempt.__table__
+    names = _column_names(table, columns, ATTEMPT_COLUMNS)
+    query = sa.select(*[table.c[n] for n in names]).order_by(table.c.id)
     if not include_warmup:
-        query = query.where(Attempt.warmup == sa.false())
+        query = query.where(table.c.warmup == sa.false())
     if since is not None:
-        query = query.where(Attempt.started_at >= since)
+        query = query.where(table.c.started_at >= since)
     if model is not None:
-        query = query.where(Attempt.model == model)
+        query = query.where(table.c.model == model)
     if run_id is not None:
-        query = query.where(Attempt.run_id == run_id)
+        query = query.where(table.c.run_id == run_id)
+    if labels_as_categories:
+        return _lean_frame(engine, query, ATTEMPT_LABELS)
     with engine.connect() as conn:
         frame = pd.read_sql(query, conn)
     if frame.empty:
-        return pd.DataFrame(columns=ATTEMPT_COLUMNS)
-    frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
+        return pd.DataFrame(columns=names)
+    if "started_at" in frame:
+        frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
     return frame
+
+
+def _column_names(table: sa.Table, columns: Iterable[str] | None, default: list[str]) -> list[str]:
+    if columns is None:
+        return list(default)
+    names = list(columns)
+    unknown = [n for n in names if n not in table.c]
+    if unknown:
+        raise ValueError(f"{table.name} has no column(s) {', '.join(unknown)}")
+    return names
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """No cyclic GC while a read makes millions of short-lived tuples (they hold no cycles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _lean_frame(engine: sa.Engine, query: sa.Select, labels: frozenset[str]) -> pd.DataFrame:
+    """The query's rows as a frame, READ_CHUNK_ROWS at a time, each chunk's columns converted at once.
+
+    Only the chunk in flight exists as Python objects: labels become categoricals, DateTime columns
+    UTC timestamps, Boolean columns bool, numbers int64 (float64 when NULLs occur). Result
+    processing is skipped (SQLite hands back ISO text, PostgreSQL datetimes; both parse the same).
+    """
+    selected = list(query.selected_columns)
+    names = [c.name for c in selected]
+    kinds = []
+    for column in selected:
+        kind = ("time" if isinstance(column.type, sa.DateTime) else "flag" if isinstance(column.type, sa.Boolean)
+                else "number" if isinstance(column.type, sa.Integer | sa.Float | sa.Numeric)
+                else "label" if column.name in labels else "text")
+        kinds.append(kind)
+    raw = {"time": sa.String, "flag": sa.Integer}
+    query = query.with_only_columns(*[sa.type_coerce(c, raw[k]).label(c.name) if k in raw else c
+                                      for c, k in zip(selected, kinds, strict=True)])
+    parts: list[list] = [[] for _ in names]
+    with _gc_paused(), engine.connect() as conn:
+        result = conn.execution_options(yield_per=READ_CHUNK_ROWS).execute(query)
+        for rows in result.partitions():
+            for k, values in enumerate(zip(*rows, strict=True)):
+                parts[k].append(_lean_column(kinds[k], values))
+            del rows
+    data = {}
+    for name, kind, pieces in zip(names, kinds, parts, strict=True):
+        if not pieces:
+            data[name] = pd.Series([], dtype={"label": "category", "time": "datetime64[us, UTC]", "flag": bool,
+                                              "number": float}.get(kind, object))
+        elif kind == "label":
+            data[name] = union_categoricals(pieces, sort_categories=True)
+        elif kind == "time":
+            data[name] = pd.concat(pieces, ignore_index=True)
+        else:
+            data[name] = np.concatenate(pieces)
+    return pd.DataFrame(data)
+
+
+def _lean_column(kind: str, values: tuple):
+    if kind == "label":
+        codes, names = pd.factorize(np.array(values, dtype=object))
+        return pd.Categorical.from_codes(codes, names)
+    if kind == "time":
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+    if kind == "flag":
+        return np.array(values, dtype=bool)
+    if kind == "number":
+        array = np.array(values)
+        return array if array.dtype.kind in "if" else np.array(values, dtype=float)  # None -> NaN
+    return np.array(values, dtype=object)
+
+
+def read_image_paths(engine: sa.Engine) -> dict[str, tuple[str, str]]:
+    """sha256 -> (path relative to the data dir, format) for every stored image."""
+    table = StoredImage.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.sha256, table.c.path, table.c.format))
+        return {sha: (path, fmt) for sha, path, fmt in rows}
 
 
 def read_jobs(engine: sa.Engine, run_id: str | None = None) -> pd.DataFrame:
@@ -339,22 +447,33 @@ def add_votes(engine: sa.Engine, votes: list[dict]) -> int:
     return len(votes)
 
 
-def read_votes(engine: sa.Engine, include_flagged: bool = True, extra_columns: bool = False) -> pd.DataFrame:
-    """Votes as the canonical vote DataFrame of arena.votes (flagged votes marked, not removed)."""
+def read_votes(engine: sa.Engine, include_flagged: bool = True, extra_columns: bool = False, *,
+               columns: Iterable[str] | None = None, labels_as_categories: bool = False) -> pd.DataFrame:
+    """Votes as the canonical vote DataFrame of arena.votes (flagged votes marked, not removed), in id order.
+
+    `columns` picks columns (default: the canonical ones, plus the battle's providers, images,
+    dwell and flag reason with `extra_columns`). `labels_as_categories=True` is the lean read for
+    large stores: rows come through in chunks and labels (models, outcome, task, challenge...)
+    become categoricals, so a million votes take tens of MB instead of over a GB; the values are
+    the default read's.
+    """
     table = Vote.__table__
-    columns = [table.c[name] for name in VOTE_COLUMNS]
-    if extra_columns:
-        columns += [table.c.provider_left, table.c.provider_right, table.c.image_left, table.c.image_right,
-                    table.c.dwell_ms, table.c.flag_reason]
-    query = sa.select(*columns).order_by(table.c.id)
+    default = VOTE_COLUMNS + (["provider_left", "provider_right", "image_left", "image_right", "dwell_ms",
+                               "flag_reason"] if extra_columns else [])
+    names = _column_names(table, columns, default)
+    query = sa.select(*[table.c[name] for name in names]).order_by(table.c.id)
     if not include_flagged:
         query = query.where(table.c.flagged == sa.false())
+    if labels_as_categories:
+        return _lean_frame(engine, query, VOTE_LABELS)
     with engine.connect() as conn:
         frame = pd.read_sql(query, conn)
     if frame.empty:
-        return pd.DataFrame(columns=[c.name for c in columns])
-    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
-    frame["flagged"] = frame["flagged"].astype(bool)
+        return pd.DataFrame(columns=names)
+    if "created_at" in frame:
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    if "flagged" in frame:
+        frame["flagged"] = frame["flagged"].astype(bool)
     return frame
 
 

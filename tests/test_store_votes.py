@@ -34,3 +34,22 @@ def test_a_battle_takes_one_vote(db_url):
     with pytest.raises(StoreError, match="vote rejected"):
         store.add_votes(engine, [_vote(1, "right")])
     assert store.read_votes(engine)["outcome"].tolist() == ["left"]
+
+
+def test_the_lean_read_holds_the_default_reads_values(db_url):
+    import pandas as pd
+
+    engine = store.open_engine(db_url)
+    assert store.read_votes(engine, labels_as_categories=True).empty
+    store.add_votes(engine, [_vote(1), _vote(2, "tie"), _vote(3, "both_bad", flagged=True)])
+    for kwargs in ({}, {"include_flagged": False}, {"extra_columns": True}, {"columns": ["created_at", "outcome"]}):
+        lean, default = store.read_votes(engine, labels_as_categories=True, **kwargs), store.read_votes(engine, **kwargs)
+        assert list(lean.columns) == list(default.columns)
+        assert isinstance(lean["outcome"].dtype, pd.CategoricalDtype)
+        labels = [c for c in lean.columns if isinstance(lean[c].dtype, pd.CategoricalDtype)]
+        plain = lean.assign(**{c: lean[c].astype(object).where(lean[c].notna(), None) for c in labels})
+        if "dwell_ms" in plain:
+            default["dwell_ms"] = default["dwell_ms"].astype(float)  # all NULL: None in the default read
+        pd.testing.assert_frame_equal(plain, default, check_dtype=False)
+    with pytest.raises(ValueError, match="no column"):
+        store.read_votes(engine, columns=["nope"])

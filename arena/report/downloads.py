@@ -43,14 +43,18 @@ def _text(values: pd.Series, whole: bool = False) -> np.ndarray:
     return values.astype(object).where(values.notna(), "").to_numpy()
 
 
+CSV_CHUNK_ROWS = 50_000  # rows turned into cell text at a time: all rows at once would hold every cell as a str
+
+
 def _write_csv(frame: pd.DataFrame, fields: tuple[str, ...], path: Path, whole: set[str] = frozenset()) -> int:
-    """CSV through the csv module on prepared text columns: pandas' to_csv takes seconds per million rows."""
-    columns = [_text(frame[name], name in whole) for name in fields] if len(frame) else []
+    """CSV through the csv module on prepared text columns (pandas' to_csv takes seconds per million
+    rows), CSV_CHUNK_ROWS rows at a time so only one chunk's cell text exists at once."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(fields)
-        if columns:
-            writer.writerows(zip(*columns, strict=True))
+        for first in range(0, len(frame), CSV_CHUNK_ROWS):
+            chunk = frame.iloc[first:first + CSV_CHUNK_ROWS]
+            writer.writerows(zip(*[_text(chunk[name], name in whole) for name in fields], strict=True))
     return len(frame)
 
 

@@ -21,7 +21,7 @@ from arena.challenges import load_challenges
 from arena.errors import ArenaError
 from arena.providers.base import FAILURE_CLASSES
 from arena.ratings import RatingOptions
-from arena.report import charts, downloads, sources
+from arena.report import charts, downloads
 from arena.report.digest import (
     AttemptDigest,
     VoteDigest,
@@ -60,15 +60,20 @@ def _vote_half(url: str, out_dir: str) -> VoteDigest:
     """Read the votes, write votes.csv and digest them; runs in a worker process on large builds."""
     engine = store.open_engine(url, create=False)
     try:
-        votes = sources.read_vote_frame(engine)
+        votes = store.read_votes(engine, columns=downloads.VOTE_FIELDS, labels_as_categories=True)
     finally:
         engine.dispose()
     downloads.write_votes_csv(votes, Path(out_dir) / "downloads" / "votes.csv")
     del votes["battle_id"]  # a million unique strings no page shows
-    # Slice labels as plain text: grouping on them then never meets an unused category.
-    for column in ("task", "category", "challenge"):
-        votes[column] = votes[column].astype(str)
     return digest_votes(votes)
+
+
+def _read_attempts(engine: sa.Engine) -> pd.DataFrame:
+    """Every attempt but warm-ups with the columns pages and generations.csv use, oldest first."""
+    columns = dict.fromkeys(downloads.GENERATION_FIELDS)  # ordered, no repeats
+    attempts = store.read_attempts(engine, columns=list(columns), labels_as_categories=True)
+    order = np.argsort(attempts["started_at"].to_numpy(), kind="stable")  # ties stay in id order
+    return attempts.take(order).reset_index(drop=True)
 
 
 def _engine_url(engine: sa.Engine) -> str:
@@ -191,10 +196,10 @@ def build_site(source, out_dir: str | Path = "reports", *, data_dir: Path | None
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
         vote_future = pool.submit(_vote_half, url, str(out_dir))
     try:
-        attempts = sources.read_attempt_frame(engine)
+        attempts = _read_attempts(engine)
         downloads.write_generations_csv(attempts, out_dir / "downloads" / "generations.csv")
         attempt_digest = digest_attempts(attempts, window_days)
-        images = sources.read_image_paths(engine)
+        images = store.read_image_paths(engine)
         snapshots = [run.settings_json for run in reversed(store.list_runs(engine))]
         del attempts
         vote_digest = vote_future.result() if pool else _vote_half(url, str(out_dir))
