@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlsplit
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSON
+from starlette.responses import Response
 
 from arena.web.battles import CHOICES, ApiError, Voting
 from arena.web.security import COOKIE_NAME, CSRF_HEADER, RateLimiter, Signer
 
 BATTLE_ID_LENGTH = 32
+
+
+class JSONResponse(_StarletteJSON):
+    """JSON bodies by orjson (compact UTF-8, like Starlette's own, several times quicker)."""
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
 
 
 def _voting(request: Request) -> Voting:
@@ -84,8 +92,8 @@ async def read_json(request: Request) -> dict:
         if len(body) > limit:
             raise ApiError(413, "body_too_large", f"The body is over {limit} bytes.")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_body", "The body must be a JSON object.")
@@ -109,7 +117,7 @@ async def session(request: Request) -> Response:
 async def new_battle(request: Request) -> Response:
     sid = check_post(request)
     rate_limit(request, sid)
-    # The vote path runs on the event loop: its few indexed statements take well under a
+    # The vote path runs on the event loop: its one or two indexed statements take well under a
     # millisecond, less than a hop to the thread pool and back (measured: 3.9 -> 2.7 ms a cycle).
     battle = _voting(request).issue(sid, _client_ip(request), request.headers.get("user-agent", ""))
     if battle is None:
@@ -137,7 +145,7 @@ async def image(request: Request) -> Response:
     """A battle's derivative: identical headers for every image, nothing cacheable or dated."""
     sid, _ = session_of(request)
     battle_id, slot = request.path_params["battle_id"], request.path_params["slot"]
-    path = await run_in_threadpool(_voting(request).view_file, sid, battle_id, slot)
+    path = _voting(request).view_file(sid, battle_id, slot)  # one indexed statement, on the loop
     try:
         data = await run_in_threadpool(path.read_bytes)
     except OSError:

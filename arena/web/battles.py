@@ -19,7 +19,7 @@ from arena.web.pool import Pool
 from arena.web.security import Signer
 
 CHOICES = {"a": "left", "b": "right", "tie": "tie", "both_bad": "both_bad"}
-SLOTS = {"a": "view_left", "b": "view_right", "s": "view_source"}
+SLOTS = {"a": 1, "b": 2, "s": 3}  # columns of VotePath.views
 
 
 class ApiError(Exception):
@@ -32,7 +32,11 @@ class ApiError(Exception):
 
 @dataclass
 class Voting:
-    """One server process's view of the voting rules; the pool snapshot is swapped by the refresher."""
+    """One server process's view of the voting rules; the pool snapshot is swapped by the refresher.
+
+    Its methods run on the server's event loop: each is one or two indexed statements on the
+    store's vote path (arena.store.VotePath), quicker than a hop to a thread and back.
+    """
 
     engine: sa.Engine
     settings: Settings
@@ -42,101 +46,84 @@ class Voting:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(secrets.randbits(64))
+        self.db = store.VotePath(self.engine)
 
     # --- battles ---
 
-    def card(self, battle: dict) -> dict:
+    def card(self, battle_id: str, challenge_slug: str, task: str, view_source: str | None, expires_at) -> dict:
         """A battle as the client sees it: no model, provider, file name or original URL."""
-        challenge = self.pool.challenges.get(battle["challenge"])
-        base = f"/img/{battle['id']}"
+        challenge = self.pool.challenges.get(challenge_slug)
+        base = f"/img/{battle_id}"
         return {
-            "battle_id": battle["id"],
-            "expires_at": store.as_utc(battle["expires_at"]).isoformat(),
+            "battle_id": battle_id,
+            "expires_at": expires_at.isoformat(),
             "challenge": {
                 "title": challenge.title if challenge else "",
-                "task": battle["task"],
+                "task": task,
                 "prompt": challenge.prompt if challenge else "",
                 "prompt_format": challenge.prompt_format if challenge else "text",
             },
-            "images": {"a": f"{base}/a", "b": f"{base}/b", "source": f"{base}/s" if battle["view_source"] else None},
+            "images": {"a": f"{base}/a", "b": f"{base}/b", "source": f"{base}/s" if view_source else None},
         }
 
     def issue(self, sid: str, ip: str, user_agent: str) -> dict | None:
         """The session's open battle if it has one (a reload does not re-roll the pair), else a new one."""
-        with self.engine.begin() as conn:
-            return self._issue(conn, sid, ip, user_agent)
-
-    def _issue(self, conn: sa.Connection, sid: str, ip: str, user_agent: str) -> dict | None:
         voter = self.signer.voter(sid)
-        history = store.session_battles(conn, voter)
         now = utcnow()
-        for battle in reversed(history):
-            if battle["vote_id"] is None and store.as_utc(battle["expires_at"]) > now \
-                    and battle["challenge"] in self.pool.challenges:
-                return self.card(battle)
-        seen = {b["image_left"] for b in history} | {b["image_right"] for b in history}
         pool = self.pool
+        history = self.db.session_battles(voter, now)
+        for battle_id, slug, task, _, _, view_source, expires_at, is_open in reversed(history):
+            if is_open and slug in pool.challenges:
+                return self.card(battle_id, slug, task, view_source, self.db.read_time(expires_at))
+        seen = {row[3] for row in history} | {row[4] for row in history}
         choice = choose_battle(pool.outputs, challenge_votes=pool.challenge_votes, uncertainty=pool.uncertainty,
                                seen=seen, rng=self.rng)
         if choice is None:
             return None
         challenge = pool.challenges[choice.challenge]
         first, second = choice.first, choice.second
+        expires_at = now + timedelta(seconds=self.options.battle_ttl_s)
         row = {
             "id": secrets.token_hex(16), "session": voter, "challenge": challenge.slug, "task": challenge.task,
             "category": challenge.category,
             "model_left": first.model, "provider_left": first.provider, "image_left": first.image, "view_left": first.view,
             "model_right": second.model, "provider_right": second.provider, "image_right": second.image,
             "view_right": second.view, "view_source": challenge.source_view,
-            "issued_at": now, "expires_at": now + timedelta(seconds=self.options.battle_ttl_s),
+            "issued_at": now, "expires_at": expires_at,
             "weights_json": json.dumps(choice.weights, sort_keys=True), "ip_hash": self.signer.ip_hash(ip),
             "user_agent": user_agent[:200],
         }
-        stored = store.issue_battle(conn, row, coin=self.rng.random() < 0.5)
-        return self.card(stored)
+        self.db.issue_battle(row, coin=self.rng.random() < 0.5)
+        return self.card(row["id"], challenge.slug, challenge.task, challenge.source_view, expires_at)
 
     # --- votes ---
 
     def vote(self, sid: str, battle_id: str, choice: str, ip: str) -> dict:
-        """Consume the battle with this vote and reveal who made each image; 404, 409 or 410 otherwise."""
-        with self.engine.begin() as conn:
-            return self._vote(conn, sid, battle_id, choice, ip)
+        """Consume the battle with this vote and reveal who made each image; 404, 409 or 410 otherwise.
 
-    def _vote(self, conn: sa.Connection, sid: str, battle_id: str, choice: str, ip: str) -> dict:
+        The flags (kept, never told to the voter; only a voter's first vote per challenge and pair
+        counts): "fast" under min_dwell_s after the battle was issued, "burst" when the session
+        already has burst_votes votes within burst_window_s, "repeat_pair" when it already voted on
+        this challenge and pair (either side). The store computes them in the consuming statement.
+        """
         voter = self.signer.voter(sid)
-        battle = store.get_battle(conn, battle_id)
-        if battle is None or battle["session"] != voter:
-            raise ApiError(404, "battle_not_found", "No such battle in this session; ask POST /api/battles for one.")
-        if battle["vote_id"] is not None:
-            raise ApiError(409, "already_voted", "This battle already has its vote; ask POST /api/battles for the next.")
         now = utcnow()
-        if store.as_utc(battle["expires_at"]) <= now:
-            raise ApiError(410, "battle_expired", "This battle expired before the vote; ask POST /api/battles for a new one.")
-        dwell_ms = (now - store.as_utc(battle["issued_at"])).total_seconds() * 1000.0
-        pair = (battle["model_left"], battle["model_right"])
-        recent, repeats = store.voter_history(conn, voter, now - timedelta(seconds=self.options.burst_window_s),
-                                              battle["challenge"], pair)
-        reasons = []
-        if dwell_ms < self.options.min_dwell_s * 1000.0:
-            reasons.append("fast")
-        if recent >= self.options.burst_votes:
-            reasons.append("burst")
-        if repeats:
-            reasons.append("repeat_pair")  # only a voter's first vote per (challenge, pair) counts
-        row = {
-            "battle_id": battle_id, "created_at": now, "challenge": battle["challenge"], "task": battle["task"],
-            "category": battle["category"], "model_left": battle["model_left"], "model_right": battle["model_right"],
-            "provider_left": battle["provider_left"], "provider_right": battle["provider_right"],
-            "image_left": battle["image_left"], "image_right": battle["image_right"], "outcome": CHOICES[choice],
-            "voter": voter, "ip_hash": self.signer.ip_hash(ip), "dwell_ms": round(dwell_ms, 1),
-            "flagged": bool(reasons), "flag_reason": ",".join(reasons) or None,
-        }
-        if not store.record_vote(conn, row):
+        stored = self.db.vote({
+            "battle_id": battle_id, "voter": voter, "outcome": CHOICES[choice], "ip_hash": self.signer.ip_hash(ip),
+            "now": now, "since": now - timedelta(seconds=self.options.burst_window_s),
+            "min_dwell_ms": self.options.min_dwell_s * 1000.0, "burst_votes": self.options.burst_votes,
+        })
+        if stored is None:
+            state = self.db.vote_state(battle_id)
+            if state is None or state[0] != voter:
+                raise ApiError(404, "battle_not_found", "No such battle in this session; ask POST /api/battles for one.")
+            if state[2] is None and state[1] <= now:
+                raise ApiError(410, "battle_expired", "This battle expired before the vote; ask POST /api/battles for a new one.")
             raise ApiError(409, "already_voted", "This battle already has its vote; ask POST /api/battles for the next.")
-        # Flags stay on the server: the voter sees the same reply either way.
+        model_left, provider_left, model_right, provider_right = stored
         return {"battle_id": battle_id, "choice": choice, "reveal": {
-            "a": self._reveal(battle["model_left"], battle["provider_left"]),
-            "b": self._reveal(battle["model_right"], battle["provider_right"]),
+            "a": self._reveal(model_left, provider_left),
+            "b": self._reveal(model_right, provider_right),
         }}
 
     def _reveal(self, model: str, provider: str) -> dict:
@@ -153,8 +140,8 @@ class Voting:
 
         if slot not in SLOTS:
             raise ApiError(404, "image_not_found", "No such image in this session.")
-        with self.engine.connect() as conn:
-            battle = store.get_battle(conn, battle_id)
-        if battle is None or battle["session"] != self.signer.voter(sid) or not battle[SLOTS[slot]]:
+        battle = self.db.views(battle_id)
+        view = battle[SLOTS[slot]] if battle is not None and battle[0] == self.signer.voter(sid) else None
+        if not view:
             raise ApiError(404, "image_not_found", "No such image in this session.")
-        return view_path(self.settings.data_dir / "derivatives", battle[SLOTS[slot]])
+        return view_path(self.settings.data_dir / "derivatives", view)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,7 +12,7 @@ async def battle_page(request: Request) -> Response:
     sid, cookie = session_of(request)
     rate_limit(request, sid)
     voting = request.app.state.voting
-    battle = await run_in_threadpool(voting.issue, sid, _client_ip(request), request.headers.get("user-agent", ""))
+    battle = voting.issue(sid, _client_ip(request), request.headers.get("user-agent", ""))  # on the loop, like the API
     context = {"battle": battle, "csrf_token": request.app.state.signer.csrf_token(sid)}
     response = request.app.state.templates.TemplateResponse(request, "battle.html", context)
     response.headers["Cache-Control"] = "no-store"
