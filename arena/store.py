@@ -293,7 +293,8 @@ def _lean_frame(engine: sa.Engine, query: sa.Select, labels: frozenset[str]) -> 
                 parts[k].append(_lean_column(kinds[k], values))
             del rows
     data = {}
-    for name, kind, pieces in zip(names, kinds, parts, strict=True):
+    for k, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+        pieces, parts[k] = parts[k], None  # a column's chunks go as soon as it is joined
         if not pieces:
             data[name] = pd.Series([], dtype={"label": "category", "time": "datetime64[us, UTC]", "flag": bool,
                                               "number": float}.get(kind, object))

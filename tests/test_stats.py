@@ -76,3 +76,45 @@ def test_success_rate_and_percentiles_match_their_definitions(samples):
     if oks:
         assert row["p50_ms"] == pytest.approx(np.percentile(oks, 50))
         assert min(oks) <= row["p50_ms"] <= row["p95_ms"] <= max(oks)
+
+
+def _reference_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """provider_table's definitions group by group, the slow obvious way."""
+    from arena.providers.base import FAILURE_CLASSES
+
+    def pct(values, q):
+        values = values.dropna()
+        return float(np.percentile(values.to_numpy(dtype=float), q)) if len(values) else None
+
+    rows = []
+    for (model, provider), group in frame[~frame["warmup"]].groupby(["model", "provider"], sort=True):
+        ok = group[group["ok"].astype(bool)]
+        cost = float(group["cost_usd"].fillna(0).sum())
+        row = {"model": model, "provider": provider, "n": len(group), "successes": len(ok),
+               "success_rate": len(ok) / len(group), "p50_ms": pct(ok["generation_ms"], 50),
+               "p95_ms": pct(ok["generation_ms"], 95), "ttfb_p50_ms": pct(ok["ttfb_ms"], 50),
+               "download_p50_ms": pct(ok["download_ms"], 50), "cost_usd": cost,
+               "cost_per_image_usd": cost / len(ok) if len(ok) else None}
+        counts = group["failure_class"].value_counts()
+        row.update({f"failures_{c}": int(counts.get(c, 0)) for c in FAILURE_CLASSES})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["_key"] = table["p50_ms"].fillna(np.inf)
+    table = table.sort_values(["model", "_key", "success_rate"], ascending=[True, True, False])
+    table["rank"] = table.groupby("model").cumcount() + 1
+    return table.drop(columns="_key")[list(provider_table(frame).columns)].reset_index(drop=True)
+
+
+def test_table_equals_its_group_by_group_definition():
+    rng = np.random.default_rng(4)
+    n = 3000
+    ok = rng.random(n) < 0.8
+    frame = pd.DataFrame({
+        "model": rng.choice(["a", "b", "c", "d"], n), "provider": rng.choice(["p", "q", "r"], n), "ok": ok,
+        "generation_ms": np.where(ok & (rng.random(n) < 0.95), rng.lognormal(7, 1, n), np.nan),
+        "ttfb_ms": np.where(ok, rng.lognormal(6, 1, n), np.nan), "download_ms": np.where(ok, 40.0, np.nan),
+        "failure_class": np.where(ok, None, rng.choice(["timeout", "rate_limited", "refused"], n)),
+        "cost_usd": np.where(ok, 0.02, np.where(rng.random(n) < 0.5, 0.0, np.nan)), "warmup": rng.random(n) < 0.05,
+    })
+    frame.loc[(frame["model"] == "d") & (frame["provider"] == "r"), "ok"] = False  # a provider with no success
+    pd.testing.assert_frame_equal(provider_table(frame), _reference_table(frame), check_exact=True)

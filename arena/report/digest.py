@@ -230,9 +230,12 @@ def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDig
     digest = AttemptDigest(attempts=len(attempts), window_days=window_days)
     if attempts.empty:
         return digest
-    frame = attempts.assign(model=attempts["model"].astype(str), provider=attempts["provider"].astype(str),
-                            challenge=attempts["challenge"].astype(str),
-                            failure_class=attempts["failure_class"].astype(object).where(attempts["failure_class"].notna(), None))
+    # Only the columns the tables read (each group stats slices copies them all), labels as text.
+    used = ["started_at", "ok", "generation_ms", "ttfb_ms", "download_ms", "cost_usd", "image_sha256"]
+    frame = attempts[[c for c in used if c in attempts.columns]].assign(
+        model=attempts["model"].astype(str), provider=attempts["provider"].astype(str),
+        challenge=attempts["challenge"].astype(str),
+        failure_class=attempts["failure_class"].astype(object).where(attempts["failure_class"].notna(), None))
     end = frame["started_at"].max()
     start = end - timedelta(days=window_days)
     digest.window_start, digest.window_end = start.to_pydatetime(), end.to_pydatetime()

