@@ -267,12 +267,23 @@ def _gc_paused():
             gc.enable()
 
 
-def _lean_frame(engine: sa.Engine, query: sa.Select, labels: frozenset[str]) -> pd.DataFrame:
+LABEL_GROUP = 3  # up to this many adjacent NOT NULL labels travel as one string in a lean read
+_LABEL_JOIN = "\x1f"  # the ASCII unit separator; a label holding it makes the read go column by column
+
+
+class _JoinedLabelClash(Exception):
+    """A label contains _LABEL_JOIN, so joined labels cannot be split back."""
+
+
+def _lean_frame(engine: sa.Engine, query: sa.Select, labels: frozenset[str], join_labels: bool = True) -> pd.DataFrame:
     """The query's rows as a frame, READ_CHUNK_ROWS at a time, each chunk's columns converted at once.
 
     Only the chunk in flight exists as Python objects: labels become categoricals, DateTime columns
     UTC timestamps, Boolean columns bool, numbers int64 (float64 when NULLs occur). Result
     processing is skipped (SQLite hands back ISO text, PostgreSQL datetimes; both parse the same).
+    Adjacent NOT NULL labels (task, category, challenge; the two models and the outcome) are
+    fetched joined into one string: one Python object per row instead of three, split again per
+    distinct value, which roughly halves the time a million votes take.
     """
     selected = list(query.selected_columns)
     names = [c.name for c in selected]
@@ -282,16 +293,42 @@ def _lean_frame(engine: sa.Engine, query: sa.Select, labels: frozenset[str]) -> 
                 else "number" if isinstance(column.type, sa.Integer | sa.Float | sa.Numeric)
                 else "label" if column.name in labels else "text")
         kinds.append(kind)
+    # What each fetched value holds: one column's position, or a group of adjacent joinable labels.
+    joinable = [join_labels and kind == "label" and getattr(column, "nullable", True) is False
+                for column, kind in zip(selected, kinds, strict=True)]
+    fetched: list[list[int]] = []
+    for k in range(len(selected)):
+        last = fetched[-1] if fetched else None
+        if joinable[k] and last and joinable[last[0]] and last[-1] == k - 1 and len(last) < LABEL_GROUP:
+            last.append(k)
+        else:
+            fetched.append([k])
     raw = {"time": sa.String, "flag": sa.Integer}
-    query = query.with_only_columns(*[sa.type_coerce(c, raw[k]).label(c.name) if k in raw else c
-                                      for c, k in zip(selected, kinds, strict=True)])
+    expressions = []
+    for group in fetched:
+        if len(group) > 1:
+            expression = selected[group[0]]
+            for k in group[1:]:
+                expression = expression + sa.literal(_LABEL_JOIN, sa.String) + selected[k]
+            expressions.append(expression.label(f"_labels_{group[0]}"))
+        else:
+            k = group[0]
+            column = selected[k]
+            expressions.append(sa.type_coerce(column, raw[kinds[k]]).label(column.name) if kinds[k] in raw else column)
     parts: list[list] = [[] for _ in names]
-    with _gc_paused(), engine.connect() as conn:
-        result = conn.execution_options(yield_per=READ_CHUNK_ROWS).execute(query)
-        for rows in result.partitions():
-            for k, values in enumerate(zip(*rows, strict=True)):
-                parts[k].append(_lean_column(kinds[k], values))
-            del rows
+    try:
+        with _gc_paused(), engine.connect() as conn:
+            result = conn.execution_options(yield_per=READ_CHUNK_ROWS).execute(query.with_only_columns(*expressions))
+            for rows in result.partitions():
+                for group, values in zip(fetched, zip(*rows, strict=True), strict=True):
+                    if len(group) > 1:
+                        for k, piece in zip(group, _split_labels(values, len(group)), strict=True):
+                            parts[k].append(piece)
+                    else:
+                        parts[group[0]].append(_lean_column(kinds[group[0]], values))
+                del rows
+    except _JoinedLabelClash:
+        return _lean_frame(engine, query, labels, join_labels=False)
     data = {}
     for k, (name, kind) in enumerate(zip(names, kinds, strict=True)):
         pieces, parts[k] = parts[k], None  # a column's chunks go as soon as it is joined
@@ -305,6 +342,19 @@ def _lean_frame(engine: sa.Engine, query: sa.Select, labels: frozenset[str]) -> 
         else:
             data[name] = np.concatenate(pieces)
     return pd.DataFrame(data)
+
+
+def _split_labels(values: tuple, count: int) -> list[pd.Categorical]:
+    """Joined labels back to `count` categoricals; the splitting is done once per distinct value."""
+    codes, joined = pd.factorize(np.array(values, dtype=object))
+    split = [text.split(_LABEL_JOIN) for text in joined]
+    if any(len(labels) != count for labels in split):
+        raise _JoinedLabelClash
+    out = []
+    for j in range(count):
+        member_codes, member_names = pd.factorize(np.array([labels[j] for labels in split], dtype=object))
+        out.append(pd.Categorical.from_codes(member_codes[codes], member_names))
+    return out
 
 
 def _lean_column(kind: str, values: tuple):

@@ -53,3 +53,13 @@ def test_the_lean_read_holds_the_default_reads_values(db_url):
         pd.testing.assert_frame_equal(plain, default, check_dtype=False)
     with pytest.raises(ValueError, match="no column"):
         store.read_votes(engine, columns=["nope"])
+
+
+def test_the_lean_read_of_labels_holding_its_join_character(db_url):
+    engine = store.open_engine(db_url)
+    odd = {**_vote(1), "challenge": "a\x1fb", "model_left": "x\x1f"}
+    store.add_votes(engine, [odd, _vote(2)])
+    lean = store.read_votes(engine, labels_as_categories=True)
+    assert lean["challenge"].astype(str).tolist() == ["a\x1fb", "bald-man"]
+    assert lean["model_left"].astype(str).tolist() == ["x\x1f", "a"]
+    assert lean["model_right"].astype(str).tolist() == ["b", "b"]

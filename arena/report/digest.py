@@ -89,7 +89,13 @@ def _records(rated: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]
     key += _codes(rated["model_right"], models) * (c * o)
     key += _codes(rated["challenge"], challenges) * o
     key += _codes(rated["outcome"], outcomes)
-    cells, votes = np.unique(key, return_counts=True)
+    if m * m * c * o <= 1 << 22:  # a dense count per cell while that stays small
+        votes = np.bincount(key, minlength=m * m * c * o)
+        cells = np.flatnonzero(votes)
+        votes = votes[cells]
+    else:
+        cells, votes = np.unique(key, return_counts=True)
+    del key
     rest, outcome = np.divmod(cells, o)
     rest, challenge = np.divmod(rest, c)
     left, right = np.divmod(rest, m)
@@ -160,8 +166,10 @@ def _rating_history(votes: pd.DataFrame, board: pd.DataFrame) -> dict[str, tuple
     models = _labels(votes["model_left"], votes["model_right"])
     left = _codes(votes["model_left"], models)[order]
     right = _codes(votes["model_right"], models)[order]
-    outcome = votes["outcome"].to_numpy(dtype=object)[order]
-    score = np.select([outcome == "left", outcome == "right"], [1.0, 0.0], default=0.5)
+    outcomes = np.array(sorted(_FOR_LEFT), dtype=object)
+    # The left side's score: 1 for "left", 0 for "right", a half otherwise (three shared floats).
+    scores = np.array([1.0 if x == "left" else 0.0 if x == "right" else 0.5 for x in outcomes], dtype=object)
+    score = scores[_codes(votes["outcome"], outcomes)[order]]
     after_left, after_right = _elo(left.tolist(), right.tolist(), score.tolist(), len(models))
     times = votes["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")[order]
     series = {}

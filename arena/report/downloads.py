@@ -41,8 +41,8 @@ def _quoted(text: str) -> str:
 
 
 def _cells(values: pd.Series, whole: bool = False) -> list[str]:
-    """A column as CSV cells: labels through their (quoted) categories, numbers as numpy prints
-    them, timestamps as ISO 8601 UTC, missing as ''."""
+    """A column as CSV cells: labels through their (quoted) categories, numbers as repr prints
+    them (whole ones as integers), timestamps as ISO 8601 UTC, missing as ''."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         names = np.array([_quoted(str(c)) for c in values.cat.categories] + [""], dtype=object)
         return names[values.cat.codes.to_numpy()].tolist()  # code -1 (missing) picks the trailing ''
@@ -50,13 +50,11 @@ def _cells(values: pd.Series, whole: bool = False) -> list[str]:
         return _iso(values).tolist()
     if values.dtype == bool:
         return np.where(values.to_numpy(), "True", "False").tolist()
-    if values.dtype.kind in "iu":
-        return values.to_numpy().astype(str).tolist()
-    if values.dtype.kind == "f":
-        numbers = values.to_numpy()
-        text = (np.nan_to_num(numbers).astype(np.int64).astype(str) if whole else numbers.astype(str)).astype(object)
-        text[np.isnan(numbers)] = ""
-        return text.tolist()
+    if values.dtype.kind in "iuf":
+        # Each distinct number printed once (repr: the shortest text that reads back the same float).
+        codes, distinct = pd.factorize(values.to_numpy())  # NaN: code -1, the trailing ''
+        show = (lambda v: str(int(v))) if whole or values.dtype.kind in "iu" else repr
+        return np.array([show(v) for v in distinct.tolist()] + [""], dtype=object)[codes].tolist()
     cells = list(map(str, values.astype(object).where(values.notna(), "").to_numpy()))
     if _NEEDS_QUOTES.search("".join(cells)):  # one scan of the chunk; quoting cell by cell is rare
         cells = list(map(_quoted, cells))

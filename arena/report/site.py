@@ -201,15 +201,18 @@ def build_site(source, out_dir: str | Path = "reports", *, data_dir: Path | None
         attempts = _read_attempts(engine)
         downloads.write_generations_csv(attempts, out_dir / "downloads" / "generations.csv")
         attempt_digest = digest_attempts(attempts, window_days)
-        images = store.read_image_paths(engine)
+        pictures = Pictures(out_dir, data_dir, store.read_image_paths(engine))
         snapshots = [run.settings_json for run in reversed(store.list_runs(engine))]
         del attempts
+        newest = attempt_digest.newest_images
+        for sha in newest["image_sha256"] if len(newest) else ():
+            pictures.of_sha(sha)  # thumbnails while the worker digests the votes
         vote_digest = vote_future.result() if pool else _vote_half(url, str(out_dir))
     finally:
         if pool:
             pool.shutdown()
     site = _Site(out_dir, settings, attempt_digest, vote_digest, model_infos(settings, snapshots),
-                 Pictures(out_dir, data_dir, images), challenges_dir, window_days)
+                 pictures, challenges_dir, window_days)
     return site.write(stamp or datetime.now(UTC))
 
 
