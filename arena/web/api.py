@@ -61,14 +61,26 @@ def rate_limit(request: Request, sid: str | None) -> None:
                        headers={"Retry-After": str(seconds)})
 
 
+def _own_origin(request: Request) -> str:
+    """scheme://host[:port] of this request, as Starlette's request.url has it (without building the URL)."""
+    scope = request.scope
+    host = request.headers.get("host")
+    if not host:
+        return f"{request.url.scheme}://{request.url.netloc}"
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
 def check_post(request: Request) -> str:
     """Origin (or Referer) of this server, a valid session cookie and its CSRF token; returns the session id."""
-    origin = request.headers.get("origin") or request.headers.get("referer")
+    headers = request.headers
+    origin = headers.get("origin") or headers.get("referer")
     if not origin:
         raise ApiError(403, "origin_required", "POST requests must carry an Origin (or Referer) header.")
-    parts = urlsplit(origin)
-    if f"{parts.scheme}://{parts.netloc}" != f"{request.url.scheme}://{request.url.netloc}":
-        raise ApiError(403, "origin_mismatch", "POST requests are accepted only from this server's own pages.")
+    own = _own_origin(request)
+    if origin != own:  # an Origin is scheme://host[:port]; a Referer has a path too
+        parts = urlsplit(origin)
+        if f"{parts.scheme}://{parts.netloc}" != own:
+            raise ApiError(403, "origin_mismatch", "POST requests are accepted only from this server's own pages.")
     signer: Signer = request.app.state.signer
     sid = signer.session_id(request.cookies.get(COOKIE_NAME))
     if sid is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -18,8 +17,12 @@ class Signer:
 
     secret: str
 
+    @property
+    def _key(self) -> bytes:
+        return self.secret.encode()
+
     def _mac(self, purpose: str, value: str) -> str:
-        return hmac.new(self.secret.encode(), f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, f"{purpose}|{value}".encode(), "sha256").hex()
 
     def new_cookie(self) -> tuple[str, str]:
         """(cookie value, session id): 128 random bits and their signature."""

@@ -2,11 +2,15 @@
 """Benchmark the voting server: battle-then-vote cycles per second and latency, SQLite and PostgreSQL.
 
 For each database: the demo's outputs (local baseline models, every challenge, 3 samples) in a
-fresh store, `arena serve --workers 2` (1 on SQLite) on loopback, then 64 concurrent voters in
-aiohttp client processes, each cycle = POST /api/battles + POST /api/votes (a voter who has seen
-every image starts a new session). The reference is GET /api/health of the same server, same
-client, same run. first_page_kb: the first battle's page with its CSS, JS and images, over the
-wire. Prints one JSON line per database.
+fresh store, `arena serve --workers 2` (1 on SQLite) on loopback, then 64 concurrent voters from
+two client processes, each voter on its own keep-alive HTTP/1.1 connection with its own cookie and
+CSRF token, one request at a time (no pipelining); a cycle = POST /api/battles + POST /api/votes (a
+voter who has seen every image starts a new session on a new connection). The client is a small
+asyncio protocol with httptools' parser so that it is not the bottleneck on the same two cores
+(aiohttp's client cost ~1 ms of CPU per cycle, more than the server); `client_cpu_pct` reports
+what it used. The reference is GET /api/health of the same server, same client, same run.
+first_page_kb: the first battle's page with its CSS, JS and images, over the wire. Prints one
+JSON line per database.
 
 Usage: scripts/bench/voting.py [--seconds S] [--postgres URL] [--only sqlite|postgresql]
 """
@@ -27,11 +31,13 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
+import httptools  # noqa: E402
+import orjson  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 CONCURRENCY = 64
@@ -68,61 +74,115 @@ def serve(data_dir: Path, database_url: str, workers: int, port: int) -> subproc
     raise SystemExit(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
 
 
-async def _voter(session_factory, base: str, stop_at: float, latencies: list, errors: list) -> None:
-    session = None
-    headers = {}
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time (no pipelining), responses parsed by httptools.
+
+    A lean client on purpose: aiohttp's sessions, cookie jars and stream readers cost the client
+    more CPU per request than the server spends, on the same two cores.
+    """
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport = None
+        self.waiter = None
+        self.body = []
+        self.cookie = None
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Connection:
+        _, conn = await asyncio.get_running_loop().create_connection(cls, host, port)
+        return conn
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def connection_lost(self, exc) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc or ConnectionError("closed by the server"))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"set-cookie":
+            self.cookie = value.split(b";", 1)[0]
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.waiter.set_result((self.parser.get_status_code(), b"".join(self.body)))
+
+    async def request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+        self.body = []
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(head + body)
+        return await self.waiter
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def _head(method: str, path: str, host: str, extra: bytes = b"", length: int | None = None) -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: arena-bench\r\n".encode() + extra
+    if length is not None:
+        head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % length
+    return head + b"\r\n"
+
+
+async def _voter(base: str, stop_at: float, latencies: list, errors: list) -> None:
+    """A browser-like voter: its own keep-alive connection, cookie and CSRF token; a new voter when it has seen all."""
+    parts = urlsplit(base)
+    host = parts.netloc
+    conn = None
     while time.perf_counter() < stop_at:
-        if session is None:
-            session = session_factory()
-            async with session.get(base + "/api/session") as reply:
-                headers = {"Origin": base, "X-CSRF-Token": (await reply.json())["csrf_token"]}
+        if conn is None:
+            conn = await _Connection.open(parts.hostname, parts.port)
+            status, body = await conn.request(_head("GET", "/api/session", host))
+            token = orjson.loads(body)["csrf_token"]
+            auth = b"Origin: %s\r\nX-CSRF-Token: %s\r\nCookie: %s\r\n" % (base.encode(), token.encode(), conn.cookie)
+            battle_head = _head("POST", "/api/battles", host, auth, 0)
         start = time.perf_counter()
-        async with session.post(base + "/api/battles", headers=headers) as reply:
-            if reply.status == 404:  # this voter has seen every image: a new voter
-                await session.close()
-                session = None
-                continue
-            if reply.status != 200:
-                errors.append(reply.status)
-                continue
-            battle_id = (await reply.json())["battle_id"]
-        async with session.post(base + "/api/votes", headers=headers,
-                                json={"battle_id": battle_id, "choice": "a"}) as reply:
-            await reply.read()
-            if reply.status != 200:
-                errors.append(reply.status)
-                continue
+        status, body = await conn.request(battle_head)
+        if status == 404:  # this voter has seen every image: a new voter
+            conn.close()
+            conn = None
+            continue
+        if status != 200:
+            errors.append(status)
+            continue
+        vote = orjson.dumps({"battle_id": orjson.loads(body)["battle_id"], "choice": "a"})
+        status, body = await conn.request(_head("POST", "/api/votes", host, auth, len(vote)), vote)
+        if status != 200:
+            errors.append(status)
+            continue
         latencies.append(time.perf_counter() - start)
-    if session is not None:
-        await session.close()
+    if conn is not None:
+        conn.close()
 
 
 async def _cycles(base: str, seconds: float, concurrency: int) -> dict:
-    connector = aiohttp.TCPConnector(limit=0)
-
-    def factory():
-        return aiohttp.ClientSession(connector=connector, connector_owner=False, cookie_jar=aiohttp.CookieJar(unsafe=True))
-
     latencies, errors = [], []
     stop_at = time.perf_counter() + seconds
-    await asyncio.gather(*(_voter(factory, base, stop_at, latencies, errors) for _ in range(concurrency)))
-    await connector.close()
+    await asyncio.gather(*(_voter(base, stop_at, latencies, errors) for _ in range(concurrency)))
     return {"latencies": latencies, "errors": errors}
 
 
 async def _reference(base: str, seconds: float, concurrency: int) -> dict:
+    parts = urlsplit(base)
+    head = _head("GET", "/api/health", parts.netloc)
     count = 0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        stop_at = time.perf_counter() + seconds
+    stop_at = time.perf_counter() + seconds
 
-        async def loop():
-            nonlocal count
-            while time.perf_counter() < stop_at:
-                async with session.get(base + "/api/health") as reply:
-                    await reply.read()
-                count += 1
+    async def loop():
+        nonlocal count
+        conn = await _Connection.open(parts.hostname, parts.port)
+        while time.perf_counter() < stop_at:
+            await conn.request(head)
+            count += 1
+        conn.close()
 
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
     return {"count": count}
 
 
@@ -130,11 +190,13 @@ def _client_process(kind: str, base: str, seconds: float, concurrency: int, queu
     import uvloop
 
     run = _cycles if kind == "cycles" else _reference
-    queue.put(uvloop.run(run(base, seconds, concurrency)))
+    before = time.process_time()
+    result = uvloop.run(run(base, seconds, concurrency))
+    queue.put({**result, "cpu_s": time.process_time() - before})
 
 
 def load(kind: str, base: str, seconds: float) -> list[dict]:
-    """Run the load from CLIENT_PROCESSES processes (one Python client process cannot saturate the server)."""
+    """Run the load from CLIENT_PROCESSES client processes, CONCURRENCY connections in all."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_client_process, args=(kind, base, seconds, CONCURRENCY // CLIENT_PROCESSES, queue))
@@ -194,6 +256,7 @@ def bench(backend: str, database_url: str, seconds: float, workdir: Path) -> dic
         proc.terminate()
         proc.wait(timeout=30)
     latencies = sorted(x for r in cycles for x in r["latencies"])
+    client_cpu_s = sum(r["cpu_s"] for r in cycles)
     errors = [e for r in cycles for e in r["errors"]]
     if errors:
         print(f"warning: {len(errors)} non-200 replies: {sorted(set(errors))}", file=sys.stderr)
@@ -207,6 +270,7 @@ def bench(backend: str, database_url: str, seconds: float, workdir: Path) -> dic
         "reference_rps": round(reference_rps, 1),
         "ratio": round(cycles_per_s / reference_rps, 3),
         "first_page_kb": round(page_kb, 1),
+        "client_cpu_pct": round(100 * client_cpu_s / seconds, 1),  # of one core, all client processes
     }
 
 
