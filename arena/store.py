@@ -203,7 +203,7 @@ ATTEMPT_LABELS = frozenset({"run_id", "challenge", "task", "category", "model", 
                             "image_sha256", "format", "served_by"})
 VOTE_LABELS = frozenset({"challenge", "task", "category", "model_left", "model_right", "provider_left",
                          "provider_right", "image_left", "image_right", "outcome", "voter", "flag_reason"})
-READ_CHUNK_ROWS = 50_000  # rows in flight as Python objects during a lean read
+READ_CHUNK_ROWS = 20_000  # rows in flight as Python objects during a lean read
 
 
 def read_attempts(

@@ -238,28 +238,33 @@ def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDig
     digest = AttemptDigest(attempts=len(attempts), window_days=window_days)
     if attempts.empty:
         return digest
-    # Only the columns the tables read (each group stats slices copies them all), labels as text.
-    used = ["started_at", "ok", "generation_ms", "ttfb_ms", "download_ms", "cost_usd", "image_sha256"]
-    frame = attempts[[c for c in used if c in attempts.columns]].assign(
+    # Only the columns the tables read, labels as text (a copy of these few columns, not of the frame).
+    table_columns = ["ok", "generation_ms", "ttfb_ms", "download_ms", "cost_usd"]
+    frame = attempts[[c for c in table_columns if c in attempts.columns]].assign(
         model=attempts["model"].astype(str), provider=attempts["provider"].astype(str),
-        challenge=attempts["challenge"].astype(str),
         failure_class=attempts["failure_class"].astype(object).where(attempts["failure_class"].notna(), None))
-    end = frame["started_at"].max()
+    started = attempts["started_at"]
+    end = started.max()
     start = end - timedelta(days=window_days)
     digest.window_start, digest.window_end = start.to_pydatetime(), end.to_pydatetime()
-    window = frame[frame["started_at"] >= start]
+    inside = (started >= start).to_numpy()
+    window = frame if inside.all() else frame[inside]
     digest.provider_rows = stats.provider_table(window)
     # The same definitions per provider over all its models, and per provider per night: the
     # grouping key stats groups by is relabelled, so every figure still comes from stats.
     digest.provider_totals = stats.provider_table(window.assign(model="all"))
-    days = window["started_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
+    days = started[inside].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
     digest.nights = stats.provider_table(window.assign(model=np.datetime_as_string(days)))
-    ok = window[window["ok"].to_numpy(dtype=bool)]
-    digest.latencies = {str(p): g["generation_ms"].dropna().to_numpy() for p, g in ok.groupby("provider", sort=True)}
-    done = frame[frame["ok"].to_numpy(dtype=bool) & frame["image_sha256"].notna()]
-    newest = done.sort_values(["started_at", "provider"]).drop_duplicates(["model", "challenge"], keep="last")
-    digest.newest_images = newest[["model", "challenge", "provider", "image_sha256", "started_at"]].sort_values(
-        ["model", "challenge"], ignore_index=True)
+    ok = window["ok"].to_numpy(dtype=bool)
+    generation, provider = window["generation_ms"].to_numpy(dtype=float), window["provider"].to_numpy()
+    digest.latencies = {str(p): generation[ok & (provider == p) & ~np.isnan(generation)]
+                        for p in sorted(set(provider[ok]))}
+    done = frame["ok"].to_numpy(dtype=bool) & attempts["image_sha256"].notna().to_numpy()
+    newest = pd.DataFrame({"model": frame["model"][done], "challenge": attempts["challenge"][done].astype(str),
+                           "provider": frame["provider"][done], "image_sha256": attempts["image_sha256"][done],
+                           "started_at": started[done]})
+    newest = newest.sort_values(["started_at", "provider"]).drop_duplicates(["model", "challenge"], keep="last")
+    digest.newest_images = newest.sort_values(["model", "challenge"], ignore_index=True)
     return digest
 
 
