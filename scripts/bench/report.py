@@ -162,6 +162,22 @@ def build_store(directory: Path, models: int, providers: int, n_challenges: int,
     return settings
 
 
+def _own_peak_mb() -> float:
+    """This process's peak RSS since it started.
+
+    Not ru_maxrss on Linux: exec carries the peak of the image it replaces over, and a spawned
+    child is exec'd from a fork of this script's parent, which holds the store it just built
+    (~460 MB would be counted as the build's). VmHWM is the peak of this process image alone.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def build_once(settings, out_dir: Path, queue) -> None:
     """In a child process: build the site, report the time and this process's peak RSS."""
     from arena.report import build_site
@@ -170,7 +186,7 @@ def build_once(settings, out_dir: Path, queue) -> None:
     result = build_site(settings, out_dir)
     elapsed = time.perf_counter() - started
     # The build forks one worker for the vote half: count both peaks (an upper bound on the total).
-    self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    self_mb = _own_peak_mb()
     worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     queue.put({"build_s": round(elapsed, 2), "peak_rss_mb": round(self_mb + worker_mb, 1), "pages": result.pages,
                "main_rss_mb": round(self_mb, 1), "worker_rss_mb": round(worker_mb, 1)})
