@@ -115,7 +115,7 @@ def choose_battle(
 def counterbalanced_side(issued: int, a_left: int, coin: bool) -> bool:
     """Whether the name-first model of a pair goes left: the side shown less often so far, else the coin.
 
-    This is the rule the store applies atomically (arena.store.issue_battle); kept here so it can
+    This is the rule the store applies atomically (arena.ballots.VotePath.issue_battle); kept here so it can
     be tested and read in one place.
     """
     if 2 * a_left < issued:

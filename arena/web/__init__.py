@@ -13,7 +13,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from arena import store
+from arena import ballots, store
 from arena.config import Settings, project_root
 from arena.web import api, page
 from arena.web.battles import ApiError, Voting
@@ -56,7 +56,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> Starlet
     """The voting app for these settings: opens the store, makes missing derivatives, loads the pool."""
     options = (options or WebOptions()).with_secret(settings.data_dir)
     engine = store.open_engine(settings.database_url)
-    store.ensure_voting_indexes(engine)
+    ballots.ensure_voting_indexes(engine)
     signer = Signer(options.secret)
     voting = Voting(engine=engine, settings=settings, options=options, signer=signer,
                     pool=load_pool(engine, settings, options))

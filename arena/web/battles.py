@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from arena import store
+from arena import ballots
 from arena.config import Settings
 from arena.sampling import choose_battle
 from arena.tables import utcnow
@@ -35,7 +35,7 @@ class Voting:
     """One server process's view of the voting rules; the pool snapshot is swapped by the refresher.
 
     Its methods run on the server's event loop: each is one or two indexed statements on the
-    store's vote path (arena.store.VotePath), quicker than a hop to a thread and back.
+    store's vote path (arena.ballots.VotePath), quicker than a hop to a thread and back.
     """
 
     engine: sa.Engine
@@ -46,7 +46,7 @@ class Voting:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(secrets.randbits(64))
-        self.db = store.VotePath(self.engine)
+        self.db = ballots.VotePath(self.engine)
 
     # --- battles ---
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from arena import store
+from arena import ballots, store
 from arena.challenges import Challenge, load_challenges
 from arena.config import Settings
 from arena.derivatives import box_for_challenge, box_name, make_derivative, save_view
@@ -62,7 +62,7 @@ def _ingest(engine: sa.Engine, data_dir: Path, items: list[tuple[str, Path, tupl
                "size_bytes": view.size_bytes}
         known[(sha, row["box"])] = row
         rows.append(row)
-    store.add_derivatives(engine, rows)
+    ballots.add_derivatives(engine, rows)
 
 
 def load_pool(engine: sa.Engine, settings: Settings, options: WebOptions) -> Pool:
@@ -71,8 +71,8 @@ def load_pool(engine: sa.Engine, settings: Settings, options: WebOptions) -> Poo
 
     challenges: list[Challenge] = load_challenges(settings.challenges_dir, list(settings.challenges) or None)
     boxes = {c.slug: box_for_challenge(c, options.box_px) for c in challenges}
-    known = store.derivative_map(engine)
-    outputs = [o for o in store.successful_outputs(engine) if o["challenge"] in boxes]
+    known = ballots.derivative_map(engine)
+    outputs = [o for o in ballots.successful_outputs(engine) if o["challenge"] in boxes]
     sources = {}
     for c in challenges:
         if c.source_images:

@@ -1,0 +1,270 @@
+"""The voting server's reads and writes: blind derivatives, battles, and the atomic vote path.
+
+Battles and votes are append-only: a vote is "consumed" by its unique battle_id, so the database
+itself guarantees one vote per battle across any number of server processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from arena.store import insert_ignoring_duplicates
+from arena.tables import VOTES_BY_VOTER, Attempt, Derivative, StoredImage
+
+
+def ensure_voting_indexes(engine: sa.Engine) -> None:
+    """Indexes that create_all does not add to a votes table made before them."""
+    VOTES_BY_VOTER.create(engine, checkfirst=True)
+
+
+def successful_outputs(engine: sa.Engine) -> list[dict]:
+    """Every distinct successful, non-warm-up output with its stored file: what battles may show."""
+    a, i = Attempt.__table__, StoredImage.__table__
+    query = (
+        sa.select(a.c.challenge, a.c.task, a.c.category, a.c.model, a.c.provider, a.c.image_sha256, i.c.path)
+        .join(i, i.c.sha256 == a.c.image_sha256)
+        .where(a.c.ok == sa.true(), a.c.warmup == sa.false(), a.c.image_sha256.is_not(None))
+        .distinct()
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def derivative_map(engine: sa.Engine) -> dict[tuple[str, str], dict]:
+    """(original sha256, box) -> the derivative row."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(Derivative.__table__))
+        return {(r.original_sha256, r.box): dict(r._mapping) for r in rows}
+
+
+def add_derivatives(engine: sa.Engine, rows: list[dict]) -> None:
+    """Record derivatives; one already recorded by another process is left as it is."""
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert_ignoring_duplicates(engine, Derivative.__table__), rows)
+
+
+# The vote path does not go through SQLAlchemy: a request's few statements are hand-written SQL on
+# the path's own DBAPI connections, in autocommit, so each is one round trip with no BEGIN/COMMIT
+# and no pre-ping (SQLAlchemy's execution and pool checkout cost more than these indexed statements).
+# PostgreSQL: a battle is 2 round trips (the session's battles, then one statement that bumps the
+# side counter and stores the battle), a vote 1 (an INSERT ... SELECT that checks the battle,
+# computes the flags and consumes it). SQLite (in-process) runs the battle's two writes in one
+# transaction. Times go to SQLite in SQLAlchemy's own text format, so both paths read the same rows.
+
+_SIDE_RULE = ("CASE WHEN 2 * battle_sides.a_left < battle_sides.issued THEN 1 "
+              "WHEN 2 * battle_sides.a_left > battle_sides.issued THEN 0 ELSE :coin END")
+_UPSERT_SIDES = (
+    "INSERT INTO battle_sides (challenge, model_a, model_b, issued, a_left, last_a_left) "
+    "VALUES (:challenge, :model_a, :model_b, 1, :coin, :coin) "
+    "ON CONFLICT (challenge, model_a, model_b) DO UPDATE SET issued = battle_sides.issued + 1, "
+    f"a_left = battle_sides.a_left + {_SIDE_RULE}, last_a_left = {_SIDE_RULE} RETURNING last_a_left"
+)
+_BATTLE_COLUMNS = ("id", "session", "challenge", "task", "category", "model_left", "provider_left", "image_left",
+                   "view_left", "model_right", "provider_right", "image_right", "view_right", "view_source",
+                   "issued_at", "expires_at", "weights_json", "ip_hash", "user_agent")
+_SIDED = ("model", "provider", "image", "view")  # the columns that follow the side of their output
+_VOTE_SQL = """
+WITH f AS MATERIALIZED (
+  SELECT b.*, CASE WHEN b.dwell_ms < :min_dwell_ms THEN 1 ELSE 0 END AS fast,
+         CASE WHEN (SELECT COUNT(*) FROM votes v WHERE v.voter = :voter AND v.created_at >= :since) >= :burst_votes
+              THEN 1 ELSE 0 END AS burst,
+         CASE WHEN EXISTS (SELECT 1 FROM votes v WHERE v.voter = :voter AND v.challenge || '' = b.challenge
+                           AND ((v.model_left = b.model_left AND v.model_right = b.model_right)
+                                OR (v.model_left = b.model_right AND v.model_right = b.model_left)))
+              THEN 1 ELSE 0 END AS repeat_pair
+  FROM (SELECT battles.*, {dwell} AS dwell_ms FROM battles
+        WHERE id = :battle_id AND session = :voter AND expires_at > :now) b
+)
+INSERT INTO votes (battle_id, created_at, challenge, task, category, model_left, model_right, provider_left,
+                   provider_right, image_left, image_right, outcome, voter, ip_hash, dwell_ms, flagged, flag_reason)
+SELECT id, :now, challenge, task, category, model_left, model_right, provider_left, provider_right, image_left,
+       image_right, :outcome, :voter, :ip_hash, dwell_ms, fast + burst + repeat_pair > 0,
+       NULLIF(SUBSTR(CASE WHEN fast = 1 THEN ',fast' ELSE '' END || CASE WHEN burst = 1 THEN ',burst' ELSE '' END
+                     || CASE WHEN repeat_pair = 1 THEN ',repeat_pair' ELSE '' END, 2), '')
+FROM f
+WHERE TRUE
+ON CONFLICT DO NOTHING
+RETURNING model_left, provider_left, model_right, provider_right
+"""
+# A repeated pair is looked up among the voter's votes (few) by ix_votes_voter_created: `challenge || ''`
+# keeps both planners off ix_votes_challenge (all the votes of a challenge), which they otherwise pick
+# (PostgreSQL in a bitmap AND) and which costs ~1 ms at 50k votes.
+_DWELL_MS = {  # milliseconds from the battle's issue to :now, to 0.1 ms (SQLite's clock math: to 1 ms)
+    "postgresql": "ROUND(EXTRACT(EPOCH FROM (:now - battles.issued_at)) * 1000, 1)",
+    "sqlite": "ROUND((JULIANDAY(:now) - JULIANDAY(battles.issued_at)) * 86400000.0, 1)",
+}
+_VOTE_PATH_SQL = {
+    # (id, challenge, task, image_left, image_right, view_source, expires_at, open) in issue order
+    "session_battles": "SELECT b.id, b.challenge, b.task, b.image_left, b.image_right, b.view_source, b.expires_at, "
+                       "CASE WHEN v.id IS NULL AND b.expires_at > :now THEN 1 ELSE 0 END "
+                       "FROM battles b LEFT JOIN votes v ON v.battle_id = b.id "
+                       "WHERE b.session = :session ORDER BY b.issued_at",
+    "upsert_sides": _UPSERT_SIDES,
+    "insert_battle": f"INSERT INTO battles ({', '.join(_BATTLE_COLUMNS)}) "
+                     f"VALUES ({', '.join(':' + c for c in _BATTLE_COLUMNS)})",
+    # PostgreSQL: the side counter and the battle in one statement; :a_* / :b_* are the columns
+    # with the name-first model's output on the left / on the right
+    "issue_battle": f"WITH sides AS ({_UPSERT_SIDES}) INSERT INTO battles ({', '.join(_BATTLE_COLUMNS)}) SELECT "
+                    + ", ".join(f"CASE WHEN sides.last_a_left = 1 THEN :a_{c} ELSE :b_{c} END"
+                                if c.endswith(("_left", "_right")) and c.split("_")[0] in _SIDED else ":" + c
+                                for c in _BATTLE_COLUMNS) + " FROM sides",
+    "vote_state": "SELECT b.session, b.expires_at, v.id FROM battles b LEFT JOIN votes v ON v.battle_id = b.id "
+                  "WHERE b.id = :battle_id",
+    "views": "SELECT session, view_left, view_right, view_source FROM battles WHERE id = :battle_id",
+}
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A UTC time as SQLAlchemy's SQLite DateTime stores it (so comparisons and reads agree)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+class VotePath:
+    """The vote path's statements on DBAPI connections of its own (autocommit; one per thread at a time).
+
+    The server calls it from its event loop, so one process holds one connection; a connection
+    found broken (a database restart) is dropped and the call tried once more on a new one.
+    """
+
+    MAX_IDLE = 4
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.url = engine.url
+        self.dialect = engine.dialect.name
+        self._engine_dialect = engine.dialect
+        dialect = self.dialect if self.dialect == "postgresql" else "sqlite"
+        sql = {name: text.replace("{dwell}", _DWELL_MS[dialect])
+               for name, text in {**_VOTE_PATH_SQL, "vote": _VOTE_SQL}.items()}
+        if self.dialect == "postgresql":
+            import re
+
+            sql = {name: re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", text) for name, text in sql.items()}
+            self._time = lambda value: value
+            self._read_time = lambda value: value
+        else:
+            self._time = _sqlite_time
+            self._read_time = lambda value: datetime.fromisoformat(value).replace(tzinfo=UTC)
+        self.sql = sql
+        self._idle: list = []
+
+    # --- connections ---
+
+    def _connect(self):
+        if self.dialect == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(self.url.database, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            return conn
+        args, kwargs = self._engine_dialect.create_connect_args(self.url)
+        conn = self._engine_dialect.connect(*args, **kwargs)
+        conn.autocommit = True
+        return conn
+
+    def _broken(self, conn) -> bool:
+        return bool(getattr(conn, "broken", False) or getattr(conn, "closed", False))
+
+    def _call(self, work, *args):
+        """work(conn, *args) on an idle connection (or a new one); a broken connection is retried once."""
+        for attempt in (0, 1):
+            conn = self._idle.pop() if self._idle else self._connect()
+            try:
+                result = work(conn, *args)
+            except Exception:
+                if self._broken(conn):
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    if attempt == 0:
+                        continue
+                else:
+                    self._release(conn)
+                raise
+            self._release(conn)
+            return result
+        raise AssertionError("unreachable")
+
+    def _release(self, conn) -> None:
+        if getattr(conn, "in_transaction", False):
+            conn.rollback()
+        if len(self._idle) < self.MAX_IDLE:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        while self._idle:
+            with contextlib.suppress(Exception):
+                self._idle.pop().close()
+
+    # --- statements ---
+
+    def session_battles(self, session: str, now: datetime) -> list[tuple]:
+        """A session's battles in issue order: (id, challenge, task, image_left, image_right, view_source,
+        expires_at, open), open = not voted on and not expired at `now`."""
+        params = {"session": session, "now": self._time(now)}
+        return self._call(lambda conn: conn.execute(self.sql["session_battles"], params).fetchall())
+
+    def issue_battle(self, battle: dict, coin: bool) -> None:
+        """Store a battle whose outputs are under *_left/*_right, sided by the (challenge, pair) counter.
+
+        The counter is bumped atomically and decides whether the name-first model goes left: the
+        side shown less often so far, the coin when both were shown equally
+        (arena.sampling.counterbalanced_side).
+        """
+        model_a, model_b = sorted((battle["model_left"], battle["model_right"]))
+        params = {key: battle[key] for key in _BATTLE_COLUMNS}
+        params.update(issued_at=self._time(battle["issued_at"]), expires_at=self._time(battle["expires_at"]),
+                      model_a=model_a, model_b=model_b, coin=int(coin))
+        flip = battle["model_left"] != model_a  # the outputs as given put the name-first model right
+        for key in _SIDED:
+            left, right = battle[f"{key}_left"], battle[f"{key}_right"]
+            params[f"a_{key}_left"], params[f"a_{key}_right"] = (right, left) if flip else (left, right)
+            params[f"b_{key}_left"], params[f"b_{key}_right"] = params[f"a_{key}_right"], params[f"a_{key}_left"]
+
+        def work(conn):
+            if self.dialect == "postgresql":
+                conn.execute(self.sql["issue_battle"], params)
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                a_left = conn.execute(self.sql["upsert_sides"], params).fetchall()[0][0]
+                prefix = "a_" if a_left else "b_"
+                row = {**params, **{f"{key}_{side}": params[f"{prefix}{key}_{side}"]
+                                    for key in _SIDED for side in ("left", "right")}}
+                conn.execute(self.sql["insert_battle"], row)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        self._call(work)
+
+    def vote(self, params: dict) -> tuple | None:
+        """Consume the battle with this vote, flags computed from the stored battle and the voter's votes.
+
+        `params`: battle_id, voter, outcome, ip_hash, now, since (start of the burst window),
+        min_dwell_ms, burst_votes. Returns (model_left, provider_left, model_right, provider_right)
+        when this call stored the vote; None when the battle is unknown, another session's, expired
+        or already voted on (vote_state tells which). The unique battle_id makes it atomic.
+        """
+        params = {**params, "now": self._time(params["now"]), "since": self._time(params["since"])}
+        rows = self._call(lambda conn: conn.execute(self.sql["vote"], params).fetchall())
+        return rows[0] if rows else None
+
+    def vote_state(self, battle_id: str) -> tuple | None:
+        """(session, expires_at, vote id or None) of a battle, or None."""
+        row = self._call(lambda conn: conn.execute(self.sql["vote_state"], {"battle_id": battle_id}).fetchone())
+        return None if row is None else (row[0], self._read_time(row[1]), row[2])
+
+    def views(self, battle_id: str) -> tuple | None:
+        """(session, view_left, view_right, view_source) of a battle, or None."""
+        return self._call(lambda conn: conn.execute(self.sql["views"], {"battle_id": battle_id}).fetchone())
+
+    def read_time(self, value) -> datetime:
+        return self._read_time(value)
