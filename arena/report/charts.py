@@ -80,7 +80,7 @@ def _svg(fig, key: str) -> str:
 def rating_scatter(key: str, points: list[Point], x_label: str, title: str, log_x: bool = False) -> str:
     """Rating (with 95% interval) against x, baselines in grey, the Pareto front as a step line."""
     fig, ax = plt.subplots(figsize=(7.6, 4.6))
-    fig.subplots_adjust(left=0.1, right=0.8, bottom=0.12, top=0.92)  # fixed: a tight bbox costs a second draw
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.25, top=0.92)  # fixed: a tight bbox costs a second draw
     bounded = [p for p in points if p.lower is not None and p.upper is not None]
     ax.vlines([p.x for p in bounded], [p.lower for p in bounded], [p.upper for p in bounded],
               colors=[BASELINE if p.baseline else POINT for p in bounded], alpha=0.35, lw=1.2)
@@ -91,7 +91,7 @@ def rating_scatter(key: str, points: list[Point], x_label: str, title: str, log_
     front = pareto_front(points)
     if len(front) > 1:
         ax.step([p.x for p in front], [p.rating for p in front], where="post", color=FRONT, lw=1.5,
-                zorder=2, label="Pareto front (no model is both cheaper/faster and better)")
+                zorder=2, label="Pareto front: no other model is both better and cheaper/faster")
     elif front:
         ax.scatter([], [], color=FRONT, label="Pareto front")
     on_front = {p.slug for p in front}
@@ -103,10 +103,11 @@ def rating_scatter(key: str, points: list[Point], x_label: str, title: str, log_
     if log_x and all(p.x > 0 for p in points):
         ax.set_xscale("log")
     ax.set_xlabel(x_label)
-    ax.margins(x=0.12, y=0.08)  # room for the labels of points at the edges
+    ax.margins(x=0.3, y=0.08)  # room for the labels of points at the right edge
     ax.set_ylabel("rating (Elo scale, 95% interval)")
     ax.set_title(plain(title))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    # Below the axes, where long labels have the whole width (beside them they were cut off).
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8, frameon=False)
     return _svg(fig, key)
 
 
