@@ -236,12 +236,22 @@ def read_attempts(
         query = query.where(table.c.run_id == run_id)
     if labels_as_categories:
         return _lean_frame(engine, query, ATTEMPT_LABELS)
+    return _plain_frame(engine, query, names, times=("started_at",))
+
+
+def _plain_frame(engine: sa.Engine, query: sa.Select, names: list[str], times: tuple[str, ...] = (),
+                 flags: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The default read: pandas over the query, timestamps as UTC, flags as bool, empty with its columns."""
     with engine.connect() as conn:
         frame = pd.read_sql(query, conn)
     if frame.empty:
         return pd.DataFrame(columns=names)
-    if "started_at" in frame:
-        frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
+    for name in times:
+        if name in frame:
+            frame[name] = pd.to_datetime(frame[name], utc=True)
+    for name in flags:
+        if name in frame:
+            frame[name] = frame[name].astype(bool)
     return frame
 
 
@@ -516,12 +526,4 @@ def read_votes(engine: sa.Engine, include_flagged: bool = True, extra_columns: b
         query = query.where(table.c.flagged == sa.false())
     if labels_as_categories:
         return _lean_frame(engine, query, VOTE_LABELS)
-    with engine.connect() as conn:
-        frame = pd.read_sql(query, conn)
-    if frame.empty:
-        return pd.DataFrame(columns=names)
-    if "created_at" in frame:
-        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
-    if "flagged" in frame:
-        frame["flagged"] = frame["flagged"].astype(bool)
-    return frame
+    return _plain_frame(engine, query, names, times=("created_at",), flags=("flagged",))

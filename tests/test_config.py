@@ -119,3 +119,12 @@ def test_no_providers_or_models(tmp_path):
         parse_settings({}, "x.toml", tmp_path)
     with pytest.raises(ConfigError, match="models: needs at least one"):
         parse_settings({"providers": {"local": {"protocol": "local"}}}, "x.toml", tmp_path)
+
+
+def test_config_knows_exactly_the_protocols_that_have_adapters():
+    from arena.config import PROTOCOLS_BUILTIN
+    from arena.providers import BUILTIN, adapter_class
+
+    assert set(PROTOCOLS_BUILTIN) == set(BUILTIN)  # config cannot import providers: kept in step here
+    for protocol in PROTOCOLS_BUILTIN:
+        assert adapter_class(protocol).__name__.endswith("Adapter")

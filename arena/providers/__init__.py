@@ -24,7 +24,7 @@ def plugin_protocols() -> dict[str, str]:
 
 
 def known_protocols() -> set[str]:
-    return set(BUILTIN) | set(plugin_protocols()) | {"xai", "fal", "bfl", "replicate", "gemini"}
+    return set(BUILTIN) | set(plugin_protocols())
 
 
 def adapter_class(protocol: str):
