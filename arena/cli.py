@@ -308,12 +308,14 @@ def cmd_serve(args) -> int:
     pool = app.state.voting.pool
     print(f"voting page on http://{args.host}:{args.port}/ ({len(pool.outputs)} output(s) over "
           f"{len(pool.challenges)} challenge(s); store {_safe_url(settings.database_url)}); Ctrl-C to stop", flush=True)
-    common = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False,
+    common = {"log_level": "warning", "access_log": False,
               "loop": "uvloop", "http": "httptools"}  # uvicorn[standard]: several times the asyncio/h11 rate
     if args.workers == 1:
-        uvicorn.run(app, **common)
+        uvicorn.run(app, host=args.host, port=args.port, **common)
     else:
-        uvicorn.run("arena.web:app_from_env", factory=True, workers=args.workers, **common)
+        from arena.web.workers import serve_workers
+
+        serve_workers(args.host, args.port, args.workers, common)
     return 0
 
 

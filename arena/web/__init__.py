@@ -77,7 +77,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> Starlet
             yield
         finally:
             task.cancel()
-            voting.db.close()
+            await voting.db.aclose()
             engine.dispose()
 
     reports = Path(options.reports_dir) if options.reports_dir else project_root() / "reports"

@@ -34,8 +34,8 @@ class ApiError(Exception):
 class Voting:
     """One server process's view of the voting rules; the pool snapshot is swapped by the refresher.
 
-    Its methods run on the server's event loop: each is one or two indexed statements on the
-    store's vote path (arena.ballots.VotePath), quicker than a hop to a thread and back.
+    Its methods are coroutines on the server's event loop: each awaits one to three indexed
+    statements of the store's vote path (arena.ballots.VotePath).
     """
 
     engine: sa.Engine
@@ -66,12 +66,12 @@ class Voting:
             "images": {"a": f"{base}/a", "b": f"{base}/b", "source": f"{base}/s" if view_source else None},
         }
 
-    def issue(self, sid: str, ip: str, user_agent: str) -> dict | None:
+    async def issue(self, sid: str, ip: str, user_agent: str) -> dict | None:
         """The session's open battle if it has one (a reload does not re-roll the pair), else a new one."""
         voter = self.signer.voter(sid)
         now = utcnow()
         pool = self.pool
-        history = self.db.session_battles(voter, now)
+        history = await self.db.session_battles(voter, now)
         for battle_id, slug, task, _, _, view_source, expires_at, is_open in reversed(history):
             if is_open and slug in pool.challenges:
                 return self.card(battle_id, slug, task, view_source, self.db.read_time(expires_at))
@@ -93,12 +93,12 @@ class Voting:
             "weights_json": json.dumps(choice.weights, sort_keys=True), "ip_hash": self.signer.ip_hash(ip),
             "user_agent": user_agent[:200],
         }
-        self.db.issue_battle(row, coin=self.rng.random() < 0.5)
+        await self.db.issue_battle(row, coin=self.rng.random() < 0.5)
         return self.card(row["id"], challenge.slug, challenge.task, challenge.source_view, expires_at)
 
     # --- votes ---
 
-    def vote(self, sid: str, battle_id: str, choice: str, ip: str) -> dict:
+    async def vote(self, sid: str, battle_id: str, choice: str, ip: str) -> dict:
         """Consume the battle with this vote and reveal who made each image; 404, 409 or 410 otherwise.
 
         The flags (kept, never told to the voter; only a voter's first vote per challenge and pair
@@ -108,13 +108,13 @@ class Voting:
         """
         voter = self.signer.voter(sid)
         now = utcnow()
-        stored = self.db.vote({
+        stored = await self.db.vote({
             "battle_id": battle_id, "voter": voter, "outcome": CHOICES[choice], "ip_hash": self.signer.ip_hash(ip),
             "now": now, "since": now - timedelta(seconds=self.options.burst_window_s),
             "min_dwell_ms": self.options.min_dwell_s * 1000.0, "burst_votes": self.options.burst_votes,
         })
         if stored is None:
-            state = self.db.vote_state(battle_id)
+            state = await self.db.vote_state(battle_id)
             if state is None or state[0] != voter:
                 raise ApiError(404, "battle_not_found", "No such battle in this session; ask POST /api/battles for one.")
             if state[2] is None and state[1] <= now:
@@ -134,13 +134,13 @@ class Voting:
 
     # --- images ---
 
-    def view_file(self, sid: str, battle_id: str, slot: str):
+    async def view_file(self, sid: str, battle_id: str, slot: str):
         """The derivative file behind /img/<battle>/<slot>, for the battle's own session only."""
         from arena.derivatives import view_path
 
         if slot not in SLOTS:
             raise ApiError(404, "image_not_found", "No such image in this session.")
-        battle = self.db.views(battle_id)
+        battle = await self.db.views(battle_id)
         view = battle[SLOTS[slot]] if battle is not None and battle[0] == self.signer.voter(sid) else None
         if not view:
             raise ApiError(404, "image_not_found", "No such image in this session.")

@@ -12,7 +12,7 @@ async def battle_page(request: Request) -> Response:
     sid, cookie = session_of(request)
     rate_limit(request, sid)
     voting = request.app.state.voting
-    battle = voting.issue(sid, _client_ip(request), request.headers.get("user-agent", ""))  # on the loop, like the API
+    battle = await voting.issue(sid, _client_ip(request), request.headers.get("user-agent", ""))
     context = {"battle": battle, "csrf_token": request.app.state.signer.csrf_token(sid)}
     response = request.app.state.templates.TemplateResponse(request, "battle.html", context)
     response.headers["Cache-Control"] = "no-store"
