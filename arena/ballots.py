@@ -16,12 +16,15 @@ import sqlalchemy as sa
 
 from arena.errors import ArenaError
 from arena.store import insert_ignoring_duplicates
-from arena.tables import VOTES_BY_VOTER, Attempt, Derivative, StoredImage
+from arena.tables import VOTES_BY_VOTER, Attempt, Battle, Derivative, StoredImage
 
 
 def ensure_voting_indexes(engine: sa.Engine) -> None:
-    """Indexes that create_all does not add to a votes table made before them."""
+    """Indexes that create_all does not add to tables made before them (and one they replace)."""
     VOTES_BY_VOTER.create(engine, checkfirst=True)
+    next(iter(Battle.__table__.indexes)).create(engine, checkfirst=True)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX IF EXISTS ix_battles_session"))  # (session) alone: the new one leads with it
 
 
 def successful_outputs(engine: sa.Engine) -> list[dict]:
@@ -61,9 +64,15 @@ def add_derivatives(engine: sa.Engine, rows: list[dict]) -> None:
 
 _SIDE_RULE = ("CASE WHEN 2 * battle_sides.a_left < battle_sides.issued THEN 1 "
               "WHEN 2 * battle_sides.a_left > battle_sides.issued THEN 0 ELSE :coin END")
+# A battle is stored only while the session's latest battle is still the one the caller knows
+# (:after_id issued at :after_at; '' for a session without battles): the caller chose the pair from
+# what it knew the session had seen, and the guard turns a stale view (another server process has
+# issued a battle to this session since) into "not stored, read again" in the same statement.
+_NOTHING_NEWER = ("NOT EXISTS (SELECT 1 FROM battles WHERE session = :session AND issued_at >= :after_at "
+                  "AND id <> :after_id)")
 _UPSERT_SIDES = (
     "INSERT INTO battle_sides (challenge, model_a, model_b, issued, a_left, last_a_left) "
-    "VALUES (:challenge, :model_a, :model_b, 1, :coin, :coin) "
+    f"SELECT :challenge, :model_a, :model_b, 1, :coin, :coin WHERE {_NOTHING_NEWER} "
     "ON CONFLICT (challenge, model_a, model_b) DO UPDATE SET issued = battle_sides.issued + 1, "
     f"a_left = battle_sides.a_left + {_SIDE_RULE}, last_a_left = {_SIDE_RULE} RETURNING last_a_left"
 )
@@ -102,9 +111,9 @@ _DWELL_MS = {  # milliseconds from the battle's issue to :now, to 0.1 ms (SQLite
     "sqlite": "ROUND((JULIANDAY(:now) - JULIANDAY(battles.issued_at)) * 86400000.0, 1)",
 }
 _VOTE_PATH_SQL = {
-    # (id, challenge, task, image_left, image_right, view_source, expires_at, open) in issue order
+    # (id, challenge, task, image_left, image_right, view_source, expires_at, open, issued_at) in issue order
     "session_battles": "SELECT b.id, b.challenge, b.task, b.image_left, b.image_right, b.view_source, b.expires_at, "
-                       "CASE WHEN v.id IS NULL AND b.expires_at > :now THEN 1 ELSE 0 END "
+                       "CASE WHEN v.id IS NULL AND b.expires_at > :now THEN 1 ELSE 0 END, b.issued_at "
                        "FROM battles b LEFT JOIN votes v ON v.battle_id = b.id "
                        "WHERE b.session = :session ORDER BY b.issued_at",
     "upsert_sides": _UPSERT_SIDES,
@@ -115,11 +124,14 @@ _VOTE_PATH_SQL = {
     "issue_battle": f"WITH sides AS ({_UPSERT_SIDES}) INSERT INTO battles ({', '.join(_BATTLE_COLUMNS)}) SELECT "
                     + ", ".join(f"CASE WHEN sides.last_a_left = 1 THEN :a_{c} ELSE :b_{c} END"
                                 if c.endswith(("_left", "_right")) and c.split("_")[0] in _SIDED else ":" + c
-                                for c in _BATTLE_COLUMNS) + " FROM sides",
+                                for c in _BATTLE_COLUMNS) + " FROM sides RETURNING id",
     "vote_state": "SELECT b.session, b.expires_at, v.id FROM battles b LEFT JOIN votes v ON v.battle_id = b.id "
                   "WHERE b.id = :battle_id",
     "views": "SELECT session, view_left, view_right, view_source FROM battles WHERE id = :battle_id",
 }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -130,6 +142,7 @@ def _sqlite_time(value: datetime) -> str:
 # asyncpg binds $n parameters whose types the server infers; a parameter inside CASE or arithmetic
 # would be inferred as text, so each one is cast to its column's type (everything else is text).
 _PG_TYPES = {"now": "timestamptz", "since": "timestamptz", "issued_at": "timestamptz", "expires_at": "timestamptz",
+             "after_at": "timestamptz",
              "min_dwell_ms": "float8", "coin": "int4", "burst_votes": "int8"}
 
 
@@ -347,42 +360,48 @@ class VotePath:
 
     # --- statements ---
 
-    async def session_battles(self, session: str, now: datetime) -> list:
+    async def session_battles(self, session: str, now: datetime) -> list[tuple]:
         """A session's battles in issue order: (id, challenge, task, image_left, image_right, view_source,
-        expires_at, open), open = not voted on and not expired at `now`."""
-        return await self._rows("session_battles", {"session": session, "now": self._time(now)})
+        expires_at, open, issued_at), open = not voted on and not expired at `now`; times as datetimes."""
+        rows = await self._rows("session_battles", {"session": session, "now": self._time(now)})
+        return [(*row[:6], self._read_time(row[6]), row[7], self._read_time(row[8])) for row in rows]
 
-    async def issue_battle(self, battle: dict, coin: bool) -> None:
-        """Store a battle whose outputs are under *_left/*_right, sided by the (challenge, pair) counter.
+    async def issue_battle(self, battle: dict, coin: bool, after: tuple[str, datetime] | None) -> bool:
+        """Store a battle whose outputs are under *_left/*_right, sided by the (challenge, pair) counter,
+        if the session's latest battle is still `after` (id, issued_at; None: the session has none).
 
-        The counter is bumped atomically and decides whether the name-first model goes left: the
-        side shown less often so far, the coin when both were shown equally
+        False, with nothing stored, when another battle has been issued to the session since. The
+        counter is bumped atomically and decides whether the name-first model goes left: the side
+        shown less often so far, the coin when both were shown equally
         (arena.sampling.counterbalanced_side).
         """
         model_a, model_b = sorted((battle["model_left"], battle["model_right"]))
         params = {key: battle[key] for key in _BATTLE_COLUMNS}
+        after_id, after_at = after if after is not None else ("", _EPOCH)
         params.update(issued_at=self._time(battle["issued_at"]), expires_at=self._time(battle["expires_at"]),
-                      model_a=model_a, model_b=model_b, coin=int(coin))
+                      model_a=model_a, model_b=model_b, coin=int(coin), after_id=after_id,
+                      after_at=self._time(after_at))
         flip = battle["model_left"] != model_a  # the outputs as given put the name-first model right
         for key in _SIDED:
             left, right = battle[f"{key}_left"], battle[f"{key}_right"]
             params[f"a_{key}_left"], params[f"a_{key}_right"] = (right, left) if flip else (left, right)
             params[f"b_{key}_left"], params[f"b_{key}_right"] = params[f"a_{key}_right"], params[f"a_{key}_left"]
         if self.dialect == "postgresql":
-            await self._fetch("issue_battle", params)
-            return
+            return bool(await self._fetch("issue_battle", params))
         conn = self._sqlite_conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            a_left = conn.execute(self.sql["upsert_sides"], params).fetchall()[0][0]
-            prefix = "a_" if a_left else "b_"
-            row = {**params, **{f"{key}_{side}": params[f"{prefix}{key}_{side}"]
-                                for key in _SIDED for side in ("left", "right")}}
-            conn.execute(self.sql["insert_battle"], row)
+            sided = conn.execute(self.sql["upsert_sides"], params).fetchall()
+            if sided:
+                prefix = "a_" if sided[0][0] else "b_"
+                row = {**params, **{f"{key}_{side}": params[f"{prefix}{key}_{side}"]
+                                    for key in _SIDED for side in ("left", "right")}}
+                conn.execute(self.sql["insert_battle"], row)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        return bool(sided)
 
     async def vote(self, params: dict) -> tuple | None:
         """Consume the battle with this vote, flags computed from the stored battle and the voter's votes.

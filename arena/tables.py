@@ -148,8 +148,10 @@ class Battle(SQLModel, table=True):
     """One battle as issued to a voter: append-only; its vote (at most one) lives in votes."""
 
     __tablename__ = "battles"
+    # a session's battles in issue order: its history, and the guard that no battle is newer than its latest known
+    __table_args__ = (sa.Index("ix_battles_session_issued", "session", "issued_at"),)
     id: str = Field(primary_key=True, max_length=64)  # 128 random bits, hex
-    session: str = Field(index=True, max_length=64)  # keyed hash of the session id, never the cookie itself
+    session: str = Field(max_length=64)  # keyed hash of the session id, never the cookie itself
     challenge: str = Field(max_length=64)
     task: str = Field(max_length=16)
     category: str = Field(default="", max_length=64)

@@ -6,7 +6,7 @@ import json
 import random
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -31,6 +31,16 @@ class ApiError(Exception):
 
 
 @dataclass
+class KnownSession:
+    """What this process knows of a voter's session: every image shown to it and its latest battle,
+    complete as long as no other process issues it a battle (the store's guard checks that)."""
+
+    seen: set[str]
+    latest: tuple[str, datetime] | None  # (battle id, issued_at)
+    latest_may_be_open: bool  # False once this process took its vote
+
+
+@dataclass
 class Voting:
     """One server process's view of the voting rules; the pool snapshot is swapped by the refresher.
 
@@ -47,6 +57,7 @@ class Voting:
     def __post_init__(self) -> None:
         self.rng = random.Random(secrets.randbits(64))
         self.db = ballots.VotePath(self.engine)
+        self.sessions: dict[str, KnownSession] = {}  # by voter, oldest first
 
     # --- battles ---
 
@@ -67,17 +78,47 @@ class Voting:
         }
 
     async def issue(self, sid: str, ip: str, user_agent: str) -> dict | None:
-        """The session's open battle if it has one (a reload does not re-roll the pair), else a new one."""
+        """The session's open battle if it has one (a reload does not re-roll the pair), else a new one.
+
+        A new battle is one statement when this process knows the session (KnownSession): the pair
+        is chosen from what it knows the session has seen, and the store keeps the battle only if no
+        other battle was issued to the session meanwhile (by another worker); otherwise, and for a
+        session new to this process, the session's battles are read first.
+        """
         voter = self.signer.voter(sid)
         now = utcnow()
-        pool = self.pool
+        known = self.sessions.get(voter)
+        for _ in range(3):  # a guard that fails means fresh news: read again (twice in a row is rare)
+            if known is None or known.latest_may_be_open:
+                known, open_card = await self._read_session(voter, now)
+                if open_card is not None:
+                    return open_card
+            card = await self._issue_new(voter, known, now, ip, user_agent)
+            if card is not False:
+                return card
+            known = None
+        raise ApiError(503, "busy_session", "This session is getting battles from elsewhere at the same time; try again.",
+                       headers={"Retry-After": "1"})
+
+    async def _read_session(self, voter: str, now) -> tuple[KnownSession, dict | None]:
+        """What the store has of a session, remembered; and the card of its open battle, if any."""
         history = await self.db.session_battles(voter, now)
-        for battle_id, slug, task, _, _, view_source, expires_at, is_open in reversed(history):
+        pool = self.pool
+        known = KnownSession(seen={image for row in history for image in (row[3], row[4])},
+                             latest=(history[-1][0], history[-1][8]) if history else None,
+                             latest_may_be_open=False)
+        self._remember(voter, known)
+        for battle_id, slug, task, _, _, view_source, expires_at, is_open, _ in reversed(history):
             if is_open and slug in pool.challenges:
-                return self.card(battle_id, slug, task, view_source, self.db.read_time(expires_at))
-        seen = {row[3] for row in history} | {row[4] for row in history}
+                known.latest_may_be_open = battle_id == known.latest[0]
+                return known, self.card(battle_id, slug, task, view_source, expires_at)
+        return known, None
+
+    async def _issue_new(self, voter: str, known: KnownSession, now, ip: str, user_agent: str) -> dict | None | bool:
+        """A new battle's card; None when the session has seen everything; False when the guard failed."""
+        pool = self.pool
         choice = choose_battle(pool.outputs, challenge_votes=pool.challenge_votes, uncertainty=pool.uncertainty,
-                               seen=seen, rng=self.rng)
+                               seen=known.seen, rng=self.rng)
         if choice is None:
             return None
         challenge = pool.challenges[choice.challenge]
@@ -93,8 +134,18 @@ class Voting:
             "weights_json": json.dumps(choice.weights, sort_keys=True), "ip_hash": self.signer.ip_hash(ip),
             "user_agent": user_agent[:200],
         }
-        await self.db.issue_battle(row, coin=self.rng.random() < 0.5)
+        if not await self.db.issue_battle(row, coin=self.rng.random() < 0.5, after=known.latest):
+            return False
+        known.seen.update((first.image, second.image))
+        known.latest, known.latest_may_be_open = (row["id"], now), True
         return self.card(row["id"], challenge.slug, challenge.task, challenge.source_view, expires_at)
+
+    def _remember(self, voter: str, known: KnownSession) -> None:
+        sessions = self.sessions
+        sessions.pop(voter, None)
+        if len(sessions) >= self.options.known_sessions:
+            del sessions[next(iter(sessions))]  # the longest-remembered; it is read again if it comes back
+        sessions[voter] = known
 
     # --- votes ---
 
@@ -120,6 +171,9 @@ class Voting:
             if state[2] is None and state[1] <= now:
                 raise ApiError(410, "battle_expired", "This battle expired before the vote; ask POST /api/battles for a new one.")
             raise ApiError(409, "already_voted", "This battle already has its vote; ask POST /api/battles for the next.")
+        known = self.sessions.get(voter)
+        if known is not None and known.latest is not None and known.latest[0] == battle_id:
+            known.latest_may_be_open = False
         model_left, provider_left, model_right, provider_right = stored
         return {"battle_id": battle_id, "choice": choice, "reveal": {
             "a": self._reveal(model_left, provider_left),

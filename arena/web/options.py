@@ -26,6 +26,7 @@ class WebOptions:
     max_body_bytes: int = 4096
     box_px: int = 768  # long side of the box every output is fitted into
     webp_quality: int = 80
+    known_sessions: int = 20000  # sessions a server process remembers (seen images, latest battle) between requests
     refresh_s: float = 30.0  # how often the pool of outputs, vote counts and ratings are re-read
     secret: str = ""  # signs session cookies and CSRF tokens and salts IP hashes; shared by workers
     reports_dir: str = ""  # the built report, linked as the leaderboard ("" = <project>/reports)

@@ -130,45 +130,94 @@ def _head(method: str, path: str, host: str, extra: bytes = b"", length: int | N
     return head + b"\r\n"
 
 
-async def _voter(base: str, stop_at: float, latencies: list, errors: list) -> None:
-    """A browser-like voter: its own keep-alive connection, cookie and CSRF token; a new voter when it has seen all."""
-    parts = urlsplit(base)
-    host = parts.netloc
-    conn = None
-    while time.perf_counter() < stop_at:
-        if conn is None:
-            conn = await _Connection.open(parts.hostname, parts.port)
-            status, body = await conn.request(_head("GET", "/api/session", host))
-            token = orjson.loads(body)["csrf_token"]
-            auth = b"Origin: %s\r\nX-CSRF-Token: %s\r\nCookie: %s\r\n" % (base.encode(), token.encode(), conn.cookie)
-            battle_head = _head("POST", "/api/battles", host, auth, 0)
-        start = time.perf_counter()
-        status, body = await conn.request(battle_head)
-        if status == 404:  # this voter has seen every image: a new voter
-            conn.close()
-            conn = None
-            continue
+class _Voter:
+    """A browser-like voter: its own keep-alive connection, cookie and CSRF token; a new voter (new
+    session, new connection) when it has seen every image."""
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self.base, self.host, self.port, self.netloc = base, parts.hostname, parts.port, parts.netloc
+        self.conn = None
+
+    async def _start(self) -> None:
+        self.conn = await _Connection.open(self.host, self.port)
+        _, body = await self.conn.request(_head("GET", "/api/session", self.netloc))
+        token = orjson.loads(body)["csrf_token"]
+        self.auth = b"Origin: %s\r\nX-CSRF-Token: %s\r\nCookie: %s\r\n" % (self.base.encode(), token.encode(),
+                                                                         self.conn.cookie)
+        self.battle_head = _head("POST", "/api/battles", self.netloc, self.auth, 0)
+
+    async def cycle(self) -> int:
+        """One battle, then a vote on it: 200, or the first other status."""
+        while True:
+            if self.conn is None:
+                await self._start()
+            status, body = await self.conn.request(self.battle_head)
+            if status != 404:
+                break
+            self.close()  # this voter has seen every image: a new voter
         if status != 200:
-            errors.append(status)
-            continue
+            return status
         vote = orjson.dumps({"battle_id": orjson.loads(body)["battle_id"], "choice": "a"})
-        status, body = await conn.request(_head("POST", "/api/votes", host, auth, len(vote)), vote)
-        if status != 200:
-            errors.append(status)
-            continue
-        latencies.append(time.perf_counter() - start)
-    if conn is not None:
-        conn.close()
+        status, _ = await self.conn.request(_head("POST", "/api/votes", self.netloc, self.auth, len(vote)), vote)
+        return status
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
-async def _cycles(base: str, seconds: float, concurrency: int) -> dict:
+async def _cycles(base: str, seconds: float, concurrency: int, rate_per_s: float) -> dict:
+    """Closed loop: `concurrency` voters, each starting its next cycle when the last one ends."""
     latencies, errors = [], []
     stop_at = time.perf_counter() + seconds
-    await asyncio.gather(*(_voter(base, stop_at, latencies, errors) for _ in range(concurrency)))
+
+    async def run(voter: _Voter) -> None:
+        while time.perf_counter() < stop_at:
+            start = time.perf_counter()
+            status = await voter.cycle()
+            if status == 200:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors.append(status)
+        voter.close()
+
+    await asyncio.gather(*(run(_Voter(base)) for _ in range(concurrency)))
     return {"latencies": latencies, "errors": errors}
 
 
-async def _reference(base: str, seconds: float, concurrency: int) -> dict:
+async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: float) -> dict:
+    """Open loop (wrk2): cycles start on a fixed schedule, evenly spaced at rate_per_s, each on a free
+    voter; a cycle's latency counts from its scheduled start, so a stall is charged to every cycle
+    that should have started during it instead of delaying the schedule (coordinated omission)."""
+    free: asyncio.Queue = asyncio.Queue()
+    for _ in range(concurrency):
+        free.put_nowait(_Voter(base))
+    latencies, errors, tasks = [], [], []
+
+    async def run(scheduled: float) -> None:
+        voter = await free.get()
+        status = await voter.cycle()
+        if status == 200:
+            latencies.append(time.perf_counter() - scheduled)
+        else:
+            errors.append(status)
+        free.put_nowait(voter)
+
+    start = time.perf_counter() + 0.05  # perf_counter: uvloop's loop.time() has 1 ms steps
+    for index in range(int(seconds * rate_per_s)):
+        scheduled = start + index / rate_per_s
+        if scheduled > time.perf_counter():
+            await asyncio.sleep(scheduled - time.perf_counter())
+        tasks.append(asyncio.create_task(run(scheduled)))
+    await asyncio.gather(*tasks)
+    while not free.empty():
+        free.get_nowait().close()
+    return {"latencies": latencies, "errors": errors, "seconds": time.perf_counter() - start}
+
+
+async def _reference(base: str, seconds: float, concurrency: int, rate_per_s: float) -> dict:
     parts = urlsplit(base)
     head = _head("GET", "/api/health", parts.netloc)
     count = 0
@@ -186,20 +235,22 @@ async def _reference(base: str, seconds: float, concurrency: int) -> dict:
     return {"count": count}
 
 
-def _client_process(kind: str, base: str, seconds: float, concurrency: int, queue) -> None:
+def _client_process(kind: str, base: str, seconds: float, concurrency: int, rate_per_s: float, queue) -> None:
     import uvloop
 
-    run = _cycles if kind == "cycles" else _reference
+    run = {"cycles": _cycles, "open": _open_loop, "reference": _reference}[kind]
     before = time.process_time()
-    result = uvloop.run(run(base, seconds, concurrency))
+    result = uvloop.run(run(base, seconds, concurrency, rate_per_s))
     queue.put({**result, "cpu_s": time.process_time() - before})
 
 
-def load(kind: str, base: str, seconds: float) -> list[dict]:
-    """Run the load from CLIENT_PROCESSES client processes, CONCURRENCY connections in all."""
+def load(kind: str, base: str, seconds: float, rate_per_s: float = 0.0) -> list[dict]:
+    """Run the load from CLIENT_PROCESSES client processes: CONCURRENCY connections in all and, for
+    the open loop, rate_per_s cycles a second in all."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_client_process, args=(kind, base, seconds, CONCURRENCY // CLIENT_PROCESSES, queue))
+    procs = [ctx.Process(target=_client_process, args=(kind, base, seconds, CONCURRENCY // CLIENT_PROCESSES,
+                                                       rate_per_s / CLIENT_PROCESSES, queue))
              for _ in range(CLIENT_PROCESSES)]
     for proc in procs:
         proc.start()
@@ -237,7 +288,11 @@ def first_page_kb(base: str) -> float:
     return total / 1024
 
 
-def bench(backend: str, database_url: str, seconds: float, workdir: Path) -> dict:
+def _percentile_ms(latencies: list[float], q: float) -> float:
+    return round(latencies[int(q * (len(latencies) - 1))] * 1000, 2) if latencies else float("nan")
+
+
+def bench(backend: str, database_url: str, seconds: float, rate_per_s: float, workers: int, workdir: Path) -> dict:
     data_dir = workdir / backend / "data"
     make_store(data_dir, database_url)
     from socket import socket
@@ -245,32 +300,39 @@ def bench(backend: str, database_url: str, seconds: float, workdir: Path) -> dic
     with socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = serve(data_dir, database_url, 2 if backend == "postgresql" else 1, port)
+    proc = serve(data_dir, database_url, workers, port)
     base = f"http://127.0.0.1:{port}"
     try:
         page_kb = first_page_kb(base)
         load("cycles", base, 1.0)  # warm-up: connections, statement caches
-        cycles = load("cycles", base, seconds)
+        at_rate = load("open", base, seconds, rate_per_s)
+        capacity = load("cycles", base, seconds)
         reference = load("reference", base, seconds)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    latencies = sorted(x for r in cycles for x in r["latencies"])
-    client_cpu_s = sum(r["cpu_s"] for r in cycles)
-    errors = [e for r in cycles for e in r["errors"]]
+    errors = [e for r in at_rate + capacity for e in r["errors"]]
     if errors:
         print(f"warning: {len(errors)} non-200 replies: {sorted(set(errors))}", file=sys.stderr)
-    cycles_per_s = len(latencies) / seconds
+    at_rate_latencies = sorted(x for r in at_rate for x in r["latencies"])
+    capacity_latencies = sorted(x for r in capacity for x in r["latencies"])
+    cycles_per_s = len(capacity_latencies) / seconds
     reference_rps = sum(r["count"] for r in reference) / seconds
     return {
         "backend": backend,
-        "cycles_per_s": round(cycles_per_s, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 2),
+        "workers": workers,
+        "cycles_per_s": round(cycles_per_s, 1),  # capacity: the closed loop's throughput
+        "rate_per_s": rate_per_s,
+        "rate_done_per_s": round(len(at_rate_latencies) / max(r["seconds"] for r in at_rate), 1),
+        "p50_ms": _percentile_ms(at_rate_latencies, 0.5),  # open loop at rate_per_s, from the scheduled start
+        "p99_ms": _percentile_ms(at_rate_latencies, 0.99),
+        "capacity_p50_ms": _percentile_ms(capacity_latencies, 0.5),  # closed loop, CONCURRENCY voters
+        "capacity_p99_ms": _percentile_ms(capacity_latencies, 0.99),
         "reference_rps": round(reference_rps, 1),
         "ratio": round(cycles_per_s / reference_rps, 3),
         "first_page_kb": round(page_kb, 1),
-        "client_cpu_pct": round(100 * client_cpu_s / seconds, 1),  # of one core, all client processes
+        "client_cpu_pct": round(100 * sum(r["cpu_s"] for r in capacity) / seconds, 1),  # of one core, closed loop
+        "errors": len(errors),
     }
 
 
@@ -279,11 +341,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--rate", type=float, default=1000.0, help="cycles a second of the open loop (default 1000)")
+    parser.add_argument("--workers", type=int, default=2, help="server processes on PostgreSQL (SQLite: 1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="arena-bench-voting-") as tmp:
         workdir = Path(tmp)
         if args.only in (None, "sqlite"):
-            print(json.dumps(bench("sqlite", f"sqlite:///{workdir / 'sqlite' / 'data' / 'arena.db'}", args.seconds, workdir)),
+            print(json.dumps(bench("sqlite", f"sqlite:///{workdir / 'sqlite' / 'data' / 'arena.db'}", args.seconds,
+                                   args.rate, 1, workdir)),
                   flush=True)
         if args.only in (None, "postgresql"):
             schema = f"bench_voting_{secrets.token_hex(4)}"
@@ -292,7 +357,7 @@ def main() -> None:
                 conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
             try:
                 url = f"{args.postgres}?options=-csearch_path%3D{schema}"
-                print(json.dumps(bench("postgresql", url, args.seconds, workdir)), flush=True)
+                print(json.dumps(bench("postgresql", url, args.seconds, args.rate, args.workers, workdir)), flush=True)
             finally:
                 with admin.begin() as conn:
                     conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
