@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
+import random
 import re
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,8 @@ import sqlalchemy as sa  # noqa: E402
 
 CONCURRENCY = 64
 CLIENT_PROCESSES = 2
+OPEN_LOOP_WARMUP_S = 1.0  # the open loop's first second is run but not counted (new sessions, first statements)
+SESSION_VOTES = (10, 80)  # a voter's votes before it leaves, uniform (the demo's pool runs out at ~80)
 
 
 def make_store(data_dir: Path, database_url: str) -> None:
@@ -58,8 +61,9 @@ def serve(data_dir: Path, database_url: str, workers: int, port: int) -> subproc
            "ARENA_WEB_IP_PER_MIN": "0", "ARENA_WEB_SESSION_PER_MIN": "0"}
     env.pop("ARENA_CONFIG", None)
     arena = str(Path(sys.executable).with_name("arena"))
-    proc = subprocess.Popen([arena, "serve", "--port", str(port), "--workers", str(workers)], env=env,
-                            cwd=data_dir.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(data_dir.parent / "serve.log", "wb") as log:  # a file, not a pipe nobody reads during the load
+        proc = subprocess.Popen([arena, "serve", "--port", str(port), "--workers", str(workers)], env=env,
+                                cwd=data_dir.parent, stdout=subprocess.DEVNULL, stderr=log)
     import urllib.request
 
     deadline = time.monotonic() + 60
@@ -71,7 +75,7 @@ def serve(data_dir: Path, database_url: str, workers: int, port: int) -> subproc
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise SystemExit(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
+    raise SystemExit(f"server did not start: {(data_dir.parent / 'serve.log').read_text()[-2000:]}")
 
 
 class _Connection(asyncio.Protocol):
@@ -131,15 +135,17 @@ def _head(method: str, path: str, host: str, extra: bytes = b"", length: int | N
 
 
 class _Voter:
-    """A browser-like voter: its own keep-alive connection, cookie and CSRF token; a new voter (new
-    session, new connection) when it has seen every image."""
+    """A browser-like voter: its own keep-alive connection, cookie and CSRF token. It leaves after a
+    random number of votes (SESSION_VOTES) or when it has seen every image, and a new voter (new
+    session, new connection) takes its place: voters come and go at random times, not all at once."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, rng: random.Random) -> None:
         parts = urlsplit(base)
         self.base, self.host, self.port, self.netloc = base, parts.hostname, parts.port, parts.netloc
-        self.conn = None
+        self.conn, self.rng, self.votes_left = None, rng, 0
 
-    async def _start(self) -> None:
+    async def start(self) -> None:
+        self.votes_left = self.rng.randint(*SESSION_VOTES)
         self.conn = await _Connection.open(self.host, self.port)
         _, body = await self.conn.request(_head("GET", "/api/session", self.netloc))
         token = orjson.loads(body)["csrf_token"]
@@ -150,8 +156,9 @@ class _Voter:
     async def cycle(self) -> int:
         """One battle, then a vote on it: 200, or the first other status."""
         while True:
-            if self.conn is None:
-                await self._start()
+            if self.conn is None or self.votes_left == 0:
+                self.close()
+                await self.start()
             status, body = await self.conn.request(self.battle_head)
             if status != 404:
                 break
@@ -160,6 +167,7 @@ class _Voter:
             return status
         vote = orjson.dumps({"battle_id": orjson.loads(body)["battle_id"], "choice": "a"})
         status, _ = await self.conn.request(_head("POST", "/api/votes", self.netloc, self.auth, len(vote)), vote)
+        self.votes_left -= 1
         return status
 
     def close(self) -> None:
@@ -183,7 +191,8 @@ async def _cycles(base: str, seconds: float, concurrency: int, rate_per_s: float
                 errors.append(status)
         voter.close()
 
-    await asyncio.gather(*(run(_Voter(base)) for _ in range(concurrency)))
+    rng = random.Random()
+    await asyncio.gather(*(run(_Voter(base, rng)) for _ in range(concurrency)))
     return {"latencies": latencies, "errors": errors}
 
 
@@ -192,21 +201,25 @@ async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: fl
     voter; a cycle's latency counts from its scheduled start, so a stall is charged to every cycle
     that should have started during it instead of delaying the schedule (coordinated omission)."""
     free: asyncio.Queue = asyncio.Queue()
-    for _ in range(concurrency):
-        free.put_nowait(_Voter(base))
+    rng = random.Random()
+    voters = [_Voter(base, rng) for _ in range(concurrency)]
+    await asyncio.gather(*(voter.start() for voter in voters))  # connected before the schedule starts
+    for voter in voters:
+        free.put_nowait(voter)
     latencies, errors, tasks = [], [], []
 
     async def run(scheduled: float) -> None:
         voter = await free.get()
         status = await voter.cycle()
-        if status == 200:
-            latencies.append(time.perf_counter() - scheduled)
-        else:
+        if status != 200:
             errors.append(status)
+        elif scheduled >= measured_from:
+            latencies.append(time.perf_counter() - scheduled)
         free.put_nowait(voter)
 
     start = time.perf_counter() + 0.05  # perf_counter: uvloop's loop.time() has 1 ms steps
-    for index in range(int(seconds * rate_per_s)):
+    measured_from = start + OPEN_LOOP_WARMUP_S
+    for index in range(int((seconds + OPEN_LOOP_WARMUP_S) * rate_per_s)):
         scheduled = start + index / rate_per_s
         if scheduled > time.perf_counter():
             await asyncio.sleep(scheduled - time.perf_counter())
@@ -214,7 +227,7 @@ async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: fl
     await asyncio.gather(*tasks)
     while not free.empty():
         free.get_nowait().close()
-    return {"latencies": latencies, "errors": errors, "seconds": time.perf_counter() - start}
+    return {"latencies": latencies, "errors": errors, "seconds": time.perf_counter() - measured_from}
 
 
 async def _reference(base: str, seconds: float, concurrency: int, rate_per_s: float) -> dict:
@@ -239,6 +252,9 @@ def _client_process(kind: str, base: str, seconds: float, concurrency: int, rate
     import uvloop
 
     run = {"cycles": _cycles, "open": _open_loop, "reference": _reference}[kind]
+    # the client's own collector pauses (20-30 ms each) would count as server latency in the open loop
+    gc.collect()
+    gc.disable()
     before = time.process_time()
     result = uvloop.run(run(base, seconds, concurrency, rate_per_s))
     queue.put({**result, "cpu_s": time.process_time() - before})
@@ -288,6 +304,15 @@ def first_page_kb(base: str) -> float:
     return total / 1024
 
 
+def _cpu_steal_s() -> float:
+    """Seconds of CPU stolen by the hypervisor so far, all cores (/proc/stat; 0 where there is none)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _percentile_ms(latencies: list[float], q: float) -> float:
     return round(latencies[int(q * (len(latencies) - 1))] * 1000, 2) if latencies else float("nan")
 
@@ -305,7 +330,9 @@ def bench(backend: str, database_url: str, seconds: float, rate_per_s: float, wo
     try:
         page_kb = first_page_kb(base)
         load("cycles", base, 1.0)  # warm-up: connections, statement caches
+        steal_before = _cpu_steal_s()
         at_rate = load("open", base, seconds, rate_per_s)
+        steal_s = _cpu_steal_s() - steal_before
         capacity = load("cycles", base, seconds)
         reference = load("reference", base, seconds)
     finally:
@@ -333,6 +360,9 @@ def bench(backend: str, database_url: str, seconds: float, rate_per_s: float, wo
         "first_page_kb": round(page_kb, 1),
         "client_cpu_pct": round(100 * sum(r["cpu_s"] for r in capacity) / seconds, 1),  # of one core, closed loop
         "errors": len(errors),
+        # CPU time the hypervisor gave to other machines during the open loop, in % of one core: a
+        # noisy neighbour shows here, and in the tail latency, rather than in our code
+        "steal_pct": round(100 * steal_s / seconds, 1),
     }
 
 
