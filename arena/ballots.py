@@ -174,6 +174,8 @@ def asyncpg_connect_args(url: sa.URL) -> dict:
                 settings[name.replace("-", "_")] = setting
         elif key in ("sslmode", "ssl"):
             extra["ssl"] = values[-1]
+        elif key == "connect_timeout":
+            extra["timeout"] = float(values[-1])
         elif key == "application_name":
             settings[key] = values[-1]
         else:

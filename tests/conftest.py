@@ -54,6 +54,16 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL schema, for tests of what only PostgreSQL has (skipped, and reported, without it)."""
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL only: set ARENA_TEST_POSTGRES_URL (CI sets it)")
+    url, schema = _postgres_schema_url()
+    yield url
+    _drop_schema(schema)
+
+
+@pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'arena.db'}"
 

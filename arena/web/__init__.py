@@ -95,6 +95,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> Starlet
             task.cancel()
             await voting.db.aclose()
             engine.dispose()
+            gc.unfreeze()
 
     reports = Path(options.reports_dir) if options.reports_dir else project_root() / "reports"
     routes = [
