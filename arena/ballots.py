@@ -55,12 +55,13 @@ def add_derivatives(engine: sa.Engine, rows: list[dict]) -> None:
 
 
 # The vote path does not go through SQLAlchemy: a request's few statements are hand-written SQL on
-# the path's own DBAPI connections, in autocommit, so each is one round trip with no BEGIN/COMMIT
-# and no pre-ping (SQLAlchemy's execution and pool checkout cost more than these indexed statements).
-# PostgreSQL: a battle is 2 round trips (the session's battles, then one statement that bumps the
-# side counter and stores the battle), a vote 1 (an INSERT ... SELECT that checks the battle,
-# computes the flags and consumes it). SQLite (in-process) runs the battle's two writes in one
-# transaction. Times go to SQLite in SQLAlchemy's own text format, so both paths read the same rows.
+# the path's own connections (asyncpg on PostgreSQL, sqlite3 on SQLite), in autocommit, so each is
+# one round trip with no BEGIN/COMMIT and no pre-ping. PostgreSQL: a battle is 1 round trip (one
+# statement that checks the guard, bumps the side counter and stores the battle; the session's
+# battles are read first only when the server process does not know the session), a vote 1 (an
+# INSERT ... SELECT that checks the battle, computes the flags and consumes it). SQLite (in-process)
+# runs the battle's two writes in one transaction. Times go to SQLite in SQLAlchemy's own text
+# format, so both paths read the same rows.
 
 _SIDE_RULE = ("CASE WHEN 2 * battle_sides.a_left < battle_sides.issued THEN 1 "
               "WHEN 2 * battle_sides.a_left > battle_sides.issued THEN 0 ELSE :coin END")

@@ -77,8 +77,11 @@ def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(t
     cfg = write_config(tmp_path / "arena.toml", base_url=fault_server.base_url, models={"slow-ok": ["text-to-image"]},
                        challenges_dir=challenges, db_url=sqlite_url, data_dir=tmp_path / "data", max_concurrency=1)
     env = {**os.environ, "ARENA_CONFIG": str(cfg)}
+    # Ctrl-C as at a terminal: a shell starts background jobs (`scripts/test &`) with SIGINT ignored,
+    # and the child would inherit that; give it the default disposition, as an interactive shell does.
     proc = subprocess.Popen([sys.executable, "-m", "arena.cli", "run"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         time.sleep(0.1)
