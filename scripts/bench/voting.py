@@ -176,9 +176,13 @@ class _Voter:
             self.conn = None
 
 
-async def _cycles(base: str, seconds: float, concurrency: int, rate_per_s: float) -> dict:
+async def _cycles(base: str, seconds: float, concurrency: int, rate_per_s: float, ready) -> dict:
     """Closed loop: `concurrency` voters, each starting its next cycle when the last one ends."""
     latencies, errors = [], []
+    rng = random.Random()
+    voters = [_Voter(base, rng) for _ in range(concurrency)]
+    await asyncio.gather(*(voter.start() for voter in voters))
+    await ready()
     stop_at = time.perf_counter() + seconds
 
     async def run(voter: _Voter) -> None:
@@ -191,12 +195,11 @@ async def _cycles(base: str, seconds: float, concurrency: int, rate_per_s: float
                 errors.append(status)
         voter.close()
 
-    rng = random.Random()
-    await asyncio.gather(*(run(_Voter(base, rng)) for _ in range(concurrency)))
+    await asyncio.gather(*(run(voter) for voter in voters))
     return {"latencies": latencies, "errors": errors}
 
 
-async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: float) -> dict:
+async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: float, ready) -> dict:
     """Open loop (wrk2): cycles start on a fixed schedule, evenly spaced at rate_per_s, each on a free
     voter; a cycle's latency counts from its scheduled start, so a stall is charged to every cycle
     that should have started during it instead of delaying the schedule (coordinated omission)."""
@@ -207,6 +210,7 @@ async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: fl
     for voter in voters:
         free.put_nowait(voter)
     latencies, errors, tasks = [], [], []
+    await ready()
 
     async def run(scheduled: float) -> None:
         voter = await free.get()
@@ -230,33 +234,41 @@ async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: fl
     return {"latencies": latencies, "errors": errors, "seconds": time.perf_counter() - measured_from}
 
 
-async def _reference(base: str, seconds: float, concurrency: int, rate_per_s: float) -> dict:
+async def _reference(base: str, seconds: float, concurrency: int, rate_per_s: float, ready) -> dict:
     parts = urlsplit(base)
     head = _head("GET", "/api/health", parts.netloc)
     count = 0
+    conns = await asyncio.gather(*(_Connection.open(parts.hostname, parts.port) for _ in range(concurrency)))
+    await ready()
     stop_at = time.perf_counter() + seconds
 
-    async def loop():
+    async def loop(conn: _Connection):
         nonlocal count
-        conn = await _Connection.open(parts.hostname, parts.port)
         while time.perf_counter() < stop_at:
             await conn.request(head)
             count += 1
         conn.close()
 
-    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    await asyncio.gather(*(loop(conn) for conn in conns))
     return {"count": count}
 
 
-def _client_process(kind: str, base: str, seconds: float, concurrency: int, rate_per_s: float, queue) -> None:
+def _client_process(kind: str, base: str, seconds: float, concurrency: int, rate_per_s: float, barrier,
+                    queue) -> None:
     import uvloop
 
     run = {"cycles": _cycles, "open": _open_loop, "reference": _reference}[kind]
     # the client's own collector pauses (20-30 ms each) would count as server latency in the open loop
     gc.collect()
     gc.disable()
+
+    async def ready() -> None:
+        """Every client process connected and its voters in session: then all start at once (a
+        process still starting up, importing and connecting, slowed the other's first second)."""
+        await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
+
     before = time.process_time()
-    result = uvloop.run(run(base, seconds, concurrency, rate_per_s))
+    result = uvloop.run(run(base, seconds, concurrency, rate_per_s, ready))
     queue.put({**result, "cpu_s": time.process_time() - before})
 
 
@@ -264,9 +276,9 @@ def load(kind: str, base: str, seconds: float, rate_per_s: float = 0.0) -> list[
     """Run the load from CLIENT_PROCESSES client processes: CONCURRENCY connections in all and, for
     the open loop, rate_per_s cycles a second in all."""
     ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
+    queue, barrier = ctx.Queue(), ctx.Barrier(CLIENT_PROCESSES)
     procs = [ctx.Process(target=_client_process, args=(kind, base, seconds, CONCURRENCY // CLIENT_PROCESSES,
-                                                       rate_per_s / CLIENT_PROCESSES, queue))
+                                                       rate_per_s / CLIENT_PROCESSES, barrier, queue))
              for _ in range(CLIENT_PROCESSES)]
     for proc in procs:
         proc.start()
