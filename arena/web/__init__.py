@@ -56,10 +56,10 @@ class SecurityHeaders:
 def _freeze_survivors() -> None:
     """Collect garbage once, then keep everything alive now out of the cyclic collector's passes.
 
-    Modules, config and the pool live as long as the server; scanning them made each full pass stop
-    the event loop for 20-70 ms, a few times a second under the voting benchmark. Frozen objects
-    are still freed by reference counting; the refresher runs this again after each new pool (the
-    collection first, so no garbage cycle is frozen for good).
+    Modules and config live as long as the server; scanning them made each full pass stop the
+    event loop for 20-70 ms, a few times a second under the voting benchmark. Frozen objects are
+    still freed by reference counting. Run once, at start: what comes later (pools, known sessions)
+    is small, and a forced collection after each refresh stopped the loop for ~30 ms itself.
     """
     gc.collect()
     gc.freeze()
@@ -82,7 +82,6 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> Starlet
                 voting.pool = await asyncio.to_thread(load_pool, engine, settings, options)
             except Exception as exc:  # the page keeps serving the last good pool
                 log.warning("pool refresh failed: %s", exc)
-            _freeze_survivors()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
