@@ -217,5 +217,46 @@ def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_
         alive = _listening_workers(proc.pid) if proc.poll() is None else []
         proc.terminate()
         proc.wait(timeout=20)
-    assert alive and not any(Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
-                             for pid in alive), "workers outlived the server"
+    def running(pid: int) -> bool:
+        try:
+            return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 15  # (multiprocessing's resource tracker leaves a moment after its parent)
+    while any(running(pid) for pid in alive) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive and not any(running(pid) for pid in alive), "workers outlived the server"
+
+
+def test_the_wal_is_checkpointed_by_a_thread_not_inside_a_commit(tmp_path, monkeypatch):
+    import sqlite3
+
+    from arena.ballots import WalCheckpointer
+
+    path = tmp_path / "wal.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # as the vote path's connection: commits never checkpoint
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(2000)])
+
+    def in_main_file() -> int:
+        """Rows the database file itself holds, the WAL ignored (immutable=1 reads the main file only)."""
+        reader = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            return reader.execute("SELECT count(*) FROM t").fetchone()[0]
+        except sqlite3.OperationalError:  # the table itself is still only in the WAL
+            return 0
+        finally:
+            reader.close()
+
+    assert in_main_file() == 0
+    monkeypatch.setattr(WalCheckpointer, "INTERVAL_S", 0.05)
+    checkpointer = WalCheckpointer(str(path))
+    deadline = time.monotonic() + 10
+    while in_main_file() < 2000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    checkpointer.stop()
+    writer.close()
+    assert in_main_file() == 2000
