@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from arena.errors import ArenaError
-from arena.store import insert_ignoring_duplicates
+from arena.store import apply_sqlite_pragmas, insert_ignoring_duplicates
 from arena.tables import VOTES_BY_VOTER, Attempt, Battle, Derivative, StoredImage
 
 
@@ -161,7 +161,7 @@ def positional_sql(text: str) -> tuple[str, tuple[str, ...]]:
 
 
 def asyncpg_connect_args(url: sa.URL) -> dict:
-    """asyncpg.create_pool arguments for a SQLAlchemy PostgreSQL URL; libpq's `options=-c name=value`
+    """asyncpg.connect arguments for a SQLAlchemy PostgreSQL URL; libpq's `options=-c name=value`
     (which asyncpg does not read) become server settings."""
     settings, extra = {}, {}
     for key, value in url.query.items():
@@ -324,15 +324,16 @@ class VotePath:
 
     MAX_CONNECTIONS = 4  # per event loop and kind of commit
 
-    def __init__(self, engine: sa.Engine, max_connections: int | None = None) -> None:
+    def __init__(self, engine: sa.Engine) -> None:
         self.url = engine.url
         self.dialect = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
-        self.max_connections = max_connections or self.MAX_CONNECTIONS
         sql = {name: text.replace("{dwell}", _DWELL_MS[self.dialect])
                for name, text in {**_VOTE_PATH_SQL, "vote": _VOTE_SQL}.items()}
         if self.dialect == "postgresql":
             self.sql = {name: positional_sql(text) for name, text in sql.items()}
-            self._connect_args = asyncpg_connect_args(self.url)
+            args = asyncpg_connect_args(self.url)
+            quick = {**args, "server_settings": {**args["server_settings"], "synchronous_commit": "off"}}
+            self._connect_args = {"async": quick, "sync": args}  # by kind of commit
             self._time = lambda value: value
             self._read_time = lambda value: value
         else:
@@ -354,10 +355,8 @@ class VotePath:
             for gone in [other for other in self._by_loop if other.is_closed()]:
                 for connections in self._by_loop.pop(gone).values():
                     connections.terminate()
-            quick = {**self._connect_args,
-                     "server_settings": {**self._connect_args["server_settings"], "synchronous_commit": "off"}}
-            sets = self._by_loop[loop] = {"async": Connections(quick, self.max_connections),
-                                          "sync": Connections(self._connect_args, self.max_connections)}
+            sets = self._by_loop[loop] = {kind: Connections(args, self.MAX_CONNECTIONS)
+                                          for kind, args in self._connect_args.items()}
         return sets["async" if name in ASYNC_COMMIT else "sync"]
 
     async def _fetch(self, name: str, params: dict) -> list:
@@ -383,9 +382,7 @@ class VotePath:
             import sqlite3
 
             conn = sqlite3.connect(self.url.database, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            apply_sqlite_pragmas(conn)
             # SQLite checkpoints the WAL inside the commit that crosses 1,000 pages: here that is a
             # request on the event loop, and every other request waited ~400 ms for its fsync. A
             # thread of its own checkpoints instead (sqlite3 lets go of the GIL while it works).
@@ -476,6 +473,3 @@ class VotePath:
         """(session, view_left, view_right, view_source) of a battle, or None."""
         rows = await self._rows("views", {"battle_id": battle_id})
         return tuple(rows[0]) if rows else None
-
-    def read_time(self, value) -> datetime:
-        return self._read_time(value)

@@ -32,6 +32,15 @@ def engine_url(url: str) -> str:
     return url
 
 
+def apply_sqlite_pragmas(dbapi_conn) -> None:
+    """WAL (readers never block the writer), fsync at checkpoints only, and waiting out a busy lock."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
 def open_engine(url: str, create: bool = True) -> sa.Engine:
     """An engine with the tables created; SQLite gets WAL and a busy timeout for concurrent readers."""
     url = engine_url(url)
@@ -43,11 +52,7 @@ def open_engine(url: str, create: bool = True) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
+            apply_sqlite_pragmas(dbapi_conn)
     else:
         engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     if create:

@@ -20,12 +20,17 @@ def _done_jobs(db_url: str) -> int:
         return conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status = 'done'")).scalar()
 
 
-def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_server, db_url):
-    challenges = tmp_path / "challenges"
-    challenges.mkdir()
-    for i in range(12):
-        (challenges / f"c{i:02d}.toml").write_text(
+def _write_challenges(directory, count: int):
+    """`count` text-to-image challenges c00, c01, ... in `directory`."""
+    directory.mkdir()
+    for i in range(count):
+        (directory / f"c{i:02d}.toml").write_text(
             f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n')
+    return directory
+
+
+def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_server, db_url):
+    challenges = _write_challenges(tmp_path / "challenges", 12)
     fault_server.delay_s = 0.25
     cfg = write_config(tmp_path / "arena.toml", base_url=fault_server.base_url,
                        models={"slow-ok": ["text-to-image"], "ok": ["text-to-image"]},
@@ -68,11 +73,7 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
 
 
 def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, fault_server, sqlite_url):
-    challenges = tmp_path / "challenges"
-    challenges.mkdir()
-    for i in range(10):
-        (challenges / f"c{i:02d}.toml").write_text(
-            f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n')
+    challenges = _write_challenges(tmp_path / "challenges", 10)
     fault_server.delay_s = 0.3
     cfg = write_config(tmp_path / "arena.toml", base_url=fault_server.base_url, models={"slow-ok": ["text-to-image"]},
                        challenges_dir=challenges, db_url=sqlite_url, data_dir=tmp_path / "data", max_concurrency=1)

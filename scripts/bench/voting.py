@@ -176,12 +176,18 @@ class _Voter:
             self.conn = None
 
 
+async def _started_voters(base: str, count: int) -> list[_Voter]:
+    """`count` voters, each connected and in session."""
+    rng = random.Random()
+    voters = [_Voter(base, rng) for _ in range(count)]
+    await asyncio.gather(*(voter.start() for voter in voters))
+    return voters
+
+
 async def _cycles(base: str, seconds: float, concurrency: int, rate_per_s: float, ready) -> dict:
     """Closed loop: `concurrency` voters, each starting its next cycle when the last one ends."""
     latencies, errors = [], []
-    rng = random.Random()
-    voters = [_Voter(base, rng) for _ in range(concurrency)]
-    await asyncio.gather(*(voter.start() for voter in voters))
+    voters = await _started_voters(base, concurrency)
     await ready()
     stop_at = time.perf_counter() + seconds
 
@@ -204,9 +210,7 @@ async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: fl
     voter; a cycle's latency counts from its scheduled start, so a stall is charged to every cycle
     that should have started during it instead of delaying the schedule (coordinated omission)."""
     free: asyncio.Queue = asyncio.Queue()
-    rng = random.Random()
-    voters = [_Voter(base, rng) for _ in range(concurrency)]
-    await asyncio.gather(*(voter.start() for voter in voters))  # connected before the schedule starts
+    voters = await _started_voters(base, concurrency)  # connected before the schedule starts
     for voter in voters:
         free.put_nowait(voter)
     latencies, errors, tasks = [], [], []
