@@ -15,8 +15,18 @@ SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SIZE_RE = re.compile(r"^\d{2,5}[x:]\d{2,5}$")
 RATIO_RE = re.compile(r"^\d+(\.\d+)?:\d+(\.\d+)?$")
 KNOWN_FIELDS = {
-    "slug", "title", "kind", "prompt", "prompt_format", "source_images", "category",
-    "size", "aspect_ratio", "resolution", "notes", "attribution",
+    "slug",
+    "title",
+    "kind",
+    "prompt",
+    "prompt_format",
+    "source_images",
+    "category",
+    "size",
+    "aspect_ratio",
+    "resolution",
+    "notes",
+    "attribution",
 }
 
 
@@ -59,7 +69,9 @@ def parse_challenge(data: dict, path: Path) -> Challenge:
     """Validate one challenge's TOML table; every problem names the file and the field."""
     unknown = sorted(set(data) - KNOWN_FIELDS)
     if unknown:
-        raise ChallengeError(path, unknown[0], f"unknown field (known: {', '.join(sorted(KNOWN_FIELDS))})")
+        raise ChallengeError(
+            path, unknown[0], f"unknown field (known: {', '.join(sorted(KNOWN_FIELDS))})"
+        )
     slug = _require_str(data, "slug", path)
     if not SLUG_RE.match(slug):
         raise ChallengeError(path, "slug", f"{slug!r} must be lowercase letters, digits and dashes")
@@ -76,7 +88,9 @@ def parse_challenge(data: dict, path: Path) -> Challenge:
         try:
             parsed = json.loads(prompt)
         except json.JSONDecodeError as exc:
-            raise ChallengeError(path, "prompt", f"prompt_format is json but the prompt is not JSON: {exc}") from None
+            raise ChallengeError(
+                path, "prompt", f"prompt_format is json but the prompt is not JSON: {exc}"
+            ) from None
         if not isinstance(parsed, dict):
             raise ChallengeError(path, "prompt", "a structured JSON prompt must be a JSON object")
     sources_raw = data.get("source_images", [])
@@ -85,7 +99,9 @@ def parse_challenge(data: dict, path: Path) -> Challenge:
     if kind == "edit" and not sources_raw:
         raise ChallengeError(path, "source_images", "an edit needs at least one source image")
     if kind == "text-to-image" and sources_raw:
-        raise ChallengeError(path, "source_images", "a text-to-image challenge takes no source image")
+        raise ChallengeError(
+            path, "source_images", "a text-to-image challenge takes no source image"
+        )
     sources = []
     for name in sources_raw:
         source = (path.parent / name).resolve()

@@ -39,7 +39,8 @@ class ProviderConfig:
         value = os.environ.get(self.api_key_env)
         if not value:
             raise ConfigError(
-                f"provider {self.name}", "api_key_env",
+                f"provider {self.name}",
+                "api_key_env",
                 f"environment variable {self.api_key_env} is not set",
             )
         return value
@@ -130,12 +131,29 @@ def _positive(value, source: str, where: str):
 
 
 PROVIDER_KEYS = {
-    "protocol", "base_url", "api_key_env", "rate_limit_per_s", "max_concurrency", "timeout_s",
-    "max_retries", "max_retry_after_s", "warmup", "poll_interval_s", "baseline",
+    "protocol",
+    "base_url",
+    "api_key_env",
+    "rate_limit_per_s",
+    "max_concurrency",
+    "timeout_s",
+    "max_retries",
+    "max_retry_after_s",
+    "warmup",
+    "poll_interval_s",
+    "baseline",
 }
 ROUTE_KEYS = {"model_id", "price_usd", "price_usd_by_tier", "capabilities"}
 MODEL_KEYS = {"tasks", "providers", "baseline", "description"}
-TOP_KEYS = {"data_dir", "database_url", "challenges_dir", "samples", "challenges", "providers", "models"}
+TOP_KEYS = {
+    "data_dir",
+    "database_url",
+    "challenges_dir",
+    "samples",
+    "challenges",
+    "providers",
+    "models",
+}
 
 
 def _parse_provider(name: str, table: dict, source: str, protocols: set[str]) -> ProviderConfig:
@@ -144,23 +162,44 @@ def _parse_provider(name: str, table: dict, source: str, protocols: set[str]) ->
         raise ConfigError(source, where, "must be a table")
     for key in table:
         if key not in PROVIDER_KEYS:
-            raise ConfigError(source, f"{where}.{key}", f"unknown setting (known: {', '.join(sorted(PROVIDER_KEYS))})")
+            raise ConfigError(
+                source,
+                f"{where}.{key}",
+                f"unknown setting (known: {', '.join(sorted(PROVIDER_KEYS))})",
+            )
     protocol = _get(table, "protocol", str, where, source)
     if protocol is None:
         raise ConfigError(source, f"{where}.protocol", "missing (required)")
     if protocol not in protocols:
-        raise ConfigError(source, f"{where}.protocol", f"unknown protocol {protocol!r} (known: {', '.join(sorted(protocols))})")
-    base_url = _get(table, "base_url", str, where, source, default="" if protocol == "local" else None)
+        raise ConfigError(
+            source,
+            f"{where}.protocol",
+            f"unknown protocol {protocol!r} (known: {', '.join(sorted(protocols))})",
+        )
+    base_url = _get(
+        table, "base_url", str, where, source, default="" if protocol == "local" else None
+    )
     if base_url is None:
         raise ConfigError(source, f"{where}.base_url", "missing (required)")
     if base_url and not re.match(r"^https?://", base_url):
-        raise ConfigError(source, f"{where}.base_url", f"{base_url!r} must start with http:// or https://")
+        raise ConfigError(
+            source, f"{where}.base_url", f"{base_url!r} must start with http:// or https://"
+        )
     key_env = _get(table, "api_key_env", str, where, source)
     if key_env is not None and not ENV_NAME_RE.match(key_env):
         # A common slip is pasting the key itself here; say so without echoing it.
-        raise ConfigError(source, f"{where}.api_key_env", "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not a key")
+        raise ConfigError(
+            source,
+            f"{where}.api_key_env",
+            "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not a key",
+        )
     kwargs = {}
-    for key, kind in (("rate_limit_per_s", float), ("timeout_s", float), ("max_retry_after_s", float), ("poll_interval_s", float)):
+    for key, kind in (
+        ("rate_limit_per_s", float),
+        ("timeout_s", float),
+        ("max_retry_after_s", float),
+        ("poll_interval_s", float),
+    ):
         value = _positive(_get(table, key, kind, where, source), source, f"{where}.{key}")
         if value is not None:
             kwargs[key] = value
@@ -179,32 +218,58 @@ def _parse_provider(name: str, table: dict, source: str, protocols: set[str]) ->
             kwargs[key] = value
     if protocol == "local":
         kwargs.setdefault("baseline", True)
-    return ProviderConfig(name=name, protocol=protocol, base_url=base_url.rstrip("/"), api_key_env=key_env, **kwargs)
+    return ProviderConfig(
+        name=name, protocol=protocol, base_url=base_url.rstrip("/"), api_key_env=key_env, **kwargs
+    )
 
 
-def _parse_model(name: str, table: dict, source: str, providers: dict[str, ProviderConfig]) -> ModelConfig:
+def _parse_model(
+    name: str, table: dict, source: str, providers: dict[str, ProviderConfig]
+) -> ModelConfig:
     where = f"models.{name}"
     if not isinstance(table, dict):
         raise ConfigError(source, where, "must be a table")
     for key in table:
         if key not in MODEL_KEYS:
-            raise ConfigError(source, f"{where}.{key}", f"unknown setting (known: {', '.join(sorted(MODEL_KEYS))})")
+            raise ConfigError(
+                source,
+                f"{where}.{key}",
+                f"unknown setting (known: {', '.join(sorted(MODEL_KEYS))})",
+            )
     tasks = table.get("tasks", ["text-to-image", "edit"])
-    if not isinstance(tasks, list) or not tasks or any(t not in ("text-to-image", "edit") for t in tasks):
-        raise ConfigError(source, f"{where}.tasks", f"must be a list of 'text-to-image' and/or 'edit', got {tasks!r}")
+    if (
+        not isinstance(tasks, list)
+        or not tasks
+        or any(t not in ("text-to-image", "edit") for t in tasks)
+    ):
+        raise ConfigError(
+            source,
+            f"{where}.tasks",
+            f"must be a list of 'text-to-image' and/or 'edit', got {tasks!r}",
+        )
     route_tables = table.get("providers")
     if not isinstance(route_tables, dict) or not route_tables:
-        raise ConfigError(source, f"{where}.providers", "needs at least one [models.NAME.providers.PROVIDER] table")
+        raise ConfigError(
+            source,
+            f"{where}.providers",
+            "needs at least one [models.NAME.providers.PROVIDER] table",
+        )
     routes = []
     for provider, rt in route_tables.items():
         rwhere = f"{where}.providers.{provider}"
         if provider not in providers:
-            raise ConfigError(source, rwhere, f"provider {provider!r} is not defined under [providers]")
+            raise ConfigError(
+                source, rwhere, f"provider {provider!r} is not defined under [providers]"
+            )
         if not isinstance(rt, dict):
             raise ConfigError(source, rwhere, "must be a table")
         for key in rt:
             if key not in ROUTE_KEYS:
-                raise ConfigError(source, f"{rwhere}.{key}", f"unknown setting (known: {', '.join(sorted(ROUTE_KEYS))})")
+                raise ConfigError(
+                    source,
+                    f"{rwhere}.{key}",
+                    f"unknown setting (known: {', '.join(sorted(ROUTE_KEYS))})",
+                )
         model_id = _get(rt, "model_id", str, rwhere, source, default=name)
         price = _get(rt, "price_usd", float, rwhere, source)
         if price is not None and price < 0:
@@ -213,29 +278,46 @@ def _parse_model(name: str, table: dict, source: str, providers: dict[str, Provi
         if not isinstance(tiers, dict) or any(
             isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in tiers.values()
         ):
-            raise ConfigError(source, f"{rwhere}.price_usd_by_tier", "must map tier names to prices, e.g. { \"1K\" = 0.04 }")
+            raise ConfigError(
+                source,
+                f"{rwhere}.price_usd_by_tier",
+                'must map tier names to prices, e.g. { "1K" = 0.04 }',
+            )
         caps = rt.get("capabilities", {})
         if not isinstance(caps, dict):
             raise ConfigError(source, f"{rwhere}.capabilities", "must be a table")
-        routes.append(Route(
-            model=name, provider=provider, model_id=model_id, price_usd=price,
-            price_usd_by_tier={k: float(v) for k, v in tiers.items()}, capabilities=caps,
-        ))
+        routes.append(
+            Route(
+                model=name,
+                provider=provider,
+                model_id=model_id,
+                price_usd=price,
+                price_usd_by_tier={k: float(v) for k, v in tiers.items()},
+                capabilities=caps,
+            )
+        )
     baseline = _get(table, "baseline", bool, where, source)
     if baseline is None:
         baseline = all(providers[r.provider].baseline for r in routes)
     return ModelConfig(
-        name=name, tasks=tuple(tasks), routes=tuple(routes), baseline=baseline,
+        name=name,
+        tasks=tuple(tasks),
+        routes=tuple(routes),
+        baseline=baseline,
         description=_get(table, "description", str, where, source, default=""),
     )
 
 
-def parse_settings(data: dict, source: str, base_dir: Path, protocols: set[str] | None = None) -> Settings:
+def parse_settings(
+    data: dict, source: str, base_dir: Path, protocols: set[str] | None = None
+) -> Settings:
     """Validate a parsed config table; every problem names the source, the field and the problem."""
     protocols = protocols or set(PROTOCOLS_BUILTIN)
     for key in data:
         if key not in TOP_KEYS:
-            raise ConfigError(source, key, f"unknown setting (known: {', '.join(sorted(TOP_KEYS))})")
+            raise ConfigError(
+                source, key, f"unknown setting (known: {', '.join(sorted(TOP_KEYS))})"
+            )
     providers_table = data.get("providers", {})
     if not isinstance(providers_table, dict) or not providers_table:
         raise ConfigError(source, "providers", "needs at least one [providers.NAME] table")
@@ -251,10 +333,17 @@ def parse_settings(data: dict, source: str, base_dir: Path, protocols: set[str] 
     if not isinstance(challenges, list) or not all(isinstance(c, str) for c in challenges):
         raise ConfigError(source, "challenges", "must be a list of challenge slugs")
 
-    data_dir = Path(os.environ.get("ARENA_DATA_DIR") or _get(data, "data_dir", str, "", source, default=DEFAULT_DATA_DIR))
+    data_dir = Path(
+        os.environ.get("ARENA_DATA_DIR")
+        or _get(data, "data_dir", str, "", source, default=DEFAULT_DATA_DIR)
+    )
     if not data_dir.is_absolute():
-        data_dir = (base_dir / data_dir) if "ARENA_DATA_DIR" not in os.environ else data_dir.resolve()
-    database_url = os.environ.get("ARENA_DATABASE_URL") or _get(data, "database_url", str, "", source) or ""
+        data_dir = (
+            (base_dir / data_dir) if "ARENA_DATA_DIR" not in os.environ else data_dir.resolve()
+        )
+    database_url = (
+        os.environ.get("ARENA_DATABASE_URL") or _get(data, "database_url", str, "", source) or ""
+    )
     if not database_url:
         database_url = f"sqlite:///{data_dir.resolve() / 'arena.db'}"
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
@@ -263,9 +352,14 @@ def parse_settings(data: dict, source: str, base_dir: Path, protocols: set[str] 
     if not challenges_dir.is_absolute():
         challenges_dir = base_dir / challenges_dir
     return Settings(
-        source=source, data_dir=data_dir.resolve(), database_url=database_url,
-        challenges_dir=challenges_dir.resolve(), providers=providers, models=models,
-        samples=samples, challenges=tuple(challenges),
+        source=source,
+        data_dir=data_dir.resolve(),
+        database_url=database_url,
+        challenges_dir=challenges_dir.resolve(),
+        providers=providers,
+        models=models,
+        samples=samples,
+        challenges=tuple(challenges),
     )
 
 
@@ -294,27 +388,37 @@ def project_root() -> Path:
 
 DEMO_CONFIG = {
     "providers": {
-        "local": {"protocol": "local", "rate_limit_per_s": 50.0, "max_concurrency": 8, "timeout_s": 60.0},
+        "local": {
+            "protocol": "local",
+            "rate_limit_per_s": 50.0,
+            "max_concurrency": 8,
+            "timeout_s": 60.0,
+        },
     },
     "models": {
         "identity": {
-            "tasks": ["edit"], "description": "returns the input image unchanged: the floor every edit model must beat",
+            "tasks": ["edit"],
+            "description": "returns the input image unchanged: the floor every edit model must beat",
             "providers": {"local": {"model_id": "identity", "price_usd": 0.0}},
         },
         "cartoon-filter": {
-            "tasks": ["edit"], "description": "a classical painterly/cartoon filter (edge-preserving smoothing, posterize, ink edges)",
+            "tasks": ["edit"],
+            "description": "a classical painterly/cartoon filter (edge-preserving smoothing, posterize, ink edges)",
             "providers": {"local": {"model_id": "cartoon", "price_usd": 0.0}},
         },
         "night-grade": {
-            "tasks": ["edit"], "description": "a classical night colour grade (darken, blue shift, vignette)",
+            "tasks": ["edit"],
+            "description": "a classical night colour grade (darken, blue shift, vignette)",
             "providers": {"local": {"model_id": "night", "price_usd": 0.0}},
         },
         "prompt-card": {
-            "tasks": ["text-to-image"], "description": "a plain rendering of the prompt's words on a gradient",
+            "tasks": ["text-to-image"],
+            "description": "a plain rendering of the prompt's words on a gradient",
             "providers": {"local": {"model_id": "prompt-card", "price_usd": 0.0}},
         },
         "palette-gradient": {
-            "tasks": ["text-to-image"], "description": "a gradient in colours named by the prompt, with soft shapes",
+            "tasks": ["text-to-image"],
+            "description": "a gradient in colours named by the prompt, with soft shapes",
             "providers": {"local": {"model_id": "palette", "price_usd": 0.0}},
         },
     },

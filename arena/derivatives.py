@@ -31,7 +31,9 @@ class View:
     size_bytes: int
 
 
-def box_for_ratio(width: float, height: float, long_side_px: int = BOX_LONG_SIDE_PX) -> tuple[int, int]:
+def box_for_ratio(
+    width: float, height: float, long_side_px: int = BOX_LONG_SIDE_PX
+) -> tuple[int, int]:
     """The box with this aspect ratio whose long side is long_side_px (even sides, at least 16 px)."""
     if width <= 0 or height <= 0:
         return long_side_px, long_side_px
@@ -82,7 +84,9 @@ def make_derivative(data: bytes, box: tuple[int, int], quality: int = WEBP_QUALI
     A new image is built from the pixels alone, so nothing of the original's EXIF, XMP, ICC, PNG
     text or C2PA chunks can reach the encoder.
     """
-    image = ImageOps.exif_transpose(open_image(data))  # orientation applied, since the tag is dropped
+    image = ImageOps.exif_transpose(
+        open_image(data)
+    )  # orientation applied, since the tag is dropped
     pixels = _to_srgb(image)
     fitted = ImageOps.contain(pixels, box, method=Image.Resampling.LANCZOS)
     canvas = Image.new("RGB", box, LETTERBOX_RGB)

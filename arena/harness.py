@@ -6,10 +6,9 @@ No SQL here: the sink (store.StoreWriter in production) persists what it is give
 from __future__ import annotations
 
 import asyncio
-import gc
+import contextlib
 import itertools
 import mimetypes
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,7 @@ from arena.params import normalize_request
 from arena.providers import adapter_class
 from arena.providers.base import ImageRequest, InputImage, send_with_timeout
 from arena.providers.emulation import emulate
-from arena.tables import Job
+from arena.store.tables import Job
 
 # One attempt as the harness hands it on: tables.Attempt's columns as attributes. Not the SQLModel
 # class itself: building one costs ~0.3 ms of GIL per job, time the event loop waits for.
@@ -36,10 +35,14 @@ AttemptRecord = SimpleNamespace
 
 
 class ResultSink(Protocol):
-    def submit(self, attempt: AttemptRecord, image: bytes | None, info: ImageInfo | None, final: bool) -> None: ...
+    def submit(
+        self, attempt: AttemptRecord, image: bytes | None, info: ImageInfo | None, final: bool
+    ) -> None: ...
 
 
-def plan_jobs(settings: Settings, challenges: list[Challenge], samples: int | None = None) -> list[Job]:
+def plan_jobs(
+    settings: Settings, challenges: list[Challenge], samples: int | None = None
+) -> list[Job]:
     """Every challenge x every route of every model that does its task x every sample, in a stable order."""
     samples = samples or settings.samples
     jobs = []
@@ -49,23 +52,40 @@ def plan_jobs(settings: Settings, challenges: list[Challenge], samples: int | No
                 continue
             for route in model.routes:
                 for sample in range(samples):
-                    jobs.append(Job(
-                        run_id="", challenge=challenge.slug, task=challenge.kind, category=challenge.category,
-                        model=model.name, provider=route.provider, model_id=route.model_id, sample=sample,
-                        expected_cost_usd=route.price_for(challenge.resolution),
-                    ))
+                    jobs.append(
+                        Job(
+                            run_id="",
+                            challenge=challenge.slug,
+                            task=challenge.kind,
+                            category=challenge.category,
+                            model=model.name,
+                            provider=route.provider,
+                            model_id=route.model_id,
+                            sample=sample,
+                            expected_cost_usd=route.price_for(challenge.resolution),
+                        )
+                    )
     return jobs
 
 
 def build_request(challenge: Challenge, route: Route) -> ImageRequest:
     """Arena's request for a challenge on one route (source images read from disk)."""
     images = tuple(
-        InputImage(data=path.read_bytes(), mime=mimetypes.guess_type(path.name)[0] or "image/png", name=path.name)
+        InputImage(
+            data=path.read_bytes(),
+            mime=mimetypes.guess_type(path.name)[0] or "image/png",
+            name=path.name,
+        )
         for path in challenge.source_images
     )
     return ImageRequest(
-        task=challenge.kind, prompt=challenge.prompt, model_id=route.model_id, images=images,
-        size=challenge.size, aspect_ratio=challenge.aspect_ratio, resolution=challenge.resolution,
+        task=challenge.kind,
+        prompt=challenge.prompt,
+        model_id=route.model_id,
+        images=images,
+        size=challenge.size,
+        aspect_ratio=challenge.aspect_ratio,
+        resolution=challenge.resolution,
     )
 
 
@@ -90,11 +110,15 @@ def make_client(provider: ProviderConfig, transport: str = "aiohttp") -> httpx.A
     The aiohttp transport is the default: the harness benchmark measured httpx's own pool
     collapsing at hundreds of open connections (see the README's "Why these dependencies").
     """
-    limits = httpx.Limits(max_connections=provider.max_concurrency * 2 + 4,
-                          max_keepalive_connections=provider.max_concurrency * 2 + 4)
+    limits = httpx.Limits(
+        max_connections=provider.max_concurrency * 2 + 4,
+        max_keepalive_connections=provider.max_concurrency * 2 + 4,
+    )
     timeout = httpx.Timeout(provider.timeout_s, connect=min(30.0, provider.timeout_s))
     if transport == "aiohttp":
-        return httpx.AsyncClient(transport=_aiohttp_transport(limits), timeout=timeout, trust_env=False)
+        return httpx.AsyncClient(
+            transport=_aiohttp_transport(limits), timeout=timeout, trust_env=False
+        )
     return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
 
 
@@ -129,8 +153,10 @@ class Harness:
         spent_usd: float = 0.0,
         on_result: Callable[[AttemptRecord], None] | None = None,
         transport: str = "aiohttp",
+        tuning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ) -> None:
         self.settings = settings
+        self.tuning = tuning
         self.challenges = challenges
         self.sink = sink
         self.base_urls = base_urls or {}
@@ -150,7 +176,9 @@ class Harness:
             provider = replace(provider, base_url=self.base_urls[name])
         return provider
 
-    async def execute(self, run_id: str, jobs: list[Job], next_attempts: dict[int, int] | None = None) -> RunOutcome:
+    async def execute(
+        self, run_id: str, jobs: list[Job], next_attempts: dict[int, int] | None = None
+    ) -> RunOutcome:
         """Run the given jobs (in plan order) and any warm-ups; returns counts when all are settled."""
         next_attempts = next_attempts or {}
         providers = {job.provider for job in jobs}
@@ -160,7 +188,9 @@ class Harness:
             provider = self._provider(name)
             clients[name] = make_client(provider, self.transport)
             api_key = provider.api_key()
-            adapters[name] = emulate(adapter_class(provider.protocol)(provider, clients[name], api_key))
+            adapters[name] = emulate(
+                adapter_class(provider.protocol)(provider, clients[name], api_key)
+            )
             limiters[name] = ProviderLimiter(provider.rate_limit_per_s, provider.max_concurrency)
         # One thread checks images: each check is ~1 ms of mostly GIL-free C, and every extra
         # thread wanting the GIL delays the event loop's wake-ups.
@@ -168,19 +198,22 @@ class Harness:
         for job in jobs:  # a size no model supports is a config error before any request is sent
             self._request_for(job, self.settings.providers[job.provider].protocol)
         heartbeat = asyncio.create_task(self._measure_loop_lag())
-        # The event loop waits on sockets (releasing the GIL) while the writer and image-check
-        # threads run Python; with the default 5 ms switch interval every wake-up of the loop can
-        # wait that long for the GIL (the convoy effect), and every timestamp with it.
-        switch_interval_s = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
-        # Everything alive now (config, plan, modules) lives for the whole run: keep it out of the
-        # cyclic collector's full passes, which otherwise stall the loop for milliseconds each.
-        gc.freeze()
+        # Process-wide knobs (arena.tuning.timed_run from the CLI) are the caller's to choose;
+        # entered here, after the plan is built, so they cover what lives for the whole run.
+        tuned = contextlib.ExitStack()
+        tuned.enter_context(self.tuning())
         try:
             await self._warm_up(run_id, jobs, adapters, limiters)
             tasks = [
-                asyncio.create_task(self._run_job(run_id, job, adapters[job.provider], limiters[job.provider],
-                                                  next_attempts.get(job.id, 1)))
+                asyncio.create_task(
+                    self._run_job(
+                        run_id,
+                        job,
+                        adapters[job.provider],
+                        limiters[job.provider],
+                        next_attempts.get(job.id, 1),
+                    )
+                )
                 for job in jobs
             ]
             try:
@@ -191,8 +224,7 @@ class Harness:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
         finally:
-            sys.setswitchinterval(switch_interval_s)
-            gc.unfreeze()
+            tuned.close()
             heartbeat.cancel()
             self._checker.shutdown(wait=False)
             for client in clients.values():
@@ -212,10 +244,14 @@ class Harness:
         for job in jobs:
             if self.settings.providers[job.provider].warmup:
                 firsts.setdefault((job.model, job.provider), job)
-        await asyncio.gather(*(
-            self._attempt(run_id, job, adapters[job.provider], limiters[job.provider], 1, warmup=True)
-            for job in firsts.values()
-        ))
+        await asyncio.gather(
+            *(
+                self._attempt(
+                    run_id, job, adapters[job.provider], limiters[job.provider], 1, warmup=True
+                )
+                for job in firsts.values()
+            )
+        )
 
     def _request_for(self, job: Job, protocol: str) -> ImageRequest:
         """Built once per (challenge, model, provider): sources read once, sizes normalized to the model."""
@@ -224,8 +260,11 @@ class Harness:
             challenge = self.challenges[job.challenge]
             route = self._routes[(job.model, job.provider)]
             self._requests[key] = normalize_request(
-                build_request(challenge, route), route.capabilities, protocol,
-                source=f"challenge {challenge.slug} on {route.target}")
+                build_request(challenge, route),
+                route.capabilities,
+                protocol,
+                source=f"challenge {challenge.slug} on {route.target}",
+            )
         return self._requests[key]
 
     def _budget_allows(self, job: Job) -> bool:
@@ -237,7 +276,9 @@ class Harness:
         self._reserved_usd += expected
         return True
 
-    async def _run_job(self, run_id: str, job: Job, adapter, limiter: ProviderLimiter, first_attempt: int) -> None:
+    async def _run_job(
+        self, run_id: str, job: Job, adapter, limiter: ProviderLimiter, first_attempt: int
+    ) -> None:
         provider = self.settings.providers[job.provider]
         async with limiter.slot():
             if self._stop_scheduling or not self._budget_allows(job):
@@ -250,10 +291,20 @@ class Harness:
             try:
                 for number in itertools.count(first_attempt):
                     retries_left = provider.max_retries - (number - first_attempt)
-                    attempt = await self._attempt(run_id, job, adapter, limiter, number, warmup=False,
-                                                  final_unless_retry=retries_left > 0)
+                    attempt = await self._attempt(
+                        run_id,
+                        job,
+                        adapter,
+                        limiter,
+                        number,
+                        warmup=False,
+                        final_unless_retry=retries_left > 0,
+                    )
                     if attempt.failure_class == "rate_limited" and retries_left > 0:
-                        wait_s = min(attempt.retry_after_s or 2.0 ** (number - first_attempt), provider.max_retry_after_s)
+                        wait_s = min(
+                            attempt.retry_after_s or 2.0 ** (number - first_attempt),
+                            provider.max_retry_after_s,
+                        )
                         await asyncio.sleep(wait_s)
                         continue
                     self.outcome.jobs_done += 1
@@ -261,8 +312,17 @@ class Harness:
             finally:
                 self._reserved_usd -= expected
 
-    async def _attempt(self, run_id, job: Job, adapter, limiter: ProviderLimiter, number: int, *,
-                       warmup: bool, final_unless_retry: bool = False) -> AttemptRecord:
+    async def _attempt(
+        self,
+        run_id,
+        job: Job,
+        adapter,
+        limiter: ProviderLimiter,
+        number: int,
+        *,
+        warmup: bool,
+        final_unless_retry: bool = False,
+    ) -> AttemptRecord:
         challenge = self.challenges[job.challenge]
         route = self._routes[(job.model, job.provider)]
         request = self._request_for(job, adapter.provider.protocol)
@@ -276,18 +336,32 @@ class Harness:
             else:
                 image = reply.images[0]
                 try:
-                    info = await asyncio.get_running_loop().run_in_executor(self._checker, inspect_image, image)
+                    info = await asyncio.get_running_loop().run_in_executor(
+                        self._checker, inspect_image, image
+                    )
                 except ImageError as exc:
                     failure = ProviderError("invalid_image", str(exc))
                     image = None
         ok = failure is None
         cost = None
         if reply is not None:
-            cost = reply.cost_usd if reply.cost_usd is not None else (route.price_for(challenge.resolution) if ok else None)
+            cost = (
+                reply.cost_usd
+                if reply.cost_usd is not None
+                else (route.price_for(challenge.resolution) if ok else None)
+            )
         attempt = AttemptRecord(
-            run_id=run_id, job_id=None if warmup else job.id, attempt=number, warmup=warmup,
-            challenge=job.challenge, task=job.task, category=job.category, model=job.model, provider=job.provider,
-            started_at=getattr(watch, "sent_at", None) or datetime.now(UTC), ok=ok,
+            run_id=run_id,
+            job_id=None if warmup else job.id,
+            attempt=number,
+            warmup=warmup,
+            challenge=job.challenge,
+            task=job.task,
+            category=job.category,
+            model=job.model,
+            provider=job.provider,
+            started_at=getattr(watch, "sent_at", None) or datetime.now(UTC),
+            ok=ok,
             failure_class=None if ok else failure.failure_class,
             status_code=None if ok else failure.status_code,
             error=None if ok else str(failure)[:500],
@@ -301,9 +375,11 @@ class Harness:
             retry_after_s=None if ok else failure.retry_after_s,
             cost_usd=cost,
             image_sha256=info.sha256 if info else None,
-            width=info.width if info else None, height=info.height if info else None,
+            width=info.width if info else None,
+            height=info.height if info else None,
             format=info.format if info else None,
-            served_by=reply.served_by if reply else None, request_id=reply.request_id if reply else None,
+            served_by=reply.served_by if reply else None,
+            request_id=reply.request_id if reply else None,
         )
         final = not warmup and not (attempt.failure_class == "rate_limited" and final_unless_retry)
         if not warmup:
@@ -313,8 +389,9 @@ class Harness:
                 self.outcome.succeeded += 1
             else:
                 self.outcome.failed += 1
-                self.outcome.failures[attempt.failure_class] = self.outcome.failures.get(attempt.failure_class, 0) + 1
+                self.outcome.failures[attempt.failure_class] = (
+                    self.outcome.failures.get(attempt.failure_class, 0) + 1
+                )
         self.sink.submit(attempt, image, info, final)
         self.on_result(attempt)
         return attempt
-

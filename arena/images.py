@@ -65,7 +65,9 @@ def _decode(data: bytes, full: bool) -> tuple[Image.Image, str, int, int]:
             width, height = image.size
             # Check the header's claim before decoding a single pixel: a bomb is small on the wire.
             if width * height > MAX_PIXELS:
-                raise ImageError(f"image claims {width}x{height} pixels, over the {MAX_PIXELS}-pixel limit")
+                raise ImageError(
+                    f"image claims {width}x{height} pixels, over the {MAX_PIXELS}-pixel limit"
+                )
             if full or image.format not in ("PNG", "JPEG"):
                 image.load()
             elif image.format == "PNG":
@@ -78,12 +80,19 @@ def _decode(data: bytes, full: bool) -> tuple[Image.Image, str, int, int]:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise ImageError(f"decompression bomb refused: {exc}") from None
     except UnidentifiedImageError:
-        raise ImageError(f"not an image in an allowed format ({', '.join(ALLOWED_FORMATS)})") from None
+        raise ImageError(
+            f"not an image in an allowed format ({', '.join(ALLOWED_FORMATS)})"
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"image does not decode: {exc}") from None
     if not (MIN_SIDE_PX <= width <= MAX_SIDE_PX and MIN_SIDE_PX <= height <= MAX_SIDE_PX):
         raise ImageError(f"implausible image size {width}x{height}")
-    return image, image.format or "PNG", width, height  # size from the header: draft mode shrinks image.size
+    return (
+        image,
+        image.format or "PNG",
+        width,
+        height,
+    )  # size from the header: draft mode shrinks image.size
 
 
 def inspect_image(data: bytes, full: bool = False) -> ImageInfo:

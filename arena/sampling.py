@@ -39,7 +39,9 @@ class Choice:
     weights: dict
 
 
-def order_uncertainty(ratings: Mapping[str, tuple[float, float, float]], confidence: float = 0.95) -> dict:
+def order_uncertainty(
+    ratings: Mapping[str, tuple[float, float, float]], confidence: float = 0.95
+) -> dict:
     """P(the two models' order is wrong) for every pair of rated models: 0.5 is a coin flip.
 
     `ratings` maps a model to (rating, lower, upper) of its interval at `confidence`; the rating
@@ -85,7 +87,9 @@ def choose_battle(
     by_challenge: dict[str, dict[str, list[Output]]] = {}
     for output in outputs:
         if output.image not in seen:
-            by_challenge.setdefault(output.challenge, {}).setdefault(output.model, []).append(output)
+            by_challenge.setdefault(output.challenge, {}).setdefault(output.model, []).append(
+                output
+            )
     eligible = sorted(c for c, models in by_challenge.items() if len(models) >= 2)
     if not eligible:
         return None
@@ -115,7 +119,7 @@ def choose_battle(
 def counterbalanced_side(issued: int, a_left: int, coin: bool) -> bool:
     """Whether the name-first model of a pair goes left: the side shown less often so far, else the coin.
 
-    This is the rule the store applies atomically (arena.ballots.VotePath.issue_battle); kept here so it can
+    This is the rule the store applies atomically (arena.votepath.VotePath.issue_battle); kept here so it can
     be tested and read in one place.
     """
     if 2 * a_left < issued:

@@ -28,7 +28,11 @@ def parse_window(text: str | None) -> timedelta | None:
     if not match or int(match.group(1)) == 0:
         raise ArenaError(f"--window: {text!r} is not a window like 30d, 12h, 90m or 'all'")
     number, unit = int(match.group(1)), match.group(2)
-    return {"d": timedelta(days=number), "h": timedelta(hours=number), "m": timedelta(minutes=number)}[unit]
+    return {
+        "d": timedelta(days=number),
+        "h": timedelta(hours=number),
+        "m": timedelta(minutes=number),
+    }[unit]
 
 
 def window_start(window: timedelta | None, now: datetime) -> datetime | None:
@@ -42,30 +46,52 @@ def _pct(values: np.ndarray, q: float) -> float | None:
 
 def provider_table(attempts: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, provider), ranked within each model by p50 generation time."""
-    columns = ["model", "provider", "rank", "n", "successes", "success_rate", "p50_ms", "p95_ms",
-               "ttfb_p50_ms", "download_p50_ms", "cost_usd", "cost_per_image_usd",
-               *[f"failures_{c}" for c in FAILURE_CLASSES]]
+    columns = [
+        "model",
+        "provider",
+        "rank",
+        "n",
+        "successes",
+        "success_rate",
+        "p50_ms",
+        "p95_ms",
+        "ttfb_p50_ms",
+        "download_p50_ms",
+        "cost_usd",
+        "cost_per_image_usd",
+        *[f"failures_{c}" for c in FAILURE_CLASSES],
+    ]
     if attempts.empty:
         return pd.DataFrame(columns=columns)
     frame = attempts[~attempts["warmup"].astype(bool)] if "warmup" in attempts else attempts
     # Each column once as a numpy array, then each group's rows by position: slicing a DataFrame
     # per group costs milliseconds, and a report groups hundreds of thousands of attempts.
     ok = frame["ok"].astype(bool).to_numpy()
-    timings = {name: frame[name].to_numpy(dtype=float, na_value=np.nan)
-               for name in ("generation_ms", "ttfb_ms", "download_ms")}
+    timings = {
+        name: frame[name].to_numpy(dtype=float, na_value=np.nan)
+        for name in ("generation_ms", "ttfb_ms", "download_ms")
+    }
     cost = frame["cost_usd"].fillna(0).to_numpy(dtype=float)
     failure = pd.Categorical(frame["failure_class"], categories=FAILURE_CLASSES).codes
     rows = []
-    for (model, provider), at in sorted(frame.groupby(["model", "provider"], sort=True).indices.items()):
+    for (model, provider), at in sorted(
+        frame.groupby(["model", "provider"], sort=True).indices.items()
+    ):
         good = at[ok[at]]
         n, successes = len(at), len(good)
         total = float(cost[at].sum())
         row = {
-            "model": model, "provider": provider, "n": n, "successes": successes,
+            "model": model,
+            "provider": provider,
+            "n": n,
+            "successes": successes,
             "success_rate": successes / n if n else 0.0,
-            "p50_ms": _pct(timings["generation_ms"][good], 50), "p95_ms": _pct(timings["generation_ms"][good], 95),
-            "ttfb_p50_ms": _pct(timings["ttfb_ms"][good], 50), "download_p50_ms": _pct(timings["download_ms"][good], 50),
-            "cost_usd": total, "cost_per_image_usd": total / successes if successes else None,
+            "p50_ms": _pct(timings["generation_ms"][good], 50),
+            "p95_ms": _pct(timings["generation_ms"][good], 95),
+            "ttfb_p50_ms": _pct(timings["ttfb_ms"][good], 50),
+            "download_p50_ms": _pct(timings["download_ms"][good], 50),
+            "cost_usd": total,
+            "cost_per_image_usd": total / successes if successes else None,
         }
         counts = np.bincount(failure[at][failure[at] >= 0], minlength=len(FAILURE_CLASSES))
         for k, cls in enumerate(FAILURE_CLASSES):
@@ -85,8 +111,10 @@ def headline(rows: pd.DataFrame) -> str:
     if ranked.empty:
         return "no successful generation in this window"
     best = ranked.iloc[0]
-    return (f"fastest through {best['provider']} at {best['p50_ms']:,.0f} ms median "
-            f"with {best['success_rate'] * 100:.1f}% success (n={int(best['n'])})")
+    return (
+        f"fastest through {best['provider']} at {best['p50_ms']:,.0f} ms median "
+        f"with {best['success_rate'] * 100:.1f}% success (n={int(best['n'])})"
+    )
 
 
 def records(table: pd.DataFrame) -> list[dict]:
@@ -114,19 +142,27 @@ def format_table(table: pd.DataFrame) -> str:
         return "no attempts in this window: run `arena run` (or `arena demo`) first"
     blocks = []
     for model, rows in table.groupby("model", sort=True):
-        lines = [f"{model}: {headline(rows)}",
-                 f"  {'#':>2}  {'provider':<16} {'n':>5} {'success':>8} {'p50 ms':>9} {'p95 ms':>9} {'ttfb p50':>9}  failures"]
+        lines = [
+            f"{model}: {headline(rows)}",
+            f"  {'#':>2}  {'provider':<16} {'n':>5} {'success':>8} {'p50 ms':>9} {'p95 ms':>9} {'ttfb p50':>9}  failures",
+        ]
         for _, r in rows.iterrows():
-            fails = ", ".join(f"{c} {int(r[f'failures_{c}'])}" for c in FAILURE_CLASSES if r[f"failures_{c}"])
+            fails = ", ".join(
+                f"{c} {int(r[f'failures_{c}'])}" for c in FAILURE_CLASSES if r[f"failures_{c}"]
+            )
             lines.append(
                 f"  {int(r['rank']):>2}  {r['provider']:<16} {int(r['n']):>5} {r['success_rate'] * 100:>7.1f}% "
                 f"{_fmt(r['p50_ms']):>9} {_fmt(r['p95_ms']):>9} {_fmt(r['ttfb_p50_ms']):>9}  {fails or '-'}"
             )
-        lines.append(f"  (percentiles over {int(rows['successes'].sum())} successes; success rate over "
-                     f"{int(rows['n'].sum())} attempts)")
+        lines.append(
+            f"  (percentiles over {int(rows['successes'].sum())} successes; success rate over "
+            f"{int(rows['n'].sum())} attempts)"
+        )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
 def _fmt(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:,.0f}"
+    return (
+        "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:,.0f}"
+    )

@@ -85,8 +85,10 @@ def challenge_dir(tmp_path):
     (directory / "images").mkdir(parents=True)
     (directory / "images" / "face.png").write_bytes(make_png(40, 40, (90, 80, 70)))
     (directory / "t2i.toml").write_text(
-        'slug = "t2i"\ntitle = "A cat"\nkind = "text-to-image"\nprompt = "a cat on a mat"\ncategory = "photo"\n')
+        'slug = "t2i"\ntitle = "A cat"\nkind = "text-to-image"\nprompt = "a cat on a mat"\ncategory = "photo"\n'
+    )
     (directory / "edit.toml").write_text(
         'slug = "edit"\ntitle = "Hair"\nkind = "edit"\nprompt = "give the person hair"\ncategory = "portrait"\n'
-        'source_images = ["images/face.png"]\n')
+        'source_images = ["images/face.png"]\n'
+    )
     return directory

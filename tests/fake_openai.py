@@ -82,7 +82,10 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def schema_errors(name: str, instance) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator(name).iter_errors(instance)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator(name).iter_errors(instance)
+    ]
 
 
 def form_as_json(fields: dict[str, str], files: dict[str, list[tuple]], schema_name: str) -> dict:
@@ -150,7 +153,11 @@ class FakeOpenAI:
             ]
         )
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off",
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="error",
+            lifespan="off",
             timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
@@ -202,26 +209,51 @@ class FakeOpenAI:
         body = exchange.body
         model, n = body.get("model"), int(body.get("n") or 1)
         if model == "refuse":
-            return self._json(exchange, 400, _error("Your request was rejected by the safety system.",
-                                                    "image_generation_user_error", "moderation_blocked"))
+            return self._json(
+                exchange,
+                400,
+                _error(
+                    "Your request was rejected by the safety system.",
+                    "image_generation_user_error",
+                    "moderation_blocked",
+                ),
+            )
         if model == "rate-limited":
-            return self._json(exchange, 429, _error("Rate limit reached for images per minute.",
-                                                    "requests", "rate_limit_exceeded"), {"retry-after": "7"})
+            return self._json(
+                exchange,
+                429,
+                _error(
+                    "Rate limit reached for images per minute.", "requests", "rate_limit_exceeded"
+                ),
+                {"retry-after": "7"},
+            )
         if model == "server-error":
-            return self._json(exchange, 503, _error("The server is overloaded.", "server_error", None))
+            return self._json(
+                exchange, 503, _error("The server is overloaded.", "server_error", None)
+            )
         if model == "slow":
             await asyncio.sleep(SLOW_S)
         if model == "malformed":
             exchange.status = 200
-            return Response(b'{"created": 1, "data": [{"b64_json": "iVBO', media_type="application/json")
+            return Response(
+                b'{"created": 1, "data": [{"b64_json": "iVBO', media_type="application/json"
+            )
         if model == "truncated":
             exchange.status = 200
             return _Truncated()
         if body.get("stream") is True:
-            return self._stream(exchange, stream_prefix, model, n, int(body.get("partial_images") or 0))
+            return self._stream(
+                exchange, stream_prefix, model, n, int(body.get("partial_images") or 0)
+            )
         output_format = body.get("output_format", "png")
-        reply: dict = {"created": int(time.time()), "output_format": output_format, "size": "48x32",
-                       "quality": "medium", "background": "opaque", "usage": _usage()}
+        reply: dict = {
+            "created": int(time.time()),
+            "output_format": output_format,
+            "size": "48x32",
+            "quality": "medium",
+            "background": "opaque",
+            "usage": _usage(),
+        }
         if model in ("url", "expired-url"):
             items = []
             for _ in range(n):
@@ -235,30 +267,52 @@ class FakeOpenAI:
         headers = {"x-request-id": "req_123", "openai-processing-ms": "4321"}
         if model == "gateway":
             headers = {"x-lumenfall-provider": "vertex", "x-request-id": "lf_9"}
-            reply["metadata"] = {"model": "gemini-3-pro-image", "executed_model": "vertex/gemini-3-pro-image",
-                                 "provider": "vertex", "cost": 0.04, "cost_currency": "USD"}
+            reply["metadata"] = {
+                "model": "gemini-3-pro-image",
+                "executed_model": "vertex/gemini-3-pro-image",
+                "provider": "vertex",
+                "cost": 0.04,
+                "cost_currency": "USD",
+            }
         return self._json(exchange, 200, reply, headers)
 
     def _json(self, exchange: Exchange, status: int, reply: dict, headers=None) -> Response:
         exchange.status, exchange.reply = status, reply
         return JSONResponse(reply, status_code=status, headers=headers)
 
-    def _stream(self, exchange: Exchange, prefix: str, model: str, n: int, partials: int) -> Response:
+    def _stream(
+        self, exchange: Exchange, prefix: str, model: str, n: int, partials: int
+    ) -> Response:
         exchange.status, exchange.streamed, exchange.reply = 200, True, []
-        common = {"created_at": int(time.time()), "size": "1024x1024", "quality": "medium",
-                  "background": "opaque", "output_format": "png"}
+        common = {
+            "created_at": int(time.time()),
+            "size": "1024x1024",
+            "quality": "medium",
+            "background": "opaque",
+            "output_format": "png",
+        }
 
         async def events():
-            await asyncio.sleep(STEP_S)  # the model is working: headers came early, images come later
+            await asyncio.sleep(
+                STEP_S
+            )  # the model is working: headers came early, images come later
             for index in range(partials):
-                event = {"type": f"{prefix}.partial_image", "b64_json": _b64(PARTIAL_PNG),
-                         "partial_image_index": index, **common}
+                event = {
+                    "type": f"{prefix}.partial_image",
+                    "b64_json": _b64(PARTIAL_PNG),
+                    "partial_image_index": index,
+                    **common,
+                }
                 for piece in _sse(exchange, f"{prefix}.partial_image", event):
                     yield piece
                 await asyncio.sleep(STEP_S)
             if model == "stream-refused":
-                error = {"type": "image_generation_user_error", "code": "moderation_blocked",
-                         "message": "Your request was rejected by the safety system.", "param": None}
+                error = {
+                    "type": "image_generation_user_error",
+                    "code": "moderation_blocked",
+                    "message": "Your request was rejected by the safety system.",
+                    "param": None,
+                }
                 for piece in _sse(exchange, "error", error):
                     yield piece
                 return
@@ -267,7 +321,12 @@ class FakeOpenAI:
             if model == "stream-unfinished":
                 return
             for _ in range(n):
-                event = {"type": f"{prefix}.completed", "b64_json": _b64(PNG), "usage": _usage(), **common}
+                event = {
+                    "type": f"{prefix}.completed",
+                    "b64_json": _b64(PNG),
+                    "usage": _usage(),
+                    **common,
+                }
                 for piece in _sse(exchange, f"{prefix}.completed", event):
                     yield piece
 
@@ -286,19 +345,33 @@ def _error(message: str, kind: str, code: str | None) -> dict:
 
 
 def _usage() -> dict:
-    return {"total_tokens": 300, "input_tokens": 50, "output_tokens": 250,
-            "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
-            "output_tokens_details": {"image_tokens": 250, "text_tokens": 0}}
+    return {
+        "total_tokens": 300,
+        "input_tokens": 50,
+        "output_tokens": 250,
+        "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
+        "output_tokens_details": {"image_tokens": 250, "text_tokens": 0},
+    }
 
 
 class _Truncated(Response):
     """Declares a longer body than it sends: the connection ends mid-transfer."""
 
     async def __call__(self, scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"5000")]})
-        await send({"type": "http.response.body", "body": b'{"created": 1, "data": [{"b64_json": "iVBO',
-                    "more_body": False})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"5000")],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b'{"created": 1, "data": [{"b64_json": "iVBO',
+                "more_body": False,
+            }
+        )
 
 
 def reply_schema(exchange: Exchange) -> str:
@@ -318,15 +391,28 @@ def request_schema(exchange: Exchange) -> str:
 def conformance_errors(exchange: Exchange) -> list[str]:
     """Every way one exchange departs from the OpenAPI document (empty when it conforms)."""
     errors = [f"request: {e}" for e in schema_errors(request_schema(exchange), exchange.body)]
-    errors += [f"request: unknown field {f}" for f in unknown_fields(request_schema(exchange), exchange.body)]
+    errors += [
+        f"request: unknown field {f}"
+        for f in unknown_fields(request_schema(exchange), exchange.body)
+    ]
     if exchange.streamed:
         for name, data in exchange.reply:
             if name == "error":
-                errors += [f"event error: {e}" for e in schema_errors("ErrorEvent", {"event": name, "data": data})]
+                errors += [
+                    f"event error: {e}"
+                    for e in schema_errors("ErrorEvent", {"event": name, "data": data})
+                ]
             else:
-                errors += [f"event {name}: {e}" for e in schema_errors(stream_schema(exchange), data)]
+                errors += [
+                    f"event {name}: {e}" for e in schema_errors(stream_schema(exchange), data)
+                ]
                 if data.get("type") != name:
-                    errors.append(f"event {name}: type {data.get('type')!r} differs from the event name")
+                    errors.append(
+                        f"event {name}: type {data.get('type')!r} differs from the event name"
+                    )
     elif isinstance(exchange.reply, dict):
-        errors += [f"reply: {e}" for e in schema_errors(reply_schema(exchange), copy.deepcopy(exchange.reply))]
+        errors += [
+            f"reply: {e}"
+            for e in schema_errors(reply_schema(exchange), copy.deepcopy(exchange.reply))
+        ]
     return errors

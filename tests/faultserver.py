@@ -38,9 +38,17 @@ GOOD_PNG = make_png()
 
 def _json_reply(status: int, body: dict | bytes, extra_headers: str = "") -> bytes:
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
-    head = (f"HTTP/1.1 {status} {reason.get(status, 'X')}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(payload)}\r\n{extra_headers}\r\n")
+    reason = {
+        200: "OK",
+        400: "Bad Request",
+        404: "Not Found",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+    }
+    head = (
+        f"HTTP/1.1 {status} {reason.get(status, 'X')}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(payload)}\r\n{extra_headers}\r\n"
+    )
     return head.encode() + payload
 
 
@@ -66,7 +74,9 @@ class FaultServer:
 
     def __enter__(self) -> FaultServer:
         self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop)
+        future = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop
+        )
         self._server = future.result(5)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -88,19 +98,30 @@ class FaultServer:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1)) if b"ength" in head else 0
+                length = (
+                    int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+                    if b"ength" in head
+                    else 0
+                )
                 body = await reader.readexactly(length)
                 self.last_headers = head.decode("latin-1")
                 keep = await self._respond(body, writer)
                 if not keep:
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            asyncio.CancelledError,
+        ):
             pass
         finally:
             writer.close()
 
     async def _respond(self, body: bytes, writer: asyncio.StreamWriter) -> bool:
-        match = re.search(rb'"model":\s*"([\w-]+)"', body) or re.search(rb'name="model"\r\n\r\n([\w-]+)', body)
+        match = re.search(rb'"model":\s*"([\w-]+)"', body) or re.search(
+            rb'name="model"\r\n\r\n([\w-]+)', body
+        )
         model = match.group(1).decode() if match else "?"
         self.requests[model] = self.requests.get(model, 0) + 1
         key = hashlib_key(body)
@@ -112,7 +133,7 @@ class FaultServer:
         elif model == "slow-headers":
             reply = _image_reply(GOOD_PNG)
             for i in range(0, 40, 4):  # dribble the status line and headers
-                writer.write(reply[i:i + 4])
+                writer.write(reply[i : i + 4])
                 await writer.drain()
                 await asyncio.sleep(self.delay_s / 10)
             writer.write(reply[40:])
@@ -121,17 +142,40 @@ class FaultServer:
                 writer.write(_image_reply(GOOD_PNG))
             else:
                 self._seen_keys.add(key)
-                writer.write(_json_reply(429, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
-                                         "retry-after: 0.2\r\n"))
+                writer.write(
+                    _json_reply(
+                        429,
+                        {"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
+                        "retry-after: 0.2\r\n",
+                    )
+                )
         elif model == "echo-auth":  # a careless provider that quotes the key back in its error
             auth = re.search(r"(?i)authorization: ([^\r]*)", self.last_headers)
-            writer.write(_json_reply(401, {"error": {"message": f"invalid key: {auth.group(1) if auth else ''}",
-                                                     "code": "invalid_api_key"}}))
+            writer.write(
+                _json_reply(
+                    401,
+                    {
+                        "error": {
+                            "message": f"invalid key: {auth.group(1) if auth else ''}",
+                            "code": "invalid_api_key",
+                        }
+                    },
+                )
+            )
         elif model == "always-429":
-            writer.write(_json_reply(429, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
-                                     "retry-after: 0.05\r\n"))
+            writer.write(
+                _json_reply(
+                    429,
+                    {"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
+                    "retry-after: 0.05\r\n",
+                )
+            )
         elif model == "server-error":
-            writer.write(_json_reply(500, {"error": {"message": "upstream exploded", "type": "server_error"}}))
+            writer.write(
+                _json_reply(
+                    500, {"error": {"message": "upstream exploded", "type": "server_error"}}
+                )
+            )
         elif model == "hang":
             await asyncio.sleep(3600)
         elif model == "truncated":
@@ -150,10 +194,24 @@ class FaultServer:
         elif model == "no-data":
             writer.write(_json_reply(200, {"created": 0}))
         elif model == "refuse":
-            writer.write(_json_reply(400, {"error": {"message": "Your request was rejected by the safety system",
-                                                     "type": "image_generation_user_error", "code": "moderation_blocked"}}))
+            writer.write(
+                _json_reply(
+                    400,
+                    {
+                        "error": {
+                            "message": "Your request was rejected by the safety system",
+                            "type": "image_generation_user_error",
+                            "code": "moderation_blocked",
+                        }
+                    },
+                )
+            )
         else:
-            writer.write(_json_reply(404, {"error": {"message": f"no model {model}", "code": "model_not_found"}}))
+            writer.write(
+                _json_reply(
+                    404, {"error": {"message": f"no model {model}", "code": "model_not_found"}}
+                )
+            )
         await writer.drain()
         return True
 
@@ -162,5 +220,7 @@ def hashlib_key(body: bytes) -> str:
     import hashlib
 
     # The prompt identifies a job well enough to know a retry from a first try.
-    match = re.search(rb'"prompt":\s*"([^"]*)"', body) or re.search(rb'name="prompt"\r\n\r\n([^\r]*)', body)
+    match = re.search(rb'"prompt":\s*"([^"]*)"', body) or re.search(
+        rb'name="prompt"\r\n\r\n([^\r]*)', body
+    )
     return hashlib.sha256(match.group(1) if match else body).hexdigest()

@@ -5,18 +5,46 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def write_config(path: Path, *, base_url: str, models: dict[str, list[str]], challenges_dir: Path, db_url: str,
-                 data_dir: Path, timeout_s: float = 5.0, max_retries: int = 2, price: float = 0.01,
-                 max_concurrency: int = 4, rate: float = 100.0, warmup: bool = False) -> Path:
+def write_config(
+    path: Path,
+    *,
+    base_url: str,
+    models: dict[str, list[str]],
+    challenges_dir: Path,
+    db_url: str,
+    data_dir: Path,
+    timeout_s: float = 5.0,
+    max_retries: int = 2,
+    price: float = 0.01,
+    max_concurrency: int = 4,
+    rate: float = 100.0,
+    warmup: bool = False,
+) -> Path:
     """An arena.toml for a provider at base_url serving the given models ({name: tasks})."""
     lines = [
-        f'data_dir = "{data_dir}"', f'database_url = "{db_url}"', f'challenges_dir = "{challenges_dir}"', "",
-        "[providers.faulty]", 'protocol = "openai"', f'base_url = "{base_url}"',
-        f"rate_limit_per_s = {rate}", f"max_concurrency = {max_concurrency}", f"timeout_s = {timeout_s}",
-        f"max_retries = {max_retries}", "max_retry_after_s = 1.0", f"warmup = {'true' if warmup else 'false'}", "",
+        f'data_dir = "{data_dir}"',
+        f'database_url = "{db_url}"',
+        f'challenges_dir = "{challenges_dir}"',
+        "",
+        "[providers.faulty]",
+        'protocol = "openai"',
+        f'base_url = "{base_url}"',
+        f"rate_limit_per_s = {rate}",
+        f"max_concurrency = {max_concurrency}",
+        f"timeout_s = {timeout_s}",
+        f"max_retries = {max_retries}",
+        "max_retry_after_s = 1.0",
+        f"warmup = {'true' if warmup else 'false'}",
+        "",
     ]
     for name, tasks in models.items():
-        lines += [f'[models."{name}"]', f"tasks = {tasks!r}".replace("'", '"'),
-                  f'[models."{name}".providers.faulty]', f'model_id = "{name}"', f"price_usd = {price}", ""]
+        lines += [
+            f'[models."{name}"]',
+            f"tasks = {tasks!r}".replace("'", '"'),
+            f'[models."{name}".providers.faulty]',
+            f'model_id = "{name}"',
+            f"price_usd = {price}",
+            "",
+        ]
     path.write_text("\n".join(lines))
     return path

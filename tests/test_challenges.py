@@ -35,7 +35,12 @@ REQUIRED = {
 }
 
 CATEGORIES = {
-    "portrait-edit", "style-transfer", "scene-edit", "photorealism", "typography", "illustration",
+    "portrait-edit",
+    "style-transfer",
+    "scene-edit",
+    "photorealism",
+    "typography",
+    "illustration",
 }
 
 
@@ -210,8 +215,15 @@ VALID_EDIT = {
 }
 
 
-def _write(directory: Path, stem: str, /, *, raw: str | None = None,
-           drop: tuple[str, ...] = (), **fields: str) -> Path:
+def _write(
+    directory: Path,
+    stem: str,
+    /,
+    *,
+    raw: str | None = None,
+    drop: tuple[str, ...] = (),
+    **fields: str,
+) -> Path:
     """Write challenges/<slug>.toml from TOML value literals (a valid edit, then the overrides)."""
     images = directory / "images"
     images.mkdir(exist_ok=True)
@@ -294,7 +306,9 @@ def test_invalid_toml(tmp_path):
 
 
 def test_bad_json_prompt(tmp_path):
-    path = _write(tmp_path, "bad-json", prompt_format='"json"', prompt="'''{\"task\": \"smile\",}'''")
+    path = _write(
+        tmp_path, "bad-json", prompt_format='"json"', prompt="'''{\"task\": \"smile\",}'''"
+    )
     _assert_names(_error(path), path, "prompt", "prompt_format is json but the prompt is not JSON")
 
 
@@ -305,14 +319,21 @@ def test_unknown_prompt_format(tmp_path):
 
 @pytest.mark.parametrize("size", ["big", "1024", "1024x1024px", "1024 x 1024", "1x1"])
 def test_bad_size(tmp_path, size):
-    path = _write(tmp_path, "bad-size", kind='"text-to-image"', drop=("source_images",),
-                  size=json.dumps(size))
+    path = _write(
+        tmp_path, "bad-size", kind='"text-to-image"', drop=("source_images",), size=json.dumps(size)
+    )
     _assert_names(_error(path), path, "size", f"{size!r} is not WxH or W:H")
 
 
 def test_good_size_and_aspect_ratio(tmp_path):
-    path = _write(tmp_path, "sizes", kind='"text-to-image"', drop=("source_images",),
-                  size='"1536x1024"', aspect_ratio='"3:2"')
+    path = _write(
+        tmp_path,
+        "sizes",
+        kind='"text-to-image"',
+        drop=("source_images",),
+        size='"1536x1024"',
+        aspect_ratio='"3:2"',
+    )
     challenge = load_challenge(path)
     assert (challenge.size, challenge.aspect_ratio) == ("1536x1024", "3:2")
 
@@ -363,12 +384,18 @@ def test_source_outside_challenges_dir_and_json_scalar_are_rejected(tmp_path):
     inner = tmp_path / "set"
     inner.mkdir()
     path = inner / "escape.toml"
-    path.write_text('slug = "escape"\ntitle = "t"\nkind = "edit"\nprompt = "p"\ncategory = "c"\n'
-                    'source_images = ["../outside.png"]\n')
+    path.write_text(
+        'slug = "escape"\ntitle = "t"\nkind = "edit"\nprompt = "p"\ncategory = "c"\n'
+        'source_images = ["../outside.png"]\n'
+    )
     with pytest.raises(ChallengeError, match="source_images.*must be inside"):
         load_challenge(path)
     path = inner / "scalar.toml"
-    path.write_text('slug = "scalar"\ntitle = "t"\nkind = "text-to-image"\nprompt = "42"\n'
-                    'prompt_format = "json"\ncategory = "c"\n')
-    with pytest.raises(ChallengeError, match="prompt: a structured JSON prompt must be a JSON object"):
+    path.write_text(
+        'slug = "scalar"\ntitle = "t"\nkind = "text-to-image"\nprompt = "42"\n'
+        'prompt_format = "json"\ncategory = "c"\n'
+    )
+    with pytest.raises(
+        ChallengeError, match="prompt: a structured JSON prompt must be a JSON object"
+    ):
         load_challenge(path)

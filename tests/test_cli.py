@@ -47,7 +47,9 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, capsys):
     bad.write_text("[providers.x]\nprotocol = 'nope'\n")
     assert main(["validate", "--config", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("arena: error:") and "providers.x.protocol" in err
+    assert (
+        err.count("\n") == 0 and err.startswith("arena: error:") and "providers.x.protocol" in err
+    )
 
 
 def test_bad_window_and_unknown_resume_are_clear_errors(tmp_path, capsys, monkeypatch):
@@ -63,26 +65,58 @@ def test_demo_subset_then_stats_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ARENA_DEMO_CHALLENGES", "bald-man,vintage-cafe-logo")
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "completed; 5 attempt(s), 5 succeeded" in out and "identity: fastest through local" in out
+    assert (
+        "completed; 5 attempt(s), 5 succeeded" in out and "identity: fastest through local" in out
+    )
     assert str(tmp_path / "d" / "arena.db") in out
     assert main(["stats", "--json", "--window", "1h"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r["model"] for r in rows} == {"identity", "cartoon-filter", "night-grade", "prompt-card", "palette-gradient"}
+    assert {r["model"] for r in rows} == {
+        "identity",
+        "cartoon-filter",
+        "night-grade",
+        "prompt-card",
+        "palette-gradient",
+    }
     for row in rows:
-        assert {"model", "provider", "n", "success_rate", "p50_ms", "p95_ms", "ttfb_p50_ms", "failures"} <= set(row)
+        assert {
+            "model",
+            "provider",
+            "n",
+            "success_rate",
+            "p50_ms",
+            "p95_ms",
+            "ttfb_p50_ms",
+            "failures",
+        } <= set(row)
         assert row["n"] == 1 and row["success_rate"] == 1.0 and row["p50_ms"] > 0
         assert set(row["failures"]) >= {"timeout", "rate_limited", "refused", "invalid_image"}
     assert main(["stats", "--model", "identity", "--json"]) == 0
     assert [r["model"] for r in json.loads(capsys.readouterr().out)] == ["identity"]
 
 
-def test_api_key_never_reaches_db_output_or_files(tmp_path, fault_server, challenge_dir, monkeypatch, capsys):
+def test_api_key_never_reaches_db_output_or_files(
+    tmp_path, fault_server, challenge_dir, monkeypatch, capsys
+):
     secret = "sk-live-SECRET-do-not-leak-1234567890"
     monkeypatch.setenv("FAULTY_KEY", secret)
-    cfg = write_config(tmp_path / "arena.toml", base_url=fault_server.base_url, models={"refuse": ["text-to-image"],
-                       "echo-auth": ["text-to-image", "edit"], "ok": ["edit"]}, challenges_dir=challenge_dir,
-                       db_url=f"sqlite:///{tmp_path / 'data' / 'arena.db'}", data_dir=tmp_path / "data")
-    cfg.write_text(cfg.read_text().replace('protocol = "openai"', 'protocol = "openai"\napi_key_env = "FAULTY_KEY"'))
+    cfg = write_config(
+        tmp_path / "arena.toml",
+        base_url=fault_server.base_url,
+        models={
+            "refuse": ["text-to-image"],
+            "echo-auth": ["text-to-image", "edit"],
+            "ok": ["edit"],
+        },
+        challenges_dir=challenge_dir,
+        db_url=f"sqlite:///{tmp_path / 'data' / 'arena.db'}",
+        data_dir=tmp_path / "data",
+    )
+    cfg.write_text(
+        cfg.read_text().replace(
+            'protocol = "openai"', 'protocol = "openai"\napi_key_env = "FAULTY_KEY"'
+        )
+    )
     assert main(["run", "--config", str(cfg)]) == 0
     assert main(["stats", "--config", str(cfg), "--json"]) == 0
     captured = capsys.readouterr()
@@ -94,5 +128,7 @@ def test_api_key_never_reaches_db_output_or_files(tmp_path, fault_server, challe
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "arena.cli", "--version"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "arena.cli", "--version"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and result.stdout.startswith("arena ")

@@ -64,7 +64,9 @@ def test_providers_json_is_machine_readable(capsys):
     }
 
 
-def test_providers_shows_capabilities_and_the_cheapest_price_but_never_the_key(capsys, tmp_path, monkeypatch):
+def test_providers_shows_capabilities_and_the_cheapest_price_but_never_the_key(
+    capsys, tmp_path, monkeypatch
+):
     monkeypatch.setenv("ARENA_TEST_XAI_KEY", "xai-very-secret-value")
     config = tmp_path / "arena.toml"
     config.write_text(XAI_CONFIG)

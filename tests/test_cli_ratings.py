@@ -31,7 +31,10 @@ def test_ratings_from_a_votes_file_rank_the_strongest_first(tmp_path, capsys):
     (board,) = json.loads(capsys.readouterr().out)
     assert board["task"] == "edit" and board["votes"] == 400
     models = {m["model"]: m for m in board["models"]}
-    assert models["alpha"]["rank"] == 1 and models["alpha"]["rating"] > models["beta"]["rating"] > models["gamma"]["rating"]
+    assert (
+        models["alpha"]["rank"] == 1
+        and models["alpha"]["rating"] > models["beta"]["rating"] > models["gamma"]["rating"]
+    )
     for m in models.values():
         assert m["lower"] <= m["rating"] <= m["upper"] and {"votes", "rank"} <= set(m)
     assert main(["ratings", "--votes", str(path), "--rounds", "100"]) == 0
@@ -50,13 +53,24 @@ def test_ratings_from_the_store_by_challenge(tmp_path, capsys, monkeypatch):
     engine = store.open_engine(f"sqlite:///{tmp_path / 'd' / 'arena.db'}")
     rows = []
     for i in range(60):
-        rows.append({"battle_id": f"b{i}", "challenge": "night-sky" if i % 2 else "bald-man", "task": "edit",
-                     "category": "scene-edit", "model_left": "identity", "model_right": "night-grade",
-                     "outcome": "right" if i % 3 else "left", "voter": "v"})
+        rows.append(
+            {
+                "battle_id": f"b{i}",
+                "challenge": "night-sky" if i % 2 else "bald-man",
+                "task": "edit",
+                "category": "scene-edit",
+                "model_left": "identity",
+                "model_right": "night-grade",
+                "outcome": "right" if i % 3 else "left",
+                "voter": "v",
+            }
+        )
     store.add_votes(engine, rows)
     assert main(["ratings", "--by", "challenge", "--json", "--rounds", "100"]) == 0
     boards = json.loads(capsys.readouterr().out)
-    assert {b["key"] for b in boards} == {"bald-man", "night-sky"} and all(b["by"] == "challenge" for b in boards)
+    assert {b["key"] for b in boards} == {"bald-man", "night-sky"} and all(
+        b["by"] == "challenge" for b in boards
+    )
     for b in boards:
         top = min(b["models"], key=lambda m: m["rank"])
         assert top["model"] == "night-grade"

@@ -83,22 +83,77 @@ def test_api_key_is_read_from_the_environment_only(monkeypatch, tmp_path):
     assert "sk-test-123" not in repr(settings)
 
 
-@pytest.mark.parametrize("mutate, field, problem", [
-    (lambda t: t.replace('protocol = "openai"', 'protocol = "carrier-pigeon"', 1), "providers.openai.protocol", "unknown protocol"),
-    (lambda t: t.replace('base_url = "https://api.openai.com/v1"\n', "", 1), "providers.openai.base_url", "missing"),
-    (lambda t: t.replace("https://api.openai.com/v1", "ftp://x", 1), "providers.openai.base_url", "must start with http"),
-    (lambda t: t.replace('api_key_env = "OPENAI_API_KEY"', 'api_key_env = "sk-abc123secret"', 1), "providers.openai.api_key_env", "NAME of an environment variable"),
-    (lambda t: t.replace("rate_limit_per_s = 2", "rate_limit_per_s = -1", 1), "providers.openai.rate_limit_per_s", "must be positive"),
-    (lambda t: t.replace("max_concurrency = 3", 'max_concurrency = "many"', 1), "providers.openai.max_concurrency", "must be a int"),
-    (lambda t: t.replace("max_concurrency = 3", "max_concurency = 3", 1), "providers.openai.max_concurency", "unknown setting"),
-    (lambda t: t.replace('[models."gpt-image-1".providers.gw]', '[models."gpt-image-1".providers.nowhere]', 1), "models.gpt-image-1.providers.nowhere", "not defined"),
-    (lambda t: t.replace('tasks = ["text-to-image", "edit"]', 'tasks = ["video"]', 1), "models.gpt-image-1.tasks", "must be a list"),
-    (lambda t: t.replace("price_usd = 0.04", "price_usd = -0.04", 1), "models.gpt-image-1.providers.gw.price_usd", "0 or more"),
-    (lambda t: t.replace('{ "1K" = 0.042, "2K" = 0.167 }', '{ "1K" = "cheap" }', 1), "models.gpt-image-1.providers.openai.price_usd_by_tier", "must map tier"),
-    (lambda t: 'samples = 0\n' + t, "samples", "must be 1 or more"),
-    (lambda t: 'database_url = "mysql://x"\n' + t, "database_url", "sqlite:/// or postgresql://"),
-    (lambda t: "colour = 1\n" + t, "colour", "unknown setting"),
-])
+@pytest.mark.parametrize(
+    "mutate, field, problem",
+    [
+        (
+            lambda t: t.replace('protocol = "openai"', 'protocol = "carrier-pigeon"', 1),
+            "providers.openai.protocol",
+            "unknown protocol",
+        ),
+        (
+            lambda t: t.replace('base_url = "https://api.openai.com/v1"\n', "", 1),
+            "providers.openai.base_url",
+            "missing",
+        ),
+        (
+            lambda t: t.replace("https://api.openai.com/v1", "ftp://x", 1),
+            "providers.openai.base_url",
+            "must start with http",
+        ),
+        (
+            lambda t: t.replace(
+                'api_key_env = "OPENAI_API_KEY"', 'api_key_env = "sk-abc123secret"', 1
+            ),
+            "providers.openai.api_key_env",
+            "NAME of an environment variable",
+        ),
+        (
+            lambda t: t.replace("rate_limit_per_s = 2", "rate_limit_per_s = -1", 1),
+            "providers.openai.rate_limit_per_s",
+            "must be positive",
+        ),
+        (
+            lambda t: t.replace("max_concurrency = 3", 'max_concurrency = "many"', 1),
+            "providers.openai.max_concurrency",
+            "must be a int",
+        ),
+        (
+            lambda t: t.replace("max_concurrency = 3", "max_concurency = 3", 1),
+            "providers.openai.max_concurency",
+            "unknown setting",
+        ),
+        (
+            lambda t: t.replace(
+                '[models."gpt-image-1".providers.gw]', '[models."gpt-image-1".providers.nowhere]', 1
+            ),
+            "models.gpt-image-1.providers.nowhere",
+            "not defined",
+        ),
+        (
+            lambda t: t.replace('tasks = ["text-to-image", "edit"]', 'tasks = ["video"]', 1),
+            "models.gpt-image-1.tasks",
+            "must be a list",
+        ),
+        (
+            lambda t: t.replace("price_usd = 0.04", "price_usd = -0.04", 1),
+            "models.gpt-image-1.providers.gw.price_usd",
+            "0 or more",
+        ),
+        (
+            lambda t: t.replace('{ "1K" = 0.042, "2K" = 0.167 }', '{ "1K" = "cheap" }', 1),
+            "models.gpt-image-1.providers.openai.price_usd_by_tier",
+            "must map tier",
+        ),
+        (lambda t: "samples = 0\n" + t, "samples", "must be 1 or more"),
+        (
+            lambda t: 'database_url = "mysql://x"\n' + t,
+            "database_url",
+            "sqlite:/// or postgresql://",
+        ),
+        (lambda t: "colour = 1\n" + t, "colour", "unknown setting"),
+    ],
+)
 def test_malformed_config_names_file_field_and_problem(tmp_path, mutate, field, problem):
     with pytest.raises(ConfigError) as info:
         _load(tmp_path, mutate(GOOD))
@@ -125,6 +180,8 @@ def test_config_knows_exactly_the_protocols_that_have_adapters():
     from arena.config import PROTOCOLS_BUILTIN
     from arena.providers import BUILTIN, adapter_class
 
-    assert set(PROTOCOLS_BUILTIN) == set(BUILTIN)  # config cannot import providers: kept in step here
+    assert set(PROTOCOLS_BUILTIN) == set(
+        BUILTIN
+    )  # config cannot import providers: kept in step here
     for protocol in PROTOCOLS_BUILTIN:
         assert adapter_class(protocol).__name__.endswith("Adapter")

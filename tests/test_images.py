@@ -26,14 +26,20 @@ def test_valid_png_and_jpeg_are_described():
     assert inspect_image(buffer.getvalue()).format == "JPEG"
 
 
-@pytest.mark.parametrize("data, problem", [
-    (b"", "empty"),
-    (b"<html>nope</html>", "not an image"),
-    (make_png(64, 64)[:80], "does not decode"),
-    (make_bomb_png(60000), "decompression bomb refused"),  # Pillow's own guard fires first
-    (make_bomb_png(7000), "over the 40000000-pixel limit"),  # ours: 49 MP claimed, never decoded
-    (make_png(4, 4), "implausible image size"),
-])
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        (b"", "empty"),
+        (b"<html>nope</html>", "not an image"),
+        (make_png(64, 64)[:80], "does not decode"),
+        (make_bomb_png(60000), "decompression bomb refused"),  # Pillow's own guard fires first
+        (
+            make_bomb_png(7000),
+            "over the 40000000-pixel limit",
+        ),  # ours: 49 MP claimed, never decoded
+        (make_png(4, 4), "implausible image size"),
+    ],
+)
 def test_bad_bytes_are_image_errors(data, problem):
     with pytest.raises(ImageError, match=problem):
         inspect_image(data)

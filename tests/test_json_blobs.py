@@ -23,15 +23,19 @@ def _resolve(value, blobs):
 
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
 payloads = st.tuples(st.integers(0, 2**32), st.integers(BLOB_MIN_BYTES, 2 * BLOB_MIN_BYTES)).map(
-    lambda seed_size: base64.b64encode(random.Random(seed_size[0]).randbytes(seed_size[1])).decode())
-items = st.fixed_dictionaries({"b64_json": payloads}, optional={"revised_prompt": texts, "note": texts})
+    lambda seed_size: base64.b64encode(random.Random(seed_size[0]).randbytes(seed_size[1])).decode()
+)
+items = st.fixed_dictionaries(
+    {"b64_json": payloads}, optional={"revised_prompt": texts, "note": texts}
+)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(items, min_size=1, max_size=3), texts, st.sampled_from([None, 2]),
-       st.booleans())
+@given(st.lists(items, min_size=1, max_size=3), texts, st.sampled_from([None, 2]), st.booleans())
 def test_fast_path_equals_a_full_parse(data, extra, indent, escape_slashes):
-    body = json.dumps({"created": 1, "data": data, "extra": extra, "b64_json_note": "b64_json"}, indent=indent)
+    body = json.dumps(
+        {"created": 1, "data": data, "extra": extra, "b64_json_note": "b64_json"}, indent=indent
+    )
     if escape_slashes:  # some encoders write "\/": the fast path must hand over to the full parser
         body = body.replace("/", "\\/")
     raw = body.encode()
@@ -43,7 +47,9 @@ def test_fast_path_equals_a_full_parse(data, extra, indent, escape_slashes):
 
 def test_a_prompt_quoting_the_key_is_not_cut():
     b64 = base64.b64encode(b"x" * BLOB_MIN_BYTES).decode()
-    body = json.dumps({"data": [{"revised_prompt": 'write "b64_json": "here"', "b64_json": b64}]}).encode()
+    body = json.dumps(
+        {"data": [{"revised_prompt": 'write "b64_json": "here"', "b64_json": b64}]}
+    ).encode()
     parsed, blobs = parse_json_blobs(body, "reply", "b64_json")
     assert parsed["data"][0]["revised_prompt"] == 'write "b64_json": "here"'
     assert blobs == [b64.encode()]

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from ratings_synth import draw_votes, votes_frame
 
-from arena.matchups import (
+from arena.ratings import RatingOptions
+from arena.ratings.matchups import (
     battle_matrix,
     best_for,
     head_to_head,
@@ -17,7 +18,6 @@ from arena.matchups import (
     position_bias,
     win_matrix,
 )
-from arena.ratings import RatingOptions
 
 CLOSED = RatingOptions(intervals="closed_form")
 

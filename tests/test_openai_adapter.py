@@ -50,7 +50,9 @@ def every_exchange_conforms(request):
 
 
 def generate(server, request: ImageRequest, transport: str = "aiohttp", timeout_s: float = 5.0):
-    provider = ProviderConfig(name="fake", protocol="openai", base_url=server.base_url, timeout_s=timeout_s)
+    provider = ProviderConfig(
+        name="fake", protocol="openai", base_url=server.base_url, timeout_s=timeout_s
+    )
 
     async def go():
         async with make_client(provider, transport) as client:
@@ -174,7 +176,10 @@ def test_an_error_event_is_classified_by_its_code(server):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_stream_cut_mid_way_is_a_network_failure(server, transport):
-    assert failure(server, "stream-broken", transport, stream=True, partial_images=1).failure_class == "network"
+    assert (
+        failure(server, "stream-broken", transport, stream=True, partial_images=1).failure_class
+        == "network"
+    )
 
 
 def test_a_stream_that_ends_without_an_image_is_a_bad_response(server):
@@ -184,7 +189,11 @@ def test_a_stream_that_ends_without_an_image_is_a_bad_response(server):
 
 def test_sse_reader_handles_comments_crlf_multiline_data_and_a_missing_final_blank_line():
     async def chunks():
-        for piece in (b": keep-alive\r\n\r\nevent: a\r\nda", b"ta: {\"x\":\r\ndata: 1}\r\n\r\n", b"data: [DONE]"):
+        for piece in (
+            b": keep-alive\r\n\r\nevent: a\r\nda",
+            b'ta: {"x":\r\ndata: 1}\r\n\r\n',
+            b"data: [DONE]",
+        ):
             yield piece
 
     async def collect():
@@ -238,7 +247,9 @@ def test_the_schema_checks_catch_what_they_should():
     # Not vacuous: a reply without `created`, a wrongly typed n, and a field OpenAI does not know.
     assert schema_errors("ImagesResponse", {"data": []})
     assert schema_errors("CreateImageRequest", {"prompt": "x", "n": "two"})
-    assert unknown_fields("CreateImageRequest", {"prompt": "x", "aspect_ratio": "16:9"}) == ["aspect_ratio"]
+    assert unknown_fields("CreateImageRequest", {"prompt": "x", "aspect_ratio": "16:9"}) == [
+        "aspect_ratio"
+    ]
     event = {"type": "image_generation.partial_image", "b64_json": "x", "created_at": 1}
     assert schema_errors("ImageGenStreamEvent", event)  # missing partial_image_index and more
     # ... and stay lenient where the spec lags: gpt-image-2 answers free-form sizes.
@@ -250,13 +261,23 @@ def test_the_schema_checks_catch_what_they_should():
 
 def test_local_provider_replies_conform_to_the_openai_schema():
     with LocalServer() as local, httpx.Client(base_url=local.base_url, timeout=30) as client:
-        generated = client.post("/images/generations", json={"model": "palette", "prompt": "blue sky", "size": "64x64"})
+        generated = client.post(
+            "/images/generations", json={"model": "palette", "prompt": "blue sky", "size": "64x64"}
+        )
         by_url = client.post(
             "/images/generations",
-            json={"model": "prompt-card", "prompt": "hi", "size": "64x48", "response_format": "url", "n": 2},
+            json={
+                "model": "prompt-card",
+                "prompt": "hi",
+                "size": "64x48",
+                "response_format": "url",
+                "n": 2,
+            },
         )
         edited = client.post(
-            "/images/edits", data={"model": "identity", "prompt": "x"}, files=[("image[]", ("a.png", PNG, "image/png"))]
+            "/images/edits",
+            data={"model": "identity", "prompt": "x"},
+            files=[("image[]", ("a.png", PNG, "image/png"))],
         )
         missing = client.post("/images/generations", json={"model": "nope", "prompt": "x"})
         urls = [item["url"] for item in by_url.json()["data"]]

@@ -21,7 +21,7 @@ from arena.ratings import (
     format_boards_text,
     tally_votes,
 )
-from arena.votes import read_votes_file
+from arena.ratings.frames import read_votes_file
 
 CLOSED = RatingOptions(intervals="closed_form")
 
@@ -424,7 +424,9 @@ def test_tally_counts_exactly_from_text_and_categorical_columns():
         {"model_left": "string", "model_right": "string", "outcome": "string"}
     )
     assert tally_votes(as_strings).outcomes.tolist() == tally.outcomes.tolist()
-    as_categories = votes.astype({"model_left": "category", "model_right": "category", "outcome": "category"})
+    as_categories = votes.astype(
+        {"model_left": "category", "model_right": "category", "outcome": "category"}
+    )
     assert tally_votes(as_categories).outcomes.tolist() == tally.outcomes.tolist()
 
 

@@ -11,8 +11,8 @@ from ratings_synth import draw_votes, model_names
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
-from arena import bradley_terry as bt
 from arena.ratings import ELO_PER_LOGIT, RatingOptions, compute_board, tally_votes
+from arena.ratings import bradley_terry as bt
 
 
 def slow_direct_fit(votes, ties: str) -> dict[str, float]:

@@ -25,19 +25,28 @@ def _write_challenges(directory, count: int):
     directory.mkdir()
     for i in range(count):
         (directory / f"c{i:02d}.toml").write_text(
-            f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n')
+            f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n'
+        )
     return directory
 
 
 def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_server, db_url):
     challenges = _write_challenges(tmp_path / "challenges", 12)
     fault_server.delay_s = 0.25
-    cfg = write_config(tmp_path / "arena.toml", base_url=fault_server.base_url,
-                       models={"slow-ok": ["text-to-image"], "ok": ["text-to-image"]},
-                       challenges_dir=challenges, db_url=db_url, data_dir=tmp_path / "data", max_concurrency=2)
+    cfg = write_config(
+        tmp_path / "arena.toml",
+        base_url=fault_server.base_url,
+        models={"slow-ok": ["text-to-image"], "ok": ["text-to-image"]},
+        challenges_dir=challenges,
+        db_url=db_url,
+        data_dir=tmp_path / "data",
+        max_concurrency=2,
+    )
     env = {**os.environ, "ARENA_CONFIG": str(cfg)}
     cmd = [sys.executable, "-m", "arena.cli", "run", "--samples", "2"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     done = 0
     while time.monotonic() < deadline:
@@ -55,14 +64,23 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
     after_kill = _done_jobs(db_url)
     assert after_kill < total
 
-    result = subprocess.run([sys.executable, "-m", "arena.cli", "run", "--resume", "last"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "arena.cli", "run", "--resume", "last"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "completed" in result.stdout
     engine = store.open_engine(db_url)
     jobs = store.read_jobs(engine)
     attempts = store.read_attempts(engine)
-    assert len(jobs) == total and set(jobs["status"]) == {"done"} and set(jobs["outcome"]) == {"success"}
+    assert (
+        len(jobs) == total
+        and set(jobs["status"]) == {"done"}
+        and set(jobs["outcome"]) == {"success"}
+    )
     assert jobs["run_id"].nunique() == 1
     # Exactly once: one successful attempt per job, none for a job twice.
     per_job = attempts[attempts["ok"]].groupby("job_id").size()
@@ -72,17 +90,31 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
     assert len(runs) == 1 and runs[0].status == "completed"
 
 
-def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, fault_server, sqlite_url):
+def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(
+    tmp_path, fault_server, sqlite_url
+):
     challenges = _write_challenges(tmp_path / "challenges", 10)
     fault_server.delay_s = 0.3
-    cfg = write_config(tmp_path / "arena.toml", base_url=fault_server.base_url, models={"slow-ok": ["text-to-image"]},
-                       challenges_dir=challenges, db_url=sqlite_url, data_dir=tmp_path / "data", max_concurrency=1)
+    cfg = write_config(
+        tmp_path / "arena.toml",
+        base_url=fault_server.base_url,
+        models={"slow-ok": ["text-to-image"]},
+        challenges_dir=challenges,
+        db_url=sqlite_url,
+        data_dir=tmp_path / "data",
+        max_concurrency=1,
+    )
     env = {**os.environ, "ARENA_CONFIG": str(cfg)}
     # Ctrl-C as at a terminal: a shell starts background jobs (`scripts/test &`) with SIGINT ignored,
     # and the child would inherit that; give it the default disposition, as an interactive shell does.
-    proc = subprocess.Popen([sys.executable, "-m", "arena.cli", "run"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arena.cli", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         time.sleep(0.1)
@@ -99,7 +131,12 @@ def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(t
     assert runs[0].status == "interrupted"
     done = _done_jobs(sqlite_url)
     assert 2 <= done < 10
-    result = subprocess.run([sys.executable, "-m", "arena.cli", "run", "--resume", "last"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "arena.cli", "run", "--resume", "last"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert _done_jobs(sqlite_url) == 10

@@ -6,13 +6,23 @@ import pytest
 
 from arena import store
 from arena.errors import StoreError
-from arena.votes import CANONICAL_COLUMNS, check_vote_frame
+from arena.ratings.frames import CANONICAL_COLUMNS, check_vote_frame
 
 
 def _vote(i, outcome="left", flagged=False):
-    return {"battle_id": f"b{i}", "challenge": "bald-man", "task": "edit", "category": "portrait-edit",
-            "model_left": "a", "model_right": "b", "provider_left": "p", "provider_right": "q",
-            "outcome": outcome, "voter": "v1", "flagged": flagged}
+    return {
+        "battle_id": f"b{i}",
+        "challenge": "bald-man",
+        "task": "edit",
+        "category": "portrait-edit",
+        "model_left": "a",
+        "model_right": "b",
+        "provider_left": "p",
+        "provider_right": "q",
+        "outcome": outcome,
+        "voter": "v1",
+        "flagged": flagged,
+    }
 
 
 def test_votes_round_trip_as_the_canonical_frame(db_url):
@@ -42,14 +52,26 @@ def test_the_lean_read_holds_the_default_reads_values(db_url):
     engine = store.open_engine(db_url)
     assert store.read_votes(engine, labels_as_categories=True).empty
     store.add_votes(engine, [_vote(1), _vote(2, "tie"), _vote(3, "both_bad", flagged=True)])
-    for kwargs in ({}, {"include_flagged": False}, {"extra_columns": True}, {"columns": ["created_at", "outcome"]}):
-        lean, default = store.read_votes(engine, labels_as_categories=True, **kwargs), store.read_votes(engine, **kwargs)
+    for kwargs in (
+        {},
+        {"include_flagged": False},
+        {"extra_columns": True},
+        {"columns": ["created_at", "outcome"]},
+    ):
+        lean, default = (
+            store.read_votes(engine, labels_as_categories=True, **kwargs),
+            store.read_votes(engine, **kwargs),
+        )
         assert list(lean.columns) == list(default.columns)
         assert isinstance(lean["outcome"].dtype, pd.CategoricalDtype)
         labels = [c for c in lean.columns if isinstance(lean[c].dtype, pd.CategoricalDtype)]
-        plain = lean.assign(**{c: lean[c].astype(object).where(lean[c].notna(), None) for c in labels})
+        plain = lean.assign(
+            **{c: lean[c].astype(object).where(lean[c].notna(), None) for c in labels}
+        )
         if "dwell_ms" in plain:
-            default["dwell_ms"] = default["dwell_ms"].astype(float)  # all NULL: None in the default read
+            default["dwell_ms"] = default["dwell_ms"].astype(
+                float
+            )  # all NULL: None in the default read
         pd.testing.assert_frame_equal(plain, default, check_dtype=False)
     with pytest.raises(ValueError, match="no column"):
         store.read_votes(engine, columns=["nope"])

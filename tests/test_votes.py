@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from arena.errors import VoteDataError
-from arena.votes import CANONICAL_COLUMNS, check_vote_frame, read_votes_file
+from arena.ratings.frames import CANONICAL_COLUMNS, check_vote_frame, read_votes_file
 
 
 def write(path, text):

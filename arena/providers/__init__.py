@@ -31,6 +31,10 @@ def adapter_class(protocol: str):
     """The Adapter class for a protocol name."""
     target = BUILTIN.get(protocol) or plugin_protocols().get(protocol)
     if target is None:
-        raise ConfigError("providers", "protocol", f"no adapter for protocol {protocol!r} (known: {', '.join(sorted(BUILTIN))})")
+        raise ConfigError(
+            "providers",
+            "protocol",
+            f"no adapter for protocol {protocol!r} (known: {', '.join(sorted(BUILTIN))})",
+        )
     module_name, _, class_name = target.partition(":")
     return getattr(import_module(module_name), class_name)

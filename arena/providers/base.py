@@ -126,7 +126,9 @@ class Adapter(ABC):
 
     protocol: str = ""
 
-    def __init__(self, provider: ProviderConfig, client: httpx.AsyncClient, api_key: str | None) -> None:
+    def __init__(
+        self, provider: ProviderConfig, client: httpx.AsyncClient, api_key: str | None
+    ) -> None:
         self.provider = provider
         self.client = client
         self._api_key = api_key  # only ever placed in request headers
@@ -151,13 +153,20 @@ class Adapter(ABC):
             response = await self.client.get(url, timeout=self.provider.timeout_s)
         except httpx.TransportError as exc:
             failure = classify_exception(exc)
-            raise ProviderError(failure.failure_class, f"result download failed: {failure}") from None
+            raise ProviderError(
+                failure.failure_class, f"result download failed: {failure}"
+            ) from None
         watch.mark("done")
         if response.status_code in (403, 404, 410):
-            raise ProviderError("bad_response", f"result URL gone (HTTP {response.status_code}): expired or never there",
-                                status_code=response.status_code)
+            raise ProviderError(
+                "bad_response",
+                f"result URL gone (HTTP {response.status_code}): expired or never there",
+                status_code=response.status_code,
+            )
         if response.status_code >= 400:
-            raise error_from_status(response.status_code, response.headers, response.text, self.redact)
+            raise error_from_status(
+                response.status_code, response.headers, response.text, self.redact
+            )
         return response.content
 
 
@@ -203,7 +212,7 @@ def parse_duration_s(text: str) -> float | None:
             number += ch
             i += 1
             continue
-        unit = text[i:i + 2] if text[i:i + 2] in units else ch
+        unit = text[i : i + 2] if text[i : i + 2] in units else ch
         if unit not in units or not number:
             return None
         total += float(number) * units[unit]
@@ -221,7 +230,12 @@ def error_from_status(status: int, headers, body_text: str, redact=lambda s: s) 
     short = redact((message or body_text or "").strip().replace("\n", " "))[:300]
     label = f"HTTP {status}" + (f" {code}" if code else "")
     if status == 429:
-        return ProviderError("rate_limited", f"{label}: {short}", status_code=status, retry_after_s=parse_retry_after(headers))
+        return ProviderError(
+            "rate_limited",
+            f"{label}: {short}",
+            status_code=status,
+            retry_after_s=parse_retry_after(headers),
+        )
     if code and code.lower() in REFUSAL_CODES:
         return ProviderError("refused", f"{label}: {short}", status_code=status)
     if status == 408:
@@ -229,8 +243,12 @@ def error_from_status(status: int, headers, body_text: str, redact=lambda s: s) 
     if 400 <= status < 500:
         return ProviderError("client_error", f"{label}: {short}", status_code=status)
     if status >= 500:
-        return ProviderError("server_error", f"{label}: {short}", status_code=status,
-                             retry_after_s=parse_retry_after(headers))
+        return ProviderError(
+            "server_error",
+            f"{label}: {short}",
+            status_code=status,
+            retry_after_s=parse_retry_after(headers),
+        )
     return ProviderError("bad_response", f"unexpected {label}", status_code=status)
 
 
@@ -255,7 +273,9 @@ def parse_json(body: bytes, what: str) -> dict:
     try:
         data = orjson.loads(body)
     except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError) as exc:
-        raise ProviderError("bad_response", f"{what} is not valid JSON ({exc.__class__.__name__})") from None
+        raise ProviderError(
+            "bad_response", f"{what} is not valid JSON ({exc.__class__.__name__})"
+        ) from None
     if not isinstance(data, dict):
         raise ProviderError("bad_response", f"{what} is not a JSON object")
     return data
@@ -306,7 +326,7 @@ def parse_json_blobs(body: bytes, what: str, key: str) -> tuple[dict, list[bytes
 def resolve_blob(value: object, blobs: list[bytes]) -> object:
     """The bytes a parse_json_blobs marker stands for; any other value as it is."""
     if isinstance(value, str) and value.startswith(BLOB_MARK):
-        return blobs[int(value[len(BLOB_MARK):])]
+        return blobs[int(value[len(BLOB_MARK) :])]
     return value
 
 
@@ -342,13 +362,20 @@ def classify_exception(exc: BaseException) -> ProviderError:
     name = type(cause).__name__
     if isinstance(cause, TimeoutError) or "Timeout" in name:
         return ProviderError("timeout", f"timed out ({name})")
-    if isinstance(exc, httpx.TransportError) or isinstance(cause, OSError) or "Connection" in name or "Payload" in name \
-            or "Disconnected" in name:
+    if (
+        isinstance(exc, httpx.TransportError)
+        or isinstance(cause, OSError)
+        or "Connection" in name
+        or "Payload" in name
+        or "Disconnected" in name
+    ):
         return ProviderError("network", f"{name}: {str(cause)[:200]}")
     return ProviderError("bad_response", f"unexpected {name}: {str(exc)[:200]}")
 
 
-async def send_with_timeout(adapter: Adapter, request: ImageRequest) -> tuple[ProviderReply | None, Stopwatch, ProviderError | None]:
+async def send_with_timeout(
+    adapter: Adapter, request: ImageRequest
+) -> tuple[ProviderReply | None, Stopwatch, ProviderError | None]:
     """One call of an adapter within its provider's timeout; every failure comes back classified."""
     watch = Stopwatch()
     timeout_s = adapter.provider.timeout_s

@@ -9,7 +9,7 @@ import json
 from arena.errors import ProviderError
 from arena.providers import shapes
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch, parse_json
-from arena.providers.exchange import default_error, exchange, get_status, stamp
+from arena.providers.wire import default_error, exchange, get_status, stamp
 
 PIXEL_MODELS = ("flux-2",)  # FLUX.2 takes width/height; Kontext and 1.1 take aspect_ratio
 REFUSED_STATUSES = ("Request Moderated", "Content Moderated")  # input / output flagged; not charged
@@ -34,14 +34,19 @@ class BFLAdapter(Adapter):
             body["aspect_ratio"] = shapes.aspect_ratio(request)
         for i, image in enumerate(request.images):
             # input_image, input_image_2, input_image_3...: base64 without a data: prefix
-            body["input_image" if i == 0 else f"input_image_{i + 1}"] = base64.b64encode(image.data).decode("ascii")
+            body["input_image" if i == 0 else f"input_image_{i + 1}"] = base64.b64encode(
+                image.data
+            ).decode("ascii")
         body.update(request.params)
         return body
 
     async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
         headers = self._headers()
         submit = self.client.build_request(
-            "POST", f"{self.provider.base_url}/{request.model_id}", json=self.build_body(request), headers=headers
+            "POST",
+            f"{self.provider.base_url}/{request.model_id}",
+            json=self.build_body(request),
+            headers=headers,
         )
         watch.start()
         response, body, ack_ns = await exchange(self, submit, "BFL submit")
@@ -52,7 +57,9 @@ class BFLAdapter(Adapter):
         polling_url = job.get("polling_url")
         if not isinstance(polling_url, str):
             if not isinstance(job.get("id"), str):
-                raise ProviderError("bad_response", "BFL submit reply has neither polling_url nor id")
+                raise ProviderError(
+                    "bad_response", "BFL submit reply has neither polling_url nor id"
+                )
             polling_url = f"{self.provider.base_url}/get_result?id={job['id']}"  # older API replies
         # polling_url may name another cluster (api.eu2.bfl.ai): used verbatim, with the key.
         result = await self.wait_until_ready(polling_url, watch)
@@ -77,7 +84,11 @@ class BFLAdapter(Adapter):
             state = data.get("status")
             if state == "Pending":
                 progress = data.get("progress")
-                if isinstance(progress, int | float) and progress > 0 and "started" not in watch.marks_ns:
+                if (
+                    isinstance(progress, int | float)
+                    and progress > 0
+                    and "started" not in watch.marks_ns
+                ):
                     stamp(watch, "started", at_ns)
                 continue
             if state == "Ready":
@@ -96,4 +107,6 @@ class BFLAdapter(Adapter):
             return ProviderError("server_error", f"BFL reported Error {details}".strip())
         if state == "Task not found":
             return ProviderError("client_error", "BFL: Task not found (unknown or expired id)")
-        return ProviderError("bad_response", f"BFL status {str(state)[:40]!r} is not a known status")
+        return ProviderError(
+            "bad_response", f"BFL status {str(state)[:40]!r} is not a known status"
+        )

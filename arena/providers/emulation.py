@@ -22,7 +22,9 @@ def convert_image(data: bytes, output_format: str, compression: int | None = Non
     """Re-encode image bytes as png, jpeg or webp (compression 0-100 as OpenAI defines it)."""
     target = PIL_FORMATS.get(output_format.lower())
     if target is None:
-        raise ProviderError("client_error", f"output_format {output_format!r} is not png, jpeg or webp")
+        raise ProviderError(
+            "client_error", f"output_format {output_format!r} is not png, jpeg or webp"
+        )
     try:
         image = open_image(data)
     except ImageError as exc:
@@ -69,8 +71,10 @@ class EmulatingAdapter(Adapter):
             reply = await self.inner.generate(inner_request, watch)
         if output_format:
             # After the "done" mark: our own conversion never counts as the provider's time.
-            reply.images = [await asyncio.to_thread(convert_image, data, output_format, compression)
-                            for data in reply.images]
+            reply.images = [
+                await asyncio.to_thread(convert_image, data, output_format, compression)
+                for data in reply.images
+            ]
         return reply
 
     async def _parallel(self, request: ImageRequest, n: int, watch: Stopwatch) -> ProviderReply:
@@ -89,16 +93,24 @@ class EmulatingAdapter(Adapter):
         return ProviderReply(
             images=[image for r in replies for image in r.images],
             cost_usd=sum(costs) if all(c is not None for c in costs) else None,
-            served_by=replies[0].served_by, request_id=replies[0].request_id,
+            served_by=replies[0].served_by,
+            request_id=replies[0].request_id,
             queue_ms=max((r.queue_ms for r in replies if r.queue_ms is not None), default=None),
-            processing_ms=max((r.processing_ms for r in replies if r.processing_ms is not None), default=None),
-            first_partial_ms=min((r.first_partial_ms for r in replies if r.first_partial_ms is not None), default=None),
+            processing_ms=max(
+                (r.processing_ms for r in replies if r.processing_ms is not None), default=None
+            ),
+            first_partial_ms=min(
+                (r.first_partial_ms for r in replies if r.first_partial_ms is not None),
+                default=None,
+            ),
             extra={"emulated_n": n},
         )
 
 
 def emulate(adapter: Adapter) -> Adapter:
     """The adapter itself when its protocol needs no emulation, else the wrapper."""
-    needs = any(handling_for(adapter.provider.protocol, p).kind == "emulated"
-                for p in ("n", "output_format", "response_format"))
+    needs = any(
+        handling_for(adapter.provider.protocol, p).kind == "emulated"
+        for p in ("n", "output_format", "response_format")
+    )
     return EmulatingAdapter(adapter) if needs else adapter

@@ -17,10 +17,17 @@ from arena.providers.base import (
     decode_b64,
     parse_json,
 )
-from arena.providers.exchange import cancel_on_exit, default_error, exchange, get_status, stamp
+from arena.providers.wire import cancel_on_exit, default_error, exchange, get_status, stamp
 
 # Endpoints whose input takes a list of images (`image_urls`) even for one image; others take `image_url`.
-IMAGE_LIST_MARKERS = ("nano-banana", "/multi", "seedream", "gpt-image", "flux-2", "qwen-image-edit-plus")
+IMAGE_LIST_MARKERS = (
+    "nano-banana",
+    "/multi",
+    "seedream",
+    "gpt-image",
+    "flux-2",
+    "qwen-image-edit-plus",
+)
 
 
 class FalAdapter(Adapter):
@@ -47,9 +54,14 @@ class FalAdapter(Adapter):
         if request.task == "edit" and request.images:
             uris = [image.data_uri() for image in request.images]
             if image_field:  # "name[]" asks for a list even for one image
-                field, as_list = image_field.removesuffix("[]"), image_field.endswith("[]") or len(uris) > 1
+                field, as_list = (
+                    image_field.removesuffix("[]"),
+                    image_field.endswith("[]") or len(uris) > 1,
+                )
             else:
-                as_list = len(uris) > 1 or any(m in endpoint_for(request) for m in IMAGE_LIST_MARKERS)
+                as_list = len(uris) > 1 or any(
+                    m in endpoint_for(request) for m in IMAGE_LIST_MARKERS
+                )
                 field = "image_urls" if as_list else "image_url"
             body[field] = uris if as_list else uris[0]
         body.update(params)
@@ -58,7 +70,10 @@ class FalAdapter(Adapter):
     async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
         headers = self._headers()
         submit = self.client.build_request(
-            "POST", f"{self.provider.base_url}/{endpoint_for(request)}", json=self.build_body(request), headers=headers
+            "POST",
+            f"{self.provider.base_url}/{endpoint_for(request)}",
+            json=self.build_body(request),
+            headers=headers,
         )
         watch.start()
         response, body, ack_ns = await exchange(self, submit, "fal submit")
@@ -78,8 +93,9 @@ class FalAdapter(Adapter):
             # Our timeout or a failed poll: stop paying for work nobody will collect.
             await cancel_on_exit(self, "PUT", cancel_url, headers)
             raise
-        result, body, ttfb_ns = await exchange(self, self.client.build_request("GET", response_url, headers=headers),
-                                               "fal result")
+        result, body, ttfb_ns = await exchange(
+            self, self.client.build_request("GET", response_url, headers=headers), "fal result"
+        )
         stamp(watch, "ttfb", ttfb_ns)
         watch.mark("body_done")
         if result.status_code >= 400:
@@ -93,7 +109,9 @@ class FalAdapter(Adapter):
         """Poll IN_QUEUE -> IN_PROGRESS -> COMPLETED, stamping when work started and ended."""
         while True:
             await asyncio.sleep(self.provider.poll_interval_s)
-            status, at_ns = await get_status(self, status_url, self._headers(), "fal status", self.error_from_reply)
+            status, at_ns = await get_status(
+                self, status_url, self._headers(), "fal status", self.error_from_reply
+            )
             state = status.get("status")
             if state == "IN_QUEUE":
                 continue
@@ -104,7 +122,10 @@ class FalAdapter(Adapter):
             if state == "COMPLETED":
                 stamp(watch, "completed", at_ns)
                 return status
-            raise ProviderError("bad_response", f"fal status {str(state)[:40]!r} is not one of IN_QUEUE, IN_PROGRESS, COMPLETED")
+            raise ProviderError(
+                "bad_response",
+                f"fal status {str(state)[:40]!r} is not one of IN_QUEUE, IN_PROGRESS, COMPLETED",
+            )
 
     def set_phases(self, reply: ProviderReply, status: dict, watch: Stopwatch) -> None:
         metrics = status.get("metrics") if isinstance(status.get("metrics"), dict) else {}
@@ -117,7 +138,9 @@ class FalAdapter(Adapter):
         elif isinstance(inference_s, int | float):
             # The job ran entirely between two polls: fall back on the server's own processing time.
             reply.processing_ms = inference_s * 1000
-            reply.queue_ms = max(0.0, watch.ms("completed", since="submit_ack") - reply.processing_ms)
+            reply.queue_ms = max(
+                0.0, watch.ms("completed", since="submit_ack") - reply.processing_ms
+            )
 
     async def read_result(self, data: dict, watch: Stopwatch) -> ProviderReply:
         items = data.get("images")
@@ -125,11 +148,15 @@ class FalAdapter(Adapter):
             items = [data["image"]]  # single-image endpoints
         if not isinstance(items, list):
             raise ProviderError("bad_response", "fal result has no 'images' list")
-        flags = data.get("has_nsfw_concepts") if isinstance(data.get("has_nsfw_concepts"), list) else []
+        flags = (
+            data.get("has_nsfw_concepts") if isinstance(data.get("has_nsfw_concepts"), list) else []
+        )
         # A flagged image comes back blacked out: not an image of the prompt, so it is a refusal.
         kept = [item for i, item in enumerate(items) if not (i < len(flags) and flags[i] is True)]
         if items and not kept:
-            raise ProviderError("refused", "every image was flagged by the safety checker (has_nsfw_concepts)")
+            raise ProviderError(
+                "refused", "every image was flagged by the safety checker (has_nsfw_concepts)"
+            )
         if not kept:
             raise ProviderError("empty_output", "fal result carried no image")
         images: list[bytes] = []
@@ -146,7 +173,9 @@ class FalAdapter(Adapter):
         if not downloaded:
             stamp(watch, "download_start", watch.marks_ns["ttfb"])
             stamp(watch, "done", watch.marks_ns["body_done"])
-        return ProviderReply(images=images, extra={"seed": data.get("seed")} if "seed" in data else {})
+        return ProviderReply(
+            images=images, extra={"seed": data.get("seed")} if "seed" in data else {}
+        )
 
     def error_from_reply(self, response: httpx.Response, body: bytes) -> ProviderError:
         error = default_error(self, response, body)
@@ -154,12 +183,22 @@ class FalAdapter(Adapter):
             detail = json.loads(body).get("detail")
         except (ValueError, AttributeError):
             return error
-        if isinstance(detail, list) and any(isinstance(d, dict) and d.get("type") == "content_policy_violation"
-                                            for d in detail):
-            first = next(d for d in detail if isinstance(d, dict) and d.get("type") == "content_policy_violation")
-            return ProviderError("refused", self.redact(f"HTTP {response.status_code} content_policy_violation: "
-                                                        f"{str(first.get('msg', ''))[:200]}"),
-                                 status_code=response.status_code)
+        if isinstance(detail, list) and any(
+            isinstance(d, dict) and d.get("type") == "content_policy_violation" for d in detail
+        ):
+            first = next(
+                d
+                for d in detail
+                if isinstance(d, dict) and d.get("type") == "content_policy_violation"
+            )
+            return ProviderError(
+                "refused",
+                self.redact(
+                    f"HTTP {response.status_code} content_policy_violation: "
+                    f"{str(first.get('msg', ''))[:200]}"
+                ),
+                status_code=response.status_code,
+            )
         return error
 
 

@@ -19,15 +19,28 @@ from arena.providers.base import (
     parse_duration_s,
     parse_json,
 )
-from arena.providers.exchange import exchange, stamp
+from arena.providers.wire import exchange, stamp
 
 # finishReason values that mean a safety/policy block; NO_IMAGE, IMAGE_OTHER, STOP or MAX_TOKENS
 # without an image mean the model produced none without being blocked (empty_output).
 BLOCKED_FINISH_REASONS = {
-    "SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT",
-    "RECITATION", "IMAGE_RECITATION", "BLOCKLIST", "SPII",
+    "SAFETY",
+    "IMAGE_SAFETY",
+    "PROHIBITED_CONTENT",
+    "IMAGE_PROHIBITED_CONTENT",
+    "RECITATION",
+    "IMAGE_RECITATION",
+    "BLOCKLIST",
+    "SPII",
 }
-REQUEST_FIELDS = {"contents", "safetySettings", "systemInstruction", "tools", "toolConfig", "cachedContent"}
+REQUEST_FIELDS = {
+    "contents",
+    "safetySettings",
+    "systemInstruction",
+    "tools",
+    "toolConfig",
+    "cachedContent",
+}
 
 
 class GeminiAdapter(Adapter):
@@ -40,10 +53,17 @@ class GeminiAdapter(Adapter):
 
     def build_body(self, request: ImageRequest) -> dict:
         parts: list[dict] = [
-            {"inline_data": {"mime_type": image.mime, "data": base64.b64encode(image.data).decode("ascii")}}
+            {
+                "inline_data": {
+                    "mime_type": image.mime,
+                    "data": base64.b64encode(image.data).decode("ascii"),
+                }
+            }
             for image in request.images
         ]
-        parts.append({"text": request.prompt})  # images first, then the instruction that refers to them
+        parts.append(
+            {"text": request.prompt}
+        )  # images first, then the instruction that refers to them
         generation: dict[str, object] = {"responseModalities": ["IMAGE"]}
         image_config: dict[str, str] = {}
         if shapes.aspect_ratio(request):
@@ -52,7 +72,10 @@ class GeminiAdapter(Adapter):
             image_config["imageSize"] = shapes.tier(request)  # "1K" / "2K" / "4K", upper-case K
         if image_config:
             generation["imageConfig"] = image_config
-        body: dict[str, object] = {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation}
+        body: dict[str, object] = {
+            "contents": [{"role": "user", "parts": parts}],
+            "generationConfig": generation,
+        }
         # Parameters pass through: request-level fields at the top, the rest into generationConfig.
         for key, value in request.params.items():
             if key in REQUEST_FIELDS:
@@ -65,7 +88,9 @@ class GeminiAdapter(Adapter):
 
     async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
         url = f"{self.provider.base_url}/models/{request.model_id}:generateContent"
-        http_request = self.client.build_request("POST", url, json=self.build_body(request), headers=self._headers())
+        http_request = self.client.build_request(
+            "POST", url, json=self.build_body(request), headers=self._headers()
+        )
         watch.start()
         response, body, headers_ns = await exchange(self, http_request, "Gemini generateContent")
         stamp(watch, "ttfb", headers_ns)
@@ -73,13 +98,17 @@ class GeminiAdapter(Adapter):
         if response.status_code >= 400:
             raise self.error_from_reply(response, body)
         reply = self.read_reply(parse_json(body, "Gemini reply"))
-        stamp(watch, "download_start", headers_ns)  # inline base64: the body transfer is the download
+        stamp(
+            watch, "download_start", headers_ns
+        )  # inline base64: the body transfer is the download
         stamp(watch, "done", watch.marks_ns["body_done"])
         return reply
 
     def read_reply(self, data: dict) -> ProviderReply:
         candidates = data.get("candidates") or []
-        feedback = data.get("promptFeedback") if isinstance(data.get("promptFeedback"), dict) else {}
+        feedback = (
+            data.get("promptFeedback") if isinstance(data.get("promptFeedback"), dict) else {}
+        )
         if not candidates:
             if feedback.get("blockReason"):
                 raise ProviderError("refused", f"prompt blocked: {feedback['blockReason']}")
@@ -94,7 +123,9 @@ class GeminiAdapter(Adapter):
             if not isinstance(part, dict) or part.get("thought"):
                 continue  # thinking models may show draft images; only the answer counts
             inline = part.get("inlineData") or part.get("inline_data")
-            if isinstance(inline, dict) and str(inline.get("mimeType") or inline.get("mime_type", "")).startswith("image/"):
+            if isinstance(inline, dict) and str(
+                inline.get("mimeType") or inline.get("mime_type", "")
+            ).startswith("image/"):
                 images.append(decode_b64(inline.get("data"), f"parts[{i}].inlineData.data"))
             elif isinstance(part.get("text"), str):
                 texts.append(part["text"])
@@ -120,11 +151,18 @@ class GeminiAdapter(Adapter):
             return error
         if not isinstance(rpc, dict):
             return error
-        message = self.redact(f"HTTP {response.status_code} {rpc.get('status') or ''}: {str(rpc.get('message', ''))[:300]}")
+        message = self.redact(
+            f"HTTP {response.status_code} {rpc.get('status') or ''}: {str(rpc.get('message', ''))[:300]}"
+        )
         retry_after_s = error.retry_after_s
         if retry_after_s is None and error.failure_class == "rate_limited":
             retry_after_s = _retry_delay_s(rpc.get("details"))
-        return ProviderError(error.failure_class, message, status_code=response.status_code, retry_after_s=retry_after_s)
+        return ProviderError(
+            error.failure_class,
+            message,
+            status_code=response.status_code,
+            retry_after_s=retry_after_s,
+        )
 
 
 def _retry_delay_s(details: object) -> float | None:

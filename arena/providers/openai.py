@@ -23,7 +23,12 @@ from arena.providers.base import (
     resolve_blob,
 )
 
-GATEWAY_PROVIDER_HEADERS = ("x-lumenfall-provider", "x-provider", "x-served-by", "openrouter-provider")
+GATEWAY_PROVIDER_HEADERS = (
+    "x-lumenfall-provider",
+    "x-provider",
+    "x-served-by",
+    "openrouter-provider",
+)
 STREAM_RATE_LIMIT_CODES = {"rate_limit_exceeded", "rate_limited"}
 
 
@@ -45,7 +50,9 @@ class OpenAIAdapter(Adapter):
         if request.n != 1:
             fields["n"] = request.n
         if request.size:
-            fields["size"] = request.size.replace(":", "x") if "x" not in request.size else request.size
+            fields["size"] = (
+                request.size.replace(":", "x") if "x" not in request.size else request.size
+            )
         fields.update(request.params)
         base = self.provider.base_url
         if request.task == "edit":
@@ -54,7 +61,9 @@ class OpenAIAdapter(Adapter):
             return self.client.build_request(
                 "POST", f"{base}/images/edits", data=data, files=files, headers=self._headers()
             )
-        return self.client.build_request("POST", f"{base}/images/generations", json=fields, headers=self._headers())
+        return self.client.build_request(
+            "POST", f"{base}/images/generations", json=fields, headers=self._headers()
+        )
 
     async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
         http_request = self.build_request(request)
@@ -73,12 +82,18 @@ class OpenAIAdapter(Adapter):
             # classify_exception reads the cause: the aiohttp transport reports a dropped
             # connection as httpx.ConnectTimeout, which is a network failure, not a timeout.
             error = classify_exception(exc)
-            raise ProviderError(error.failure_class, self.redact(str(error).split(": ", 1)[-1])) from None
+            raise ProviderError(
+                error.failure_class, self.redact(str(error).split(": ", 1)[-1])
+            ) from None
         if response.status_code >= 400:
-            raise error_from_status(response.status_code, response.headers, body.decode("utf-8", "replace"), self.redact)
+            raise error_from_status(
+                response.status_code, response.headers, body.decode("utf-8", "replace"), self.redact
+            )
         return await self.read_reply(body, response.headers, watch)
 
-    async def read_reply(self, body: bytes, headers: httpx.Headers, watch: Stopwatch) -> ProviderReply:
+    async def read_reply(
+        self, body: bytes, headers: httpx.Headers, watch: Stopwatch
+    ) -> ProviderReply:
         data, blobs = parse_json_blobs(body, "images reply", "b64_json")
         items = data.get("data")
         if items is None:
@@ -93,7 +108,9 @@ class OpenAIAdapter(Adapter):
             if not isinstance(item, dict):
                 raise ProviderError("bad_response", f"data[{i}] is not an object")
             if item.get("b64_json"):
-                images.append(decode_b64(resolve_blob(item["b64_json"], blobs), f"data[{i}].b64_json"))
+                images.append(
+                    decode_b64(resolve_blob(item["b64_json"], blobs), f"data[{i}].b64_json")
+                )
             elif item.get("url"):
                 urls.append(str(item["url"]))
             else:
@@ -137,11 +154,15 @@ class OpenAIAdapter(Adapter):
         metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
         cost = None
         currency = str(metadata.get("cost_currency") or "USD").upper()
-        if isinstance(metadata.get("cost"), int | float) and not isinstance(metadata.get("cost"), bool):
+        if isinstance(metadata.get("cost"), int | float) and not isinstance(
+            metadata.get("cost"), bool
+        ):
             cost = float(metadata["cost"]) if currency == "USD" else None
         served_by = next((headers[h] for h in GATEWAY_PROVIDER_HEADERS if h in headers), None)
         served_by = served_by or metadata.get("executed_model") or metadata.get("provider")
-        extra = {key: data[key] for key in ("output_format", "size", "quality", "usage") if key in data}
+        extra = {
+            key: data[key] for key in ("output_format", "size", "quality", "usage") if key in data
+        }
         return ProviderReply(
             images=images,
             cost_usd=cost,

@@ -18,7 +18,7 @@ from arena.providers.base import (
     decode_b64,
     parse_json,
 )
-from arena.providers.exchange import cancel_on_exit, default_error, exchange, get_status, stamp
+from arena.providers.wire import cancel_on_exit, default_error, exchange, get_status, stamp
 
 MAX_WAIT_S = 60  # Replicate holds a `Prefer: wait` request at most this long
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -28,7 +28,9 @@ IMAGE_FIELDS = (
     ("black-forest-labs/flux-kontext", "input_image", False),
     ("xai/grok-imagine-image", "image", False),
 )
-REFUSAL_PATTERN = re.compile(r"E005|sensitive|nsfw|safety|content policy|moderat|flagged", re.IGNORECASE)
+REFUSAL_PATTERN = re.compile(
+    r"E005|sensitive|nsfw|safety|content policy|moderat|flagged", re.IGNORECASE
+)
 
 
 class ReplicateAdapter(Adapter):
@@ -44,7 +46,10 @@ class ReplicateAdapter(Adapter):
         base = self.provider.base_url
         if ":" in request.model_id or "/" not in request.model_id:
             # owner/name:version or a bare version id: the generic endpoint takes the version
-            return f"{base}/predictions", {"version": request.model_id.rpartition(":")[2], "input": model_input}
+            return f"{base}/predictions", {
+                "version": request.model_id.rpartition(":")[2],
+                "input": model_input,
+            }
         return f"{base}/models/{request.model_id}/predictions", {"input": model_input}
 
     def build_input(self, request: ImageRequest) -> dict:
@@ -59,7 +64,9 @@ class ReplicateAdapter(Adapter):
             uris = [image.data_uri() for image in request.images]
             field, as_list = _image_field(request.model_id, directive, len(uris))
             if not as_list and len(uris) > 1:
-                raise ProviderError("client_error", f"{request.model_id}'s {field} takes one image, got {len(uris)}")
+                raise ProviderError(
+                    "client_error", f"{request.model_id}'s {field} takes one image, got {len(uris)}"
+                )
             model_input[field] = uris if as_list else uris[0]
         model_input.update(params)
         return model_input
@@ -68,7 +75,9 @@ class ReplicateAdapter(Adapter):
         url, body = self.endpoint_and_body(request)
         wait_s = max(1, min(MAX_WAIT_S, int(self.provider.timeout_s)))
         headers = self._headers()
-        create = self.client.build_request("POST", url, json=body, headers={**headers, "Prefer": f"wait={wait_s}"})
+        create = self.client.build_request(
+            "POST", url, json=body, headers={**headers, "Prefer": f"wait={wait_s}"}
+        )
         watch.start()
         response, raw, ack_ns = await exchange(self, create, "Replicate create prediction")
         stamp(watch, "submit_ack", ack_ns)
@@ -87,13 +96,17 @@ class ReplicateAdapter(Adapter):
         self.set_phases(reply, prediction, watch)
         return reply
 
-    async def poll_until_done(self, prediction: dict, headers: httpx.Headers, watch: Stopwatch) -> dict:
+    async def poll_until_done(
+        self, prediction: dict, headers: httpx.Headers, watch: Stopwatch
+    ) -> dict:
         urls = prediction.get("urls") if isinstance(prediction.get("urls"), dict) else {}
         get_url = urls.get("get") or headers.get("location")
         if not get_url and prediction.get("id"):
             get_url = f"{self.provider.base_url}/predictions/{prediction['id']}"
         if not get_url:
-            raise ProviderError("bad_response", "Replicate prediction has no id or urls.get to poll")
+            raise ProviderError(
+                "bad_response", "Replicate prediction has no id or urls.get to poll"
+            )
         cancel_url = urls.get("cancel") or f"{get_url}/cancel"
         at_ns = watch.marks_ns["submit_ack"]
         try:
@@ -101,7 +114,9 @@ class ReplicateAdapter(Adapter):
                 if prediction.get("status") == "processing" and "started" not in watch.marks_ns:
                     stamp(watch, "started", at_ns)
                 await asyncio.sleep(self.provider.poll_interval_s)
-                prediction, at_ns = await get_status(self, get_url, self._headers(), "Replicate poll")
+                prediction, at_ns = await get_status(
+                    self, get_url, self._headers(), "Replicate poll"
+                )
                 state = prediction.get("status")
                 if state in TERMINAL:
                     stamp(watch, "completed", at_ns)
@@ -109,7 +124,9 @@ class ReplicateAdapter(Adapter):
                     watch.mark("body_done")
                     return prediction
                 if state not in ("starting", "processing"):
-                    raise ProviderError("bad_response", f"Replicate status {str(state)[:40]!r} is not known")
+                    raise ProviderError(
+                        "bad_response", f"Replicate status {str(state)[:40]!r} is not known"
+                    )
         except (Exception, asyncio.CancelledError):
             await cancel_on_exit(self, "POST", cancel_url, self._headers())  # stop paying for it
             raise
@@ -145,7 +162,10 @@ class ReplicateAdapter(Adapter):
 
     def set_phases(self, reply: ProviderReply, prediction: dict, watch: Stopwatch) -> None:
         # Replicate's own timestamps are exact where our polls (and Prefer: wait) see only snapshots.
-        created, started = _instant(prediction.get("created_at")), _instant(prediction.get("started_at"))
+        created, started = (
+            _instant(prediction.get("created_at")),
+            _instant(prediction.get("started_at")),
+        )
         metrics = prediction.get("metrics") if isinstance(prediction.get("metrics"), dict) else {}
         predict_s = metrics.get("predict_time")
         if created and started:

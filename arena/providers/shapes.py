@@ -11,7 +11,21 @@ import re
 from arena.providers.base import ImageRequest
 
 # Ratios most image APIs accept; a WxH size is sent as the nearest of them (on a log scale).
-COMMON_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "9:21", "1:2", "2:1")
+COMMON_RATIOS = (
+    "1:1",
+    "2:3",
+    "3:2",
+    "3:4",
+    "4:3",
+    "4:5",
+    "5:4",
+    "9:16",
+    "16:9",
+    "21:9",
+    "9:21",
+    "1:2",
+    "2:1",
+)
 TIER_SIDE_PX = {"0.5K": 512, "1K": 1024, "2K": 2048, "4K": 4096}
 
 
@@ -62,5 +76,7 @@ def dimensions(request: ImageRequest, multiple_px: int = 16) -> tuple[int, int] 
     side = TIER_SIDE_PX.get(tier(request) or "1K", 1024)
     value = _ratio_value(ratio)
     width, height = side * math.sqrt(value), side / math.sqrt(value)
-    return (max(multiple_px, round(width / multiple_px) * multiple_px),
-            max(multiple_px, round(height / multiple_px) * multiple_px))
+    return (
+        max(multiple_px, round(width / multiple_px) * multiple_px),
+        max(multiple_px, round(height / multiple_px) * multiple_px),
+    )

@@ -15,7 +15,7 @@ from arena.providers.base import (
     error_from_status,
     parse_json,
 )
-from arena.providers.exchange import exchange, stamp
+from arena.providers.wire import exchange, stamp
 
 USD_TICKS = 1e10  # usage.cost_in_usd_ticks: 10^10 ticks are one US dollar
 REFUSAL_WORDS = ("moderation", "content policy", "safety", "not allowed", "blocked")
@@ -44,14 +44,19 @@ class XAIAdapter(Adapter):
             if len(refs) == 1:
                 body["image"] = refs[0]
             else:
-                body["images"] = refs  # mutually exclusive with `image`; the prompt names <IMAGE_0>...
+                body["images"] = (
+                    refs  # mutually exclusive with `image`; the prompt names <IMAGE_0>...
+                )
         body.update(request.params)
         return body
 
     async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
         path = "images/edits" if request.task == "edit" else "images/generations"
         http_request = self.client.build_request(
-            "POST", f"{self.provider.base_url}/{path}", json=self.build_body(request), headers=self._headers()
+            "POST",
+            f"{self.provider.base_url}/{path}",
+            json=self.build_body(request),
+            headers=self._headers(),
         )
         watch.start()
         response, body, headers_ns = await exchange(self, http_request, "xAI images request")
@@ -62,16 +67,27 @@ class XAIAdapter(Adapter):
         return await self.read_reply(body, response.headers, watch)
 
     def error_from_reply(self, response: httpx.Response, body: bytes) -> ProviderError:
-        error = error_from_status(response.status_code, response.headers, body.decode("utf-8", "replace"), self.redact)
+        error = error_from_status(
+            response.status_code, response.headers, body.decode("utf-8", "replace"), self.redact
+        )
         # xAI has no documented refusal code; its safety blocks arrive as 4xx whose text says so.
-        if error.failure_class == "client_error" and any(w in str(error).lower() for w in REFUSAL_WORDS):
-            return ProviderError("refused", str(error).removeprefix("client_error: "), status_code=error.status_code)
+        if error.failure_class == "client_error" and any(
+            w in str(error).lower() for w in REFUSAL_WORDS
+        ):
+            return ProviderError(
+                "refused", str(error).removeprefix("client_error: "), status_code=error.status_code
+            )
         return error
 
-    async def read_reply(self, body: bytes, headers: httpx.Headers, watch: Stopwatch) -> ProviderReply:
+    async def read_reply(
+        self, body: bytes, headers: httpx.Headers, watch: Stopwatch
+    ) -> ProviderReply:
         data = parse_json(body, "xAI images reply")
         if data.get("block_reason"):
-            raise ProviderError("refused", self.redact(f"input blocked by moderation: {str(data['block_reason'])[:200]}"))
+            raise ProviderError(
+                "refused",
+                self.redact(f"input blocked by moderation: {str(data['block_reason'])[:200]}"),
+            )
         items = data.get("data")
         if items is not None and not isinstance(items, list):
             raise ProviderError("bad_response", "'data' is not a list")
@@ -84,21 +100,31 @@ class XAIAdapter(Adapter):
             if not isinstance(item, dict):
                 raise ProviderError("bad_response", f"data[{i}] is not an object")
             if item.get("respect_moderation") is False:
-                raise ProviderError("refused", f"data[{i}] was withheld by moderation (respect_moderation: false)")
+                raise ProviderError(
+                    "refused", f"data[{i}] was withheld by moderation (respect_moderation: false)"
+                )
             if item.get("b64_json"):
-                images.append(decode_b64(item["b64_json"], f"data[{i}].b64_json"))  # strips a data: prefix
+                images.append(
+                    decode_b64(item["b64_json"], f"data[{i}].b64_json")
+                )  # strips a data: prefix
             elif item.get("url"):
                 urls.append(str(item["url"]))
             else:
-                raise ProviderError("refused", f"data[{i}] has neither url nor b64_json (xAI's silent moderation)")
+                raise ProviderError(
+                    "refused", f"data[{i}] has neither url nor b64_json (xAI's silent moderation)"
+                )
         for url in urls:
             images.append(await self.download(url, watch))  # temporary URLs: fetched at once
         if not urls:
             stamp(watch, "download_start", watch.marks_ns["ttfb"])
             stamp(watch, "done", watch.marks_ns["body_done"])
         return ProviderReply(
-            images=images, cost_usd=_cost_usd(data.get("usage")), request_id=headers.get("x-request-id"),
-            extra={"revised_prompt": items[0].get("revised_prompt")} if items[0].get("revised_prompt") else {},
+            images=images,
+            cost_usd=_cost_usd(data.get("usage")),
+            request_id=headers.get("x-request-id"),
+            extra={"revised_prompt": items[0].get("revised_prompt")}
+            if items[0].get("revised_prompt")
+            else {},
         )
 
 

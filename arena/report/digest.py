@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from arena import stats
-from arena.matchups import best_for, position_bias
 from arena.ratings import ELO_PER_LOGIT, RatingOptions, compute_boards
-from arena.votes import TASKS
+from arena.ratings.frames import TASKS
+from arena.ratings.matchups import best_for, position_bias
 
 # Boards per category and per challenge only order models within a slice; their intervals use
 # the closed form (instant, and equal to the bootstrap on large boards), the main boards bootstrap.
@@ -37,11 +37,17 @@ class VoteDigest:
     total: int = 0
     flagged: int = 0
     per_task: dict[str, int] = field(default_factory=dict)
-    boards: dict[str, pd.DataFrame] = field(default_factory=dict)  # task -> board (published options)
+    boards: dict[str, pd.DataFrame] = field(
+        default_factory=dict
+    )  # task -> board (published options)
     best_for: pd.DataFrame | None = None  # per task, category and model: rank, win rate
-    challenge_records: dict[str, dict[str, dict]] = field(default_factory=dict)  # challenge -> model -> W/L/T
+    challenge_records: dict[str, dict[str, dict]] = field(
+        default_factory=dict
+    )  # challenge -> model -> W/L/T
     opponents: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> record per opponent
-    matchups: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> per opponent and challenge
+    matchups: dict[str, pd.DataFrame] = field(
+        default_factory=dict
+    )  # model -> per opponent and challenge
     history: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     bias: dict = field(default_factory=dict)
     newest: datetime | None = None
@@ -110,8 +116,14 @@ def _records(rated: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]
     counts = counts.round().astype(np.int64).reshape(len(keys), len(RESULTS))
     rest, challenge = np.divmod(keys, c)
     model, opponent = np.divmod(rest, m)
-    frame = pd.DataFrame({"model": model, "opponent": opponent, "challenge": challenge,
-                          **{name: counts[:, k] for k, name in enumerate(RESULTS)}})
+    frame = pd.DataFrame(
+        {
+            "model": model,
+            "opponent": opponent,
+            "challenge": challenge,
+            **{name: counts[:, k] for k, name in enumerate(RESULTS)},
+        }
+    )
     return models, challenges, frame
 
 
@@ -124,18 +136,24 @@ def _with_shares(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _per_model(table: pd.DataFrame, keys: list[str], names: dict[str, np.ndarray], head: int | None):
+def _per_model(
+    table: pd.DataFrame, keys: list[str], names: dict[str, np.ndarray], head: int | None
+):
     """(model name, its rows) with labels for codes, most votes first then by the keys' names."""
     table = _with_shares(table)
     # Codes follow sorted names, so sorting codes sorts names.
-    table = table.sort_values(["model", "votes", *keys], ascending=[True, False] + [True] * len(keys),
-                              ignore_index=True)
+    table = table.sort_values(
+        ["model", "votes", *keys], ascending=[True, False] + [True] * len(keys), ignore_index=True
+    )
     for key in keys:
         table[key] = names[key][table[key].to_numpy()]
     bounds = np.flatnonzero(np.diff(table["model"].to_numpy())) + 1
     for rows in np.split(np.arange(len(table)), bounds):
         mine = table.iloc[rows if head is None else rows[:head]]
-        yield str(names["model"][mine["model"].iat[0]]), mine.drop(columns="model").reset_index(drop=True)
+        yield (
+            str(names["model"][mine["model"].iat[0]]),
+            mine.drop(columns="model").reset_index(drop=True),
+        )
 
 
 def _matchups(digest: VoteDigest, rated: pd.DataFrame) -> None:
@@ -143,16 +161,22 @@ def _matchups(digest: VoteDigest, rated: pd.DataFrame) -> None:
     names = {"model": models, "opponent": models, "challenge": challenges}
     for model, table in _per_model(records.copy(), ["opponent", "challenge"], names, MATCHUP_ROWS):
         digest.matchups[model] = table
-    per_opponent = records.groupby(["model", "opponent"], sort=False)[list(RESULTS)].sum().reset_index()
+    per_opponent = (
+        records.groupby(["model", "opponent"], sort=False)[list(RESULTS)].sum().reset_index()
+    )
     for model, table in _per_model(per_opponent, ["opponent"], names, MATCHUP_ROWS):
         digest.opponents[model] = table
-    per_challenge = records.groupby(["model", "challenge"], sort=False)[list(RESULTS)].sum().reset_index()
+    per_challenge = (
+        records.groupby(["model", "challenge"], sort=False)[list(RESULTS)].sum().reset_index()
+    )
     for model, table in _per_model(per_challenge, ["challenge"], names, None):
         for row in table.to_dict(orient="records"):
             digest.challenge_records.setdefault(str(row["challenge"]), {})[model] = row
 
 
-def _rating_history(votes: pd.DataFrame, board: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _rating_history(
+    votes: pd.DataFrame, board: pd.DataFrame
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Online Elo after each vote for the top models of the board, thinned to HISTORY_POINTS each.
 
     matchups.online_elo's ratings (same K, start, order and tie handling), but computed on integer
@@ -162,16 +186,25 @@ def _rating_history(votes: pd.DataFrame, board: pd.DataFrame) -> dict[str, tuple
     top = [str(m) for m in board["model"].head(HISTORY_MODELS)]
     if votes.empty or not top:
         return {}
-    order = np.argsort(votes["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")  # NaT last
+    order = np.argsort(
+        votes["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable"
+    )  # NaT last
     models = _labels(votes["model_left"], votes["model_right"])
     left = _codes(votes["model_left"], models)[order]
     right = _codes(votes["model_right"], models)[order]
     outcomes = np.array(sorted(_FOR_LEFT), dtype=object)
     # The left side's score: 1 for "left", 0 for "right", a half otherwise (three shared floats).
-    scores = np.array([1.0 if x == "left" else 0.0 if x == "right" else 0.5 for x in outcomes], dtype=object)
+    scores = np.array(
+        [1.0 if x == "left" else 0.0 if x == "right" else 0.5 for x in outcomes], dtype=object
+    )
     score = scores[_codes(votes["outcome"], outcomes)[order]]
     after_left, after_right = _elo(left.tolist(), right.tolist(), score.tolist(), len(models))
-    times = votes["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")[order]
+    times = (
+        votes["created_at"]
+        .dt.tz_convert("UTC")
+        .dt.tz_localize(None)
+        .to_numpy(dtype="datetime64[ms]")[order]
+    )
     series = {}
     for model in top:
         code = int(np.searchsorted(models, model))
@@ -179,13 +212,21 @@ def _rating_history(votes: pd.DataFrame, board: pd.DataFrame) -> dict[str, tuple
             continue
         rows = np.flatnonzero((left == code) | (right == code))
         rating = np.where(left[rows] == code, after_left[rows], after_right[rows])
-        keep = np.unique(np.linspace(0, len(rows) - 1, min(HISTORY_POINTS, len(rows))).round().astype(int))
+        keep = np.unique(
+            np.linspace(0, len(rows) - 1, min(HISTORY_POINTS, len(rows))).round().astype(int)
+        )
         series[model] = (times[rows[keep]], rating[keep])
     return series
 
 
-def _elo(left: list[int], right: list[int], score: list[float], m: int,
-         k: float = ELO_K, initial: float = ELO_INITIAL) -> tuple[np.ndarray, np.ndarray]:
+def _elo(
+    left: list[int],
+    right: list[int],
+    score: list[float],
+    m: int,
+    k: float = ELO_K,
+    initial: float = ELO_INITIAL,
+) -> tuple[np.ndarray, np.ndarray]:
     """Both sides' ratings after each vote (the update of matchups.online_elo, on model codes)."""
     ratings = [initial] * m
     after_left, after_right = [0.0] * len(left), [0.0] * len(left)
@@ -226,11 +267,19 @@ class AttemptDigest:
     window_days: int = 30
     window_start: datetime | None = None
     window_end: datetime | None = None
-    provider_rows: pd.DataFrame = field(default_factory=lambda: stats.provider_table(pd.DataFrame()))
-    provider_totals: pd.DataFrame = field(default_factory=lambda: stats.provider_table(pd.DataFrame()))
+    provider_rows: pd.DataFrame = field(
+        default_factory=lambda: stats.provider_table(pd.DataFrame())
+    )
+    provider_totals: pd.DataFrame = field(
+        default_factory=lambda: stats.provider_table(pd.DataFrame())
+    )
     nights: pd.DataFrame = field(default_factory=lambda: stats.provider_table(pd.DataFrame()))
-    latencies: dict[str, np.ndarray] = field(default_factory=dict)  # provider -> successful generation_ms
-    newest_images: pd.DataFrame = field(default_factory=pd.DataFrame)  # model, challenge, provider, sha
+    latencies: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # provider -> successful generation_ms
+    newest_images: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # model, challenge, provider, sha
 
 
 def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDigest:
@@ -241,8 +290,12 @@ def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDig
     # Only the columns the tables read, labels as text (a copy of these few columns, not of the frame).
     table_columns = ["ok", "generation_ms", "ttfb_ms", "download_ms", "cost_usd"]
     frame = attempts[[c for c in table_columns if c in attempts.columns]].assign(
-        model=attempts["model"].astype(str), provider=attempts["provider"].astype(str),
-        failure_class=attempts["failure_class"].astype(object).where(attempts["failure_class"].notna(), None))
+        model=attempts["model"].astype(str),
+        provider=attempts["provider"].astype(str),
+        failure_class=attempts["failure_class"]
+        .astype(object)
+        .where(attempts["failure_class"].notna(), None),
+    )
     started = attempts["started_at"]
     end = started.max()
     start = end - timedelta(days=window_days)
@@ -256,14 +309,27 @@ def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDig
     days = started[inside].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
     digest.nights = stats.provider_table(window.assign(model=np.datetime_as_string(days)))
     ok = window["ok"].to_numpy(dtype=bool)
-    generation, provider = window["generation_ms"].to_numpy(dtype=float), window["provider"].to_numpy()
-    digest.latencies = {str(p): generation[ok & (provider == p) & ~np.isnan(generation)]
-                        for p in sorted(set(provider[ok]))}
+    generation, provider = (
+        window["generation_ms"].to_numpy(dtype=float),
+        window["provider"].to_numpy(),
+    )
+    digest.latencies = {
+        str(p): generation[ok & (provider == p) & ~np.isnan(generation)]
+        for p in sorted(set(provider[ok]))
+    }
     done = frame["ok"].to_numpy(dtype=bool) & attempts["image_sha256"].notna().to_numpy()
-    newest = pd.DataFrame({"model": frame["model"][done], "challenge": attempts["challenge"][done].astype(str),
-                           "provider": frame["provider"][done], "image_sha256": attempts["image_sha256"][done],
-                           "started_at": started[done]})
-    newest = newest.sort_values(["started_at", "provider"]).drop_duplicates(["model", "challenge"], keep="last")
+    newest = pd.DataFrame(
+        {
+            "model": frame["model"][done],
+            "challenge": attempts["challenge"][done].astype(str),
+            "provider": frame["provider"][done],
+            "image_sha256": attempts["image_sha256"][done],
+            "started_at": started[done],
+        }
+    )
+    newest = newest.sort_values(["started_at", "provider"]).drop_duplicates(
+        ["model", "challenge"], keep="last"
+    )
     digest.newest_images = newest.sort_values(["model", "challenge"], ignore_index=True)
     return digest
 
@@ -276,7 +342,9 @@ class ModelInfo:
     baseline: bool = False
     description: str = ""
     tasks: tuple[str, ...] = ()
-    prices: dict[str, float | None] = field(default_factory=dict)  # provider -> starting price per image
+    prices: dict[str, float | None] = field(
+        default_factory=dict
+    )  # provider -> starting price per image
 
     @property
     def price_from_usd(self) -> float | None:
@@ -295,14 +363,24 @@ def model_infos(settings, run_snapshots: list[str]) -> dict[str, ModelInfo]:
         for name, model in (snapshot.get("models") or {}).items():
             prices = {}
             for route in model.get("routes", []):
-                candidates = [route.get("price_usd"), *(route.get("price_usd_by_tier") or {}).values()]
+                candidates = [
+                    route.get("price_usd"),
+                    *(route.get("price_usd_by_tier") or {}).values(),
+                ]
                 known = [p for p in candidates if p is not None]
                 prices[route.get("provider", "")] = min(known) if known else None
-            infos[name] = ModelInfo(name, bool(model.get("baseline")), "", tuple(model.get("tasks", ())), prices)
+            infos[name] = ModelInfo(
+                name, bool(model.get("baseline")), "", tuple(model.get("tasks", ())), prices
+            )
     if settings is not None:
         for name, model in settings.models.items():
-            infos[name] = ModelInfo(name, model.baseline, model.description, tuple(model.tasks),
-                                    {r.provider: r.starting_price_usd for r in model.routes})
+            infos[name] = ModelInfo(
+                name,
+                model.baseline,
+                model.description,
+                tuple(model.tasks),
+                {r.provider: r.starting_price_usd for r in model.routes},
+            )
     return infos
 
 

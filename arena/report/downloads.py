@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -14,11 +13,36 @@ import pandas as pd
 
 from arena.ratings import RatingOptions, board_records
 
-VOTE_FIELDS = ("battle_id", "created_at", "task", "category", "challenge", "model_left", "model_right",
-               "outcome", "flagged")
-GENERATION_FIELDS = ("run_id", "started_at", "task", "category", "challenge", "model", "provider", "ok",
-                     "failure_class", "status_code", "generation_ms", "ttfb_ms", "download_ms", "cost_usd",
-                     "image_sha256", "width", "height")
+VOTE_FIELDS = (
+    "battle_id",
+    "created_at",
+    "task",
+    "category",
+    "challenge",
+    "model_left",
+    "model_right",
+    "outcome",
+    "flagged",
+)
+GENERATION_FIELDS = (
+    "run_id",
+    "started_at",
+    "task",
+    "category",
+    "challenge",
+    "model",
+    "provider",
+    "ok",
+    "failure_class",
+    "status_code",
+    "generation_ms",
+    "ttfb_ms",
+    "download_ms",
+    "cost_usd",
+    "image_sha256",
+    "width",
+    "height",
+)
 
 
 def _iso(values: pd.Series) -> np.ndarray:
@@ -45,7 +69,9 @@ def _cells(values: pd.Series, whole: bool = False) -> list[str]:
     them (whole ones as integers), timestamps as ISO 8601 UTC, missing as ''."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         names = np.array([_quoted(str(c)) for c in values.cat.categories] + [""], dtype=object)
-        return names[values.cat.codes.to_numpy()].tolist()  # code -1 (missing) picks the trailing ''
+        return names[
+            values.cat.codes.to_numpy()
+        ].tolist()  # code -1 (missing) picks the trailing ''
     if values.dtype.kind == "M":
         return _iso(values).tolist()
     if values.dtype == bool:
@@ -64,7 +90,9 @@ def _cells(values: pd.Series, whole: bool = False) -> list[str]:
 CSV_CHUNK_ROWS = 50_000  # rows turned into cell text at a time
 
 
-def _write_csv(frame: pd.DataFrame, fields: tuple[str, ...], path: Path, whole: set[str] = frozenset()) -> int:
+def _write_csv(
+    frame: pd.DataFrame, fields: tuple[str, ...], path: Path, whole: set[str] = frozenset()
+) -> int:
     """What csv.writer writes for the frame's cells, CSV_CHUNK_ROWS rows at a time.
 
     Cells are quoted column by column (a label once per category), so rows are plain joins: four
@@ -73,7 +101,7 @@ def _write_csv(frame: pd.DataFrame, fields: tuple[str, ...], path: Path, whole: 
     with open(path, "w", newline="", encoding="utf-8") as handle:
         handle.write(",".join(_quoted(name) for name in fields) + "\n")
         for first in range(0, len(frame), CSV_CHUNK_ROWS):
-            chunk = frame.iloc[first:first + CSV_CHUNK_ROWS]
+            chunk = frame.iloc[first : first + CSV_CHUNK_ROWS]
             columns = [_cells(chunk[name], name in whole) for name in fields]
             handle.write("\n".join(map(",".join, zip(*columns, strict=True))))
             handle.write("\n")
@@ -90,8 +118,13 @@ def write_generations_csv(attempts: pd.DataFrame, path: Path) -> int:
     return _write_csv(attempts, GENERATION_FIELDS, path, whole={"status_code", "width", "height"})
 
 
-def leaderboard(boards: dict[str, pd.DataFrame], extras: dict[str, dict], *, data_through: str | None,
-                options: RatingOptions) -> dict:
+def leaderboard(
+    boards: dict[str, pd.DataFrame],
+    extras: dict[str, dict],
+    *,
+    data_through: str | None,
+    options: RatingOptions,
+) -> dict:
     """The boards as JSON: each row is ratings.board_records' row plus the model's speed and price."""
     return {
         "data_through": data_through,
@@ -107,7 +140,3 @@ def leaderboard(boards: dict[str, pd.DataFrame], extras: dict[str, dict], *, dat
             for task, board in boards.items()
         ],
     }
-
-
-def write_json(data: dict, path: Path) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")

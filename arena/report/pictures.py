@@ -28,7 +28,9 @@ class Picture:
 class Pictures:
     """Copies images into OUT/images/{full,thumb}/ once per sha and remembers what it wrote."""
 
-    def __init__(self, out_dir: Path, data_dir: Path | None, stored: dict[str, tuple[str, str]]) -> None:
+    def __init__(
+        self, out_dir: Path, data_dir: Path | None, stored: dict[str, tuple[str, str]]
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.data_dir = Path(data_dir) if data_dir else None
         self.stored = stored
@@ -42,7 +44,9 @@ class Pictures:
         if sha not in self._known:
             entry = self.stored.get(sha)
             source = self.data_dir / entry[0] if entry and self.data_dir else None
-            self._known[sha] = self._copy(source, sha) if source is not None and source.is_file() else None
+            self._known[sha] = (
+                self._copy(source, sha) if source is not None and source.is_file() else None
+            )
         return self._known[sha]
 
     def of_file(self, path: Path) -> Picture | None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
+import json
 import multiprocessing
 import os
 import re
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from arena import stats, store
+from arena import stats, store, tuning
 from arena.challenges import load_challenges
 from arena.errors import ArenaError
 from arena.providers.base import FAILURE_CLASSES
@@ -58,6 +57,7 @@ def slugify(name: str) -> str:
 
 # --- the two halves of the data ---------------------------------------------------------------
 
+
 def _vote_half(url: str, out_dir: str) -> VoteDigest:
     """Read the votes, write votes.csv and digest them; runs in a worker process on large builds."""
     engine = store.open_engine(url, create=False)
@@ -81,15 +81,13 @@ def _read_attempts(engine: sa.Engine) -> pd.DataFrame:
 
 
 def _vote_worker(url: str, out_dir: str) -> VoteDigest:
-    """_vote_half in the forked worker, with one malloc arena.
+    """_vote_half in the forked worker: a process of the report's own, so it may tune itself.
 
-    glibc gives each thread a malloc arena of its own and keeps what the thread freed there: the
-    ratings' bootstrap threads would leave ~90 MB behind that the next steps do not reuse. The
-    worker is our own process, so its allocator can be told to keep one arena (not glibc: no-op).
+    One malloc arena keeps the ratings' bootstrap threads from leaving ~90 MB behind, and the
+    lean read's millions of short-lived rows go uncollected (they form no cycles).
     """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(-8, 1)  # M_ARENA_MAX
-    return _vote_half(url, out_dir)
+    with tuning.one_malloc_arena(), tuning.paused_gc():
+        return _vote_half(url, out_dir)
 
 
 def _engine_url(engine: sa.Engine) -> str:
@@ -97,11 +95,18 @@ def _engine_url(engine: sa.Engine) -> str:
 
 
 def _can_fork(url: str) -> bool:
-    in_memory = url.startswith("sqlite") and (url.endswith(":memory:") or url.rstrip("/") in ("sqlite:", "sqlite+pysqlite:"))
-    return not in_memory and (os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods()
+    in_memory = url.startswith("sqlite") and (
+        url.endswith(":memory:") or url.rstrip("/") in ("sqlite:", "sqlite+pysqlite:")
+    )
+    return (
+        not in_memory
+        and (os.cpu_count() or 1) > 1
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
 
 
 # --- formatting for templates -----------------------------------------------------------------
+
 
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
@@ -149,16 +154,29 @@ def _when(value) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
-    env.filters.update(ms=fmt_ms, pct=fmt_pct, usd=fmt_usd, rating=fmt_rating, count=fmt_count,
-                       sv=sort_value, when=_when)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        ms=fmt_ms,
+        pct=fmt_pct,
+        usd=fmt_usd,
+        rating=fmt_rating,
+        count=fmt_count,
+        sv=sort_value,
+        when=_when,
+    )
     env.globals.update(task_title=lambda t: TASK_TITLES.get(t, t), failure_classes=FAILURE_CLASSES)
     return env
 
 
 # --- the build -----------------------------------------------------------------------------------
+
 
 class _Writer:
     """Writes files under the site root atomically and remembers them for the manifest."""
@@ -193,9 +211,16 @@ def _resolve(source, data_dir, challenges_dir):
     return source, engine, data_dir or source.data_dir, challenges_dir or source.challenges_dir
 
 
-def build_site(source, out_dir: str | Path = "reports", *, data_dir: Path | None = None,
-               challenges_dir: Path | None = None, window_days: int = 30, stamp: datetime | None = None,
-               parallel: bool | None = None) -> BuildResult:
+def build_site(
+    source,
+    out_dir: str | Path = "reports",
+    *,
+    data_dir: Path | None = None,
+    challenges_dir: Path | None = None,
+    window_days: int = 30,
+    stamp: datetime | None = None,
+    parallel: bool | None = None,
+) -> BuildResult:
     """Rebuild the static site in out_dir from the store of `source` (Settings, or an engine).
 
     Same store, same bytes: everything is ordered and every figure comes from the data, except the
@@ -225,16 +250,33 @@ def build_site(source, out_dir: str | Path = "reports", *, data_dir: Path | None
     finally:
         if pool:
             pool.shutdown()
-    site = _Site(out_dir, settings, attempt_digest, vote_digest, model_infos(settings, snapshots),
-                 pictures, challenges_dir, window_days)
+    site = _Site(
+        out_dir,
+        settings,
+        attempt_digest,
+        vote_digest,
+        model_infos(settings, snapshots),
+        pictures,
+        challenges_dir,
+        window_days,
+    )
     return site.write(stamp or datetime.now(UTC))
 
 
 class _Site:
     """Arranges the digests into page contexts and renders them."""
 
-    def __init__(self, out_dir, settings, attempts: AttemptDigest, votes: VoteDigest, infos, pictures,
-                 challenges_dir, window_days) -> None:
+    def __init__(
+        self,
+        out_dir,
+        settings,
+        attempts: AttemptDigest,
+        votes: VoteDigest,
+        infos,
+        pictures,
+        challenges_dir,
+        window_days,
+    ) -> None:
         self.out = _Writer(out_dir)
         self.settings = settings
         self.a, self.v = attempts, votes
@@ -244,7 +286,9 @@ class _Site:
         self.warnings: list[str] = []
         self.challenges = self._challenges(challenges_dir)
         rows = attempts.provider_rows
-        names = set(infos) | set(rows["model"]) | {m for b in votes.boards.values() for m in b["model"]}
+        names = (
+            set(infos) | set(rows["model"]) | {m for b in votes.boards.values() for m in b["model"]}
+        )
         names |= set(attempts.newest_images["model"]) if len(attempts.newest_images) else set()
         from arena.report.digest import ModelInfo
 
@@ -260,17 +304,32 @@ class _Site:
         if directory is not None and Path(directory).is_dir():
             try:
                 for c in load_challenges(Path(directory)):
-                    found[c.slug] = {"slug": c.slug, "title": c.title, "task": c.kind, "category": c.category,
-                                     "prompt": c.prompt, "notes": c.notes, "attribution": c.attribution,
-                                     "sources": [self.pictures.of_file(p) for p in c.source_images]}
+                    found[c.slug] = {
+                        "slug": c.slug,
+                        "title": c.title,
+                        "task": c.kind,
+                        "category": c.category,
+                        "prompt": c.prompt,
+                        "notes": c.notes,
+                        "attribution": c.attribution,
+                        "sources": [self.pictures.of_file(p) for p in c.source_images],
+                    }
             except ArenaError as exc:
                 self.warnings.append(f"challenge files not read: {exc}")
         images = self.a.newest_images
         seen = set(images["challenge"]) if len(images) else set()
         seen |= set(self.v.challenge_records)
         for slug in sorted(seen - set(found)):
-            found[slug] = {"slug": slug, "title": slug, "task": "", "category": "", "prompt": None,
-                           "notes": "", "attribution": "", "sources": []}
+            found[slug] = {
+                "slug": slug,
+                "title": slug,
+                "task": "",
+                "category": "",
+                "prompt": None,
+                "notes": "",
+                "attribution": "",
+                "sources": [],
+            }
         return found
 
     # --- per model figures -------------------------------------------------------------------
@@ -278,10 +337,14 @@ class _Site:
     def _fastest(self, model: str) -> tuple[str | None, float | None]:
         """The provider with the lowest median generation time for the model, and that median."""
         if not hasattr(self, "_fastest_by_model"):
-            rows = self.a.provider_rows.dropna(subset=["p50_ms"]).sort_values(["model", "p50_ms", "provider"])
+            rows = self.a.provider_rows.dropna(subset=["p50_ms"]).sort_values(
+                ["model", "p50_ms", "provider"]
+            )
             first = rows.drop_duplicates("model")
-            self._fastest_by_model = {m: (str(p), float(v)) for m, p, v in
-                                      zip(first["model"], first["provider"], first["p50_ms"], strict=True)}
+            self._fastest_by_model = {
+                m: (str(p), float(v))
+                for m, p, v in zip(first["model"], first["provider"], first["p50_ms"], strict=True)
+            }
         return self._fastest_by_model.get(model, (None, None))
 
     def _model_ref(self, name: str) -> dict:
@@ -292,11 +355,23 @@ class _Site:
         rows = []
         for row in self.v.boards[task].itertuples(index=False):
             provider, p50 = self._fastest(row.model)
-            rows.append({**self._model_ref(row.model), "rank": int(row.rank), "rating": row.rating,
-                         "lower": row.lower, "upper": row.upper, "votes": int(row.votes),
-                         "win_rate": row.win_rate, "preliminary": bool(row.preliminary), "note": row.note,
-                         "group": int(row.group), "fastest_provider": provider, "p50_ms": p50,
-                         "price_usd": self.infos[row.model].price_from_usd})
+            rows.append(
+                {
+                    **self._model_ref(row.model),
+                    "rank": int(row.rank),
+                    "rating": row.rating,
+                    "lower": row.lower,
+                    "upper": row.upper,
+                    "votes": int(row.votes),
+                    "win_rate": row.win_rate,
+                    "preliminary": bool(row.preliminary),
+                    "note": row.note,
+                    "group": int(row.group),
+                    "fastest_provider": provider,
+                    "p50_ms": p50,
+                    "price_usd": self.infos[row.model].price_from_usd,
+                }
+            )
         return rows
 
     def _unrated(self, task: str) -> list[dict]:
@@ -305,31 +380,56 @@ class _Site:
         tasks_seen = {}
         if len(images):
             for model, challenge in zip(images["model"], images["challenge"], strict=True):
-                tasks_seen.setdefault(model, set()).add(self.challenges.get(challenge, {}).get("task", ""))
+                tasks_seen.setdefault(model, set()).add(
+                    self.challenges.get(challenge, {}).get("task", "")
+                )
         out = []
         for name in sorted(self.infos):
             does = task in self.infos[name].tasks or task in tasks_seen.get(name, set())
             if does and name not in rated:
                 provider, p50 = self._fastest(name)
-                out.append({**self._model_ref(name), "fastest_provider": provider, "p50_ms": p50,
-                            "price_usd": self.infos[name].price_from_usd})
+                out.append(
+                    {
+                        **self._model_ref(name),
+                        "fastest_provider": provider,
+                        "p50_ms": p50,
+                        "price_usd": self.infos[name].price_from_usd,
+                    }
+                )
         return out
 
     def _scatter(self, task: str, kind: str) -> tuple[str, list[str]] | None:
         """The Elo vs cost (or vs speed) chart of a task and its Pareto front's slugs."""
         points = []
         for row in self._board_rows(task):
-            x = row["price_usd"] if kind == "cost" else (row["p50_ms"] / 1000 if row["p50_ms"] else None)
+            x = (
+                row["price_usd"]
+                if kind == "cost"
+                else (row["p50_ms"] / 1000 if row["p50_ms"] else None)
+            )
             if x is None:
                 continue
-            points.append(charts.Point(row["slug"], row["name"], x, row["rating"],
-                                       None if _missing(row["lower"]) else row["lower"],
-                                       None if _missing(row["upper"]) else row["upper"], row["baseline"]))
+            points.append(
+                charts.Point(
+                    row["slug"],
+                    row["name"],
+                    x,
+                    row["rating"],
+                    None if _missing(row["lower"]) else row["lower"],
+                    None if _missing(row["upper"]) else row["upper"],
+                    row["baseline"],
+                )
+            )
         if len(points) < 2:
             return None  # one point has nothing to compare with
-        title = f"{TASK_TITLES.get(task, task)}: rating vs " + ("price" if kind == "cost" else "speed")
-        x_label = ("cheapest price per image, USD" if kind == "cost"
-                   else "median generation time through the fastest provider, s (log scale)")
+        title = f"{TASK_TITLES.get(task, task)}: rating vs " + (
+            "price" if kind == "cost" else "speed"
+        )
+        x_label = (
+            "cheapest price per image, USD"
+            if kind == "cost"
+            else "median generation time through the fastest provider, s (log scale)"
+        )
         svg = charts.rating_scatter(f"{kind}-{task}", points, x_label, title, log_x=kind == "speed")
         return svg, [p.slug for p in charts.pareto_front(points)]
 
@@ -337,33 +437,71 @@ class _Site:
 
     def _render(self, relative: str, template: str, **context) -> None:
         root = "../" * relative.count("/")
-        html = self.env.get_template(template).render(root=root, window_days=self.window_days, **context)
+        html = self.env.get_template(template).render(
+            root=root, window_days=self.window_days, **context
+        )
         self.out.text(relative, html)
 
     def write(self, stamp: datetime) -> BuildResult:
         out_dir = self.out.out_dir
-        tasks = ordered_tasks(list(self.v.boards) + [t for i in self.infos.values() for t in i.tasks])
-        scatters = {(task, kind): self._scatter(task, kind) for task in self.v.boards for kind in ("cost", "speed")}
-        history = {task: charts.rating_history(f"history-{task}", series, f"{TASK_TITLES.get(task, task)}: "
-                                               "rating over time (leading models)")
-                   for task, series in self.v.history.items() if series}
-        latency = (charts.latency_distribution("latency", self.a.latencies, "Generation time per provider")
-                   if self.a.latencies else None)
+        tasks = ordered_tasks(
+            list(self.v.boards) + [t for i in self.infos.values() for t in i.tasks]
+        )
+        scatters = {
+            (task, kind): self._scatter(task, kind)
+            for task in self.v.boards
+            for kind in ("cost", "speed")
+        }
+        history = {
+            task: charts.rating_history(
+                f"history-{task}",
+                series,
+                f"{TASK_TITLES.get(task, task)}: rating over time (leading models)",
+            )
+            for task, series in self.v.history.items()
+            if series
+        }
+        latency = (
+            charts.latency_distribution("latency", self.a.latencies, "Generation time per provider")
+            if self.a.latencies
+            else None
+        )
         newest = max([t for t in (self.a.window_end, self.v.newest) if t is not None], default=None)
-        common = {"data_through": newest, "window_start": self.a.window_start, "window_end": self.a.window_end,
-                  "votes_total": self.v.total}
+        common = {
+            "data_through": newest,
+            "window_start": self.a.window_start,
+            "window_end": self.a.window_end,
+            "votes_total": self.v.total,
+        }
         providers = self._provider_summaries()
         pages = 0
-        self._render("index.html", "index.html", tasks=tasks,
-                     boards={t: self._board_rows(t) for t in self.v.boards},
-                     board_messages={t: b.attrs.get("message", "") for t, b in self.v.boards.items()},
-                     unrated={t: self._unrated(t) for t in tasks}, scatters=scatters, history=history,
-                     latency=latency, providers=providers, challenges=self._challenge_list(),
-                     attempts=self.a.attempts, stamp=stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-                     min_votes=RatingOptions().min_votes, warnings=self.warnings, **common)
+        self._render(
+            "index.html",
+            "index.html",
+            tasks=tasks,
+            boards={t: self._board_rows(t) for t in self.v.boards},
+            board_messages={t: b.attrs.get("message", "") for t, b in self.v.boards.items()},
+            unrated={t: self._unrated(t) for t in tasks},
+            scatters=scatters,
+            history=history,
+            latency=latency,
+            providers=providers,
+            challenges=self._challenge_list(),
+            attempts=self.a.attempts,
+            stamp=stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            min_votes=RatingOptions().min_votes,
+            warnings=self.warnings,
+            **common,
+        )
         pages += 1
-        self._render("methodology.html", "methodology.html", votes=self.v, options=RatingOptions(),
-                     providers=providers, **common)
+        self._render(
+            "methodology.html",
+            "methodology.html",
+            votes=self.v,
+            options=RatingOptions(),
+            providers=providers,
+            **common,
+        )
         pages += 1
         for name in sorted(self.infos):
             self._model_page(name, scatters, common)
@@ -377,16 +515,32 @@ class _Site:
         extras = {}
         for name in self.infos:
             provider, p50 = self._fastest(name)
-            extras[name] = {"baseline": self.infos[name].baseline, "fastest_provider": provider,
-                            "p50_ms_fastest": p50, "price_usd_from": self.infos[name].price_from_usd}
-        board = downloads.leaderboard(self.v.boards, extras, options=RatingOptions(),
-                                      data_through=None if newest is None else pd.Timestamp(newest).isoformat())
-        self.out.text("downloads/leaderboard.json", downloads.json.dumps(board, indent=2, default=str) + "\n")
+            extras[name] = {
+                "baseline": self.infos[name].baseline,
+                "fastest_provider": provider,
+                "p50_ms_fastest": p50,
+                "price_usd_from": self.infos[name].price_from_usd,
+            }
+        board = downloads.leaderboard(
+            self.v.boards,
+            extras,
+            options=RatingOptions(),
+            data_through=None if newest is None else pd.Timestamp(newest).isoformat(),
+        )
+        self.out.text(
+            "downloads/leaderboard.json", json.dumps(board, indent=2, default=str) + "\n"
+        )
         for static in sorted(STATIC_DIR.iterdir()):
             self.out.bytes(f"static/{static.name}", static.read_bytes())
-        written = self.out.written | self.pictures.written | {"downloads/votes.csv", "downloads/generations.csv"}
+        written = (
+            self.out.written
+            | self.pictures.written
+            | {"downloads/votes.csv", "downloads/generations.csv"}
+        )
         self._clean(out_dir, written)
-        return BuildResult(out_dir=out_dir, index=out_dir / "index.html", pages=pages, files=len(written))
+        return BuildResult(
+            out_dir=out_dir, index=out_dir / "index.html", pages=pages, files=len(written)
+        )
 
     def _clean(self, out_dir: Path, written: set[str]) -> None:
         """Remove what the previous build wrote and this one did not; record this build's files."""
@@ -404,16 +558,25 @@ class _Site:
         for provider, slug in self.provider_slugs.items():
             config = self.settings.providers.get(provider) if self.settings else None
             models = sorted(set(rows[rows["provider"] == provider]["model"]))
-            out.append({"name": provider, "slug": slug, "totals": totals.get(provider),
-                        "protocol": config.protocol if config else None,
-                        "baseline": bool(config.baseline) if config else False, "models": len(models)})
+            out.append(
+                {
+                    "name": provider,
+                    "slug": slug,
+                    "totals": totals.get(provider),
+                    "protocol": config.protocol if config else None,
+                    "baseline": bool(config.baseline) if config else False,
+                    "models": len(models),
+                }
+            )
         return out
 
     def _challenge_list(self) -> list[dict]:
         images = self.a.newest_images
         counts = images["challenge"].value_counts().to_dict() if len(images) else {}
-        return [{**c, "page": self.challenge_slugs[slug], "outputs": int(counts.get(slug, 0))}
-                for slug, c in sorted(self.challenges.items())]
+        return [
+            {**c, "page": self.challenge_slugs[slug], "outputs": int(counts.get(slug, 0))}
+            for slug, c in sorted(self.challenges.items())
+        ]
 
     def _model_page(self, name: str, scatters, common) -> None:
         info = self.infos[name]
@@ -428,18 +591,37 @@ class _Site:
             mine = board[board["model"] == name]
             if len(mine):
                 r = mine.iloc[0]
-                ratings.append({"task": task, "rank": int(r["rank"]), "of": len(board), "rating": r["rating"],
-                                "lower": r["lower"], "upper": r["upper"], "votes": int(r["votes"]),
-                                "wins": int(r["wins"]), "losses": int(r["losses"]),
-                                "ties": int(r["ties"]) + int(r["both_bad"]), "win_rate": r["win_rate"],
-                                "preliminary": bool(r["preliminary"]), "note": r["note"]})
-        charts_here = [(task, kind, scatters[(task, kind)][0]) for task in self.v.boards for kind in ("cost", "speed")
-                       if scatters.get((task, kind)) and any(r["task"] == task for r in ratings)
-                       and f'-pt-{slug}"' in scatters[(task, kind)][0]]
+                ratings.append(
+                    {
+                        "task": task,
+                        "rank": int(r["rank"]),
+                        "of": len(board),
+                        "rating": r["rating"],
+                        "lower": r["lower"],
+                        "upper": r["upper"],
+                        "votes": int(r["votes"]),
+                        "wins": int(r["wins"]),
+                        "losses": int(r["losses"]),
+                        "ties": int(r["ties"]) + int(r["both_bad"]),
+                        "win_rate": r["win_rate"],
+                        "preliminary": bool(r["preliminary"]),
+                        "note": r["note"],
+                    }
+                )
+        charts_here = [
+            (task, kind, scatters[(task, kind)][0])
+            for task in self.v.boards
+            for kind in ("cost", "speed")
+            if scatters.get((task, kind))
+            and any(r["task"] == task for r in ratings)
+            and f'-pt-{slug}"' in scatters[(task, kind)][0]
+        ]
         best = self.v.best_for
         best_rows = []
         if best is not None and len(best):
-            mine = best[best["model"] == name].sort_values(["win_rate", "task", "category"], ascending=[False, True, True])
+            mine = best[best["model"] == name].sort_values(
+                ["win_rate", "task", "category"], ascending=[False, True, True]
+            )
             best_rows = mine.head(5).to_dict(orient="records")
         matchups = self._matchup_rows(self.v.matchups.get(name))
         opponents = self._matchup_rows(self.v.opponents.get(name))
@@ -448,14 +630,33 @@ class _Site:
         if len(images):
             for row in images[images["model"] == name].itertuples(index=False):
                 challenge = self.challenges.get(row.challenge, {"title": row.challenge})
-                gallery.append({"challenge": row.challenge, "title": challenge["title"],
-                                 "page": self.challenge_slugs.get(row.challenge), "provider": row.provider,
-                                 "picture": self.pictures.of_sha(row.image_sha256), "at": row.started_at})
-        self._render(f"models/{slug}.html", "model.html", model=self._model_ref(name), info=info,
-                     headline=stats.headline(rows) if len(rows) else None, provider_rows=provider_rows,
-                     prices=sorted(info.prices.items()), ratings=ratings, charts=charts_here,
-                     best_for=best_rows, matchups=matchups, opponents=opponents, gallery=gallery,
-                     provider_slugs=self.provider_slugs, **common)
+                gallery.append(
+                    {
+                        "challenge": row.challenge,
+                        "title": challenge["title"],
+                        "page": self.challenge_slugs.get(row.challenge),
+                        "provider": row.provider,
+                        "picture": self.pictures.of_sha(row.image_sha256),
+                        "at": row.started_at,
+                    }
+                )
+        self._render(
+            f"models/{slug}.html",
+            "model.html",
+            model=self._model_ref(name),
+            info=info,
+            headline=stats.headline(rows) if len(rows) else None,
+            provider_rows=provider_rows,
+            prices=sorted(info.prices.items()),
+            ratings=ratings,
+            charts=charts_here,
+            best_for=best_rows,
+            matchups=matchups,
+            opponents=opponents,
+            gallery=gallery,
+            provider_slugs=self.provider_slugs,
+            **common,
+        )
 
     def _matchup_rows(self, table) -> list[dict]:
         if table is None or table.empty:
@@ -463,9 +664,15 @@ class _Site:
         rows = []
         for row in table.to_dict(orient="records"):
             opponent = str(row["opponent"])
-            rows.append({**row, "opponent": self._model_ref(opponent) if opponent in self.infos
-                         else {"name": opponent, "slug": None, "baseline": False},
-                         "challenge_page": self.challenge_slugs.get(str(row.get("challenge", "")))})
+            rows.append(
+                {
+                    **row,
+                    "opponent": self._model_ref(opponent)
+                    if opponent in self.infos
+                    else {"name": opponent, "slug": None, "baseline": False},
+                    "challenge_page": self.challenge_slugs.get(str(row.get("challenge", ""))),
+                }
+            )
         return rows
 
     def _challenge_page(self, slug: str, common) -> None:
@@ -477,36 +684,81 @@ class _Site:
         shown = set()
         for row in mine.itertuples(index=False) if len(mine) else []:
             shown.add(row.model)
-            outputs.append({"model": self._model_ref(row.model), "provider": row.provider,
-                            "picture": self.pictures.of_sha(row.image_sha256), "record": records.get(row.model)})
+            outputs.append(
+                {
+                    "model": self._model_ref(row.model),
+                    "provider": row.provider,
+                    "picture": self.pictures.of_sha(row.image_sha256),
+                    "record": records.get(row.model),
+                }
+            )
         for model in sorted(set(records) - shown):
-            outputs.append({"model": self._model_ref(model) if model in self.infos else {"name": model, "slug": None,
-                            "baseline": False}, "provider": None, "picture": None, "record": records[model]})
+            outputs.append(
+                {
+                    "model": self._model_ref(model)
+                    if model in self.infos
+                    else {"name": model, "slug": None, "baseline": False},
+                    "provider": None,
+                    "picture": None,
+                    "record": records[model],
+                }
+            )
         # Most winning first; models without votes here last, by name.
-        outputs.sort(key=lambda o: (o["record"] is None, -(o["record"]["win_pct"] if o["record"] else 0),
-                                    o["model"]["name"]))
-        votes = sum(r["votes"] for r in records.values()) // 2  # every vote counts once for each side
-        self._render(f"challenges/{self.challenge_slugs[slug]}.html", "challenge.html", challenge=challenge,
-                     outputs=outputs, votes=votes, **common)
+        outputs.sort(
+            key=lambda o: (
+                o["record"] is None,
+                -(o["record"]["win_pct"] if o["record"] else 0),
+                o["model"]["name"],
+            )
+        )
+        votes = (
+            sum(r["votes"] for r in records.values()) // 2
+        )  # every vote counts once for each side
+        self._render(
+            f"challenges/{self.challenge_slugs[slug]}.html",
+            "challenge.html",
+            challenge=challenge,
+            outputs=outputs,
+            votes=votes,
+            **common,
+        )
 
     def _provider_page(self, provider: str, summaries, common) -> None:
         summary = next(s for s in summaries if s["name"] == provider)
         rows = self.a.provider_rows[self.a.provider_rows["provider"] == provider]
         models = stats.records(rows)
         for row in models:
-            row["model_ref"] = self._model_ref(row["model"]) if row["model"] in self.infos else \
-                {"name": row["model"], "slug": None, "baseline": False}
-            row["price_usd"] = self.infos[row["model"]].prices.get(provider) if row["model"] in self.infos else None
+            row["model_ref"] = (
+                self._model_ref(row["model"])
+                if row["model"] in self.infos
+                else {"name": row["model"], "slug": None, "baseline": False}
+            )
+            row["price_usd"] = (
+                self.infos[row["model"]].prices.get(provider)
+                if row["model"] in self.infos
+                else None
+            )
         nights = self.a.nights[self.a.nights["provider"] == provider].sort_values("model")
         chart = None
         if len(nights) >= 2:
             chart = charts.provider_over_time(
-                f"nights-{self.provider_slugs[provider]}", list(nights["model"]),
+                f"nights-{self.provider_slugs[provider]}",
+                list(nights["model"]),
                 [None if _missing(v) else v / 1000 for v in nights["p50_ms"]],
                 [None if _missing(v) else v / 1000 for v in nights["p95_ms"]],
-                list(nights["success_rate"]), f"{provider}: generation time and success rate per night")
+                list(nights["success_rate"]),
+                f"{provider}: generation time and success rate per night",
+            )
         failures = []
         if summary["totals"]:
             failures = [(c, n) for c, n in summary["totals"]["failures"].items() if n]
-        self._render(f"providers/{self.provider_slugs[provider]}.html", "provider.html", provider=summary,
-                     models=models, chart=chart, nights=stats.records(nights), failures=failures, **common)
+        self._render(
+            f"providers/{self.provider_slugs[provider]}.html",
+            "provider.html",
+            provider=summary,
+            models=models,
+            chart=chart,
+            nights=stats.records(nights),
+            failures=failures,
+            **common,
+        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from pathlib import Path
 
@@ -14,8 +13,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from arena import ballots, store
+from arena import store, tuning
 from arena.config import Settings, project_root
+from arena.store import votepath
 from arena.web import api, page
 from arena.web.battles import ApiError, Voting
 from arena.web.options import WebOptions, options_from_env
@@ -27,9 +27,11 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
-     b"base-uri 'none'; frame-ancestors 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
+        b"base-uri 'none'; frame-ancestors 'none'",
+    ),
 ]
 log = logging.getLogger("arena.web")
 
@@ -53,26 +55,19 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _freeze_survivors() -> None:
-    """Collect garbage once, then keep everything alive now out of the cyclic collector's passes.
-
-    Modules and config live as long as the server; scanning them made each full pass stop the
-    event loop for 20-70 ms, a few times a second under the voting benchmark. Frozen objects are
-    still freed by reference counting. Run once, at start: what comes later (pools, known sessions)
-    is small, and a forced collection after each refresh stopped the loop for ~30 ms itself.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def create_app(settings: Settings, options: WebOptions | None = None) -> Starlette:
     """The voting app for these settings: opens the store, makes missing derivatives, loads the pool."""
     options = (options or WebOptions()).with_secret(settings.data_dir)
     engine = store.open_engine(settings.database_url)
-    ballots.ensure_voting_indexes(engine)
+    votepath.ensure_voting_indexes(engine)
     signer = Signer(options.secret)
-    voting = Voting(engine=engine, settings=settings, options=options, signer=signer,
-                    pool=load_pool(engine, settings, options))
+    voting = Voting(
+        engine=engine,
+        settings=settings,
+        options=options,
+        signer=signer,
+        pool=load_pool(engine, settings, options),
+    )
 
     async def refresh(app: Starlette) -> None:
         """New outputs and votes reach sampling without a restart; a failed refresh keeps the old pool."""
@@ -85,16 +80,16 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> Starlet
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        _freeze_survivors()
-        task = asyncio.create_task(refresh(app))
-
-        try:
-            yield
-        finally:
-            task.cancel()
-            await voting.db.aclose()
-            engine.dispose()
-            gc.unfreeze()
+        # The server's start-up applies the heap freeze, once: what comes later (pools, known
+        # sessions) is small, and a forced collection after each refresh stopped the loop ~30 ms.
+        with tuning.frozen_heap():
+            task = asyncio.create_task(refresh(app))
+            try:
+                yield
+            finally:
+                task.cancel()
+                await voting.db.aclose()
+                engine.dispose()
 
     reports = Path(options.reports_dir) if options.reports_dir else project_root() / "reports"
     routes = [
@@ -106,25 +101,39 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> Starlet
         Route("/api/openapi.json", api.openapi, methods=["GET"]),
         Route("/img/{battle_id}/{slot}", api.image, methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-        Mount("/leaderboard", StaticFiles(directory=reports, html=True, check_dir=False), name="leaderboard"),
+        Mount(
+            "/leaderboard",
+            StaticFiles(directory=reports, html=True, check_dir=False),
+            name="leaderboard",
+        ),
     ]
     app = Starlette(
-        routes=routes, lifespan=lifespan,
-        exception_handlers={ApiError: api.api_error, HTTPException: api.http_error, Exception: api.server_error},
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: api.api_error,
+            HTTPException: api.http_error,
+            Exception: api.server_error,
+        },
     )
     app.state.voting = voting
     app.state.signer = signer
     app.state.options = options
-    app.state.limits = (RateLimiter(options.ip_per_min, options.rate_burst),
-                        RateLimiter(options.session_per_min, options.rate_burst))
+    app.state.limits = (
+        RateLimiter(options.ip_per_min, options.rate_burst),
+        RateLimiter(options.session_per_min, options.rate_burst),
+    )
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.add_middleware(SecurityHeaders)
     return app
 
 
-def app_from_env() -> Starlette:
-    """The factory uvicorn workers call (`arena.web:app_from_env`): config and options from the environment."""
+def app_from_env(config_path: str | None = None) -> Starlette:
+    """The app from a config file (else $ARENA_CONFIG, ./arena.toml, the demo) and $ARENA_WEB_* options.
+
+    Also a factory for any ASGI server: `uvicorn --factory arena.web:app_from_env`.
+    """
     from arena.config import load_settings
     from arena.providers import known_protocols
 
-    return create_app(load_settings(protocols=known_protocols()), options_from_env())
+    return create_app(load_settings(config_path, protocols=known_protocols()), options_from_env())

@@ -44,8 +44,15 @@ def session_of(request: Request) -> tuple[str, str | None]:
 
 def set_session_cookie(request: Request, response: Response, cookie: str | None) -> None:
     if cookie:
-        response.set_cookie(COOKIE_NAME, cookie, max_age=180 * 86400, httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https", path="/")
+        response.set_cookie(
+            COOKIE_NAME,
+            cookie,
+            max_age=180 * 86400,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
 
 
 def rate_limit(request: Request, sid: str | None) -> None:
@@ -57,8 +64,12 @@ def rate_limit(request: Request, sid: str | None) -> None:
         wait = by_session.allow(sid)
     if wait:
         seconds = max(1, round(wait + 0.5))
-        raise ApiError(429, "rate_limited", f"Too many requests; try again in {seconds} s.",
-                       headers={"Retry-After": str(seconds)})
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many requests; try again in {seconds} s.",
+            headers={"Retry-After": str(seconds)},
+        )
 
 
 def _own_origin(request: Request) -> str:
@@ -75,18 +86,30 @@ def check_post(request: Request) -> str:
     headers = request.headers
     origin = headers.get("origin") or headers.get("referer")
     if not origin:
-        raise ApiError(403, "origin_required", "POST requests must carry an Origin (or Referer) header.")
+        raise ApiError(
+            403, "origin_required", "POST requests must carry an Origin (or Referer) header."
+        )
     own = _own_origin(request)
     if origin != own:  # an Origin is scheme://host[:port]; a Referer has a path too
         parts = urlsplit(origin)
         if f"{parts.scheme}://{parts.netloc}" != own:
-            raise ApiError(403, "origin_mismatch", "POST requests are accepted only from this server's own pages.")
+            raise ApiError(
+                403,
+                "origin_mismatch",
+                "POST requests are accepted only from this server's own pages.",
+            )
     signer: Signer = request.app.state.signer
     sid = signer.session_id(request.cookies.get(COOKIE_NAME))
     if sid is None:
-        raise ApiError(401, "no_session", "No valid session cookie; GET /api/session (or the page) first.")
+        raise ApiError(
+            401, "no_session", "No valid session cookie; GET /api/session (or the page) first."
+        )
     if not signer.csrf_ok(sid, request.headers.get(CSRF_HEADER)):
-        raise ApiError(403, "bad_csrf_token", f"Missing or wrong {CSRF_HEADER} header; it comes from GET /api/session.")
+        raise ApiError(
+            403,
+            "bad_csrf_token",
+            f"Missing or wrong {CSRF_HEADER} header; it comes from GET /api/session.",
+        )
     return sid
 
 
@@ -114,6 +137,7 @@ async def read_json(request: Request) -> dict:
 
 # --- endpoints -----------------------------------------------------------------------------------
 
+
 async def health(request: Request) -> Response:
     """The trivial endpoint the benchmark compares against."""
     return JSONResponse({"ok": True})
@@ -129,9 +153,15 @@ async def session(request: Request) -> Response:
 async def new_battle(request: Request) -> Response:
     sid = check_post(request)
     rate_limit(request, sid)
-    battle = await _voting(request).issue(sid, _client_ip(request), request.headers.get("user-agent", ""))
+    battle = await _voting(request).issue(
+        sid, _client_ip(request), request.headers.get("user-agent", "")
+    )
     if battle is None:
-        raise ApiError(404, "no_battle", "You have seen every output there is; thank you! New ones come with the next run.")
+        raise ApiError(
+            404,
+            "no_battle",
+            "You have seen every output there is; thank you! New ones come with the next run.",
+        )
     return JSONResponse(battle)
 
 
@@ -141,10 +171,20 @@ async def vote(request: Request) -> Response:
     data = await read_json(request)
     unknown = sorted(set(data) - {"battle_id", "choice"})
     if unknown:
-        raise ApiError(422, "invalid_body", f"Unknown field {unknown[0]!r}: send only battle_id and choice.")
+        raise ApiError(
+            422, "invalid_body", f"Unknown field {unknown[0]!r}: send only battle_id and choice."
+        )
     battle_id, choice = data.get("battle_id"), data.get("choice")
-    if not isinstance(battle_id, str) or len(battle_id) != BATTLE_ID_LENGTH or not battle_id.isalnum():
-        raise ApiError(422, "invalid_battle_id", "battle_id must be the 32-character id from POST /api/battles.")
+    if (
+        not isinstance(battle_id, str)
+        or len(battle_id) != BATTLE_ID_LENGTH
+        or not battle_id.isalnum()
+    ):
+        raise ApiError(
+            422,
+            "invalid_battle_id",
+            "battle_id must be the 32-character id from POST /api/battles.",
+        )
     if choice not in CHOICES:
         raise ApiError(422, "invalid_choice", f"choice must be one of {', '.join(CHOICES)}.")
     result = await _voting(request).vote(sid, battle_id, choice, _client_ip(request))
@@ -171,7 +211,10 @@ async def openapi(request: Request) -> Response:
 
 # --- errors --------------------------------------------------------------------------------------
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+
+def error_response(
+    status: int, code: str, message: str, headers: dict | None = None
+) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
@@ -188,4 +231,8 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    return error_response(500, "internal_error", "Something went wrong on the server; the vote was not lost if it was stored.")
+    return error_response(
+        500,
+        "internal_error",
+        "Something went wrong on the server; the vote was not lost if it was stored.",
+    )

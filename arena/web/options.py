@@ -17,16 +17,22 @@ class WebOptions:
     """Every rule of the voting page that an operator may tune (ARENA_WEB_<NAME> in the environment)."""
 
     battle_ttl_s: float = 1800.0  # a battle not voted on within 30 min expires (410)
-    min_dwell_s: float = 1.5  # votes sooner than this after the battle was issued are flagged "fast"
+    min_dwell_s: float = (
+        1.5  # votes sooner than this after the battle was issued are flagged "fast"
+    )
     burst_window_s: float = 60.0
-    burst_votes: int = 20  # more votes than this by one session within the window are flagged "burst"
+    burst_votes: int = (
+        20  # more votes than this by one session within the window are flagged "burst"
+    )
     session_per_min: float = 60.0  # POSTs per session per minute (0: no limit)
     ip_per_min: float = 600.0  # POSTs per IP per minute (0: no limit); per worker process
     rate_burst: int = 20  # requests a bucket may take at once
     max_body_bytes: int = 4096
     box_px: int = 768  # long side of the box every output is fitted into
     webp_quality: int = 80
-    known_sessions: int = 20000  # sessions a server process remembers (seen images, latest battle) between requests
+    known_sessions: int = (
+        20000  # sessions a server process remembers (seen images, latest battle) between requests
+    )
     refresh_s: float = 30.0  # how often the pool of outputs, vote counts and ratings are re-read
     secret: str = ""  # signs session cookies and CSRF tokens and salts IP hashes; shared by workers
     reports_dir: str = ""  # the built report, linked as the leaderboard ("" = <project>/reports)
@@ -61,5 +67,7 @@ def options_from_env(environ: dict | None = None) -> WebOptions:
         try:
             values[field.name] = kind(text)
         except ValueError:
-            raise ConfigError("environment", name, f"must be a {kind.__name__}, got {text!r}") from None
+            raise ConfigError(
+                "environment", name, f"must be a {kind.__name__}, got {text!r}"
+            ) from None
     return WebOptions(**values)

@@ -81,5 +81,7 @@ class RateLimiter:
         for key in [k for k, (_, last) in self._buckets.items() if now - last >= full_after]:
             del self._buckets[key]
         if len(self._buckets) >= self.max_keys:  # still full: drop the oldest half
-            for key in sorted(self._buckets, key=lambda k: self._buckets[k][1])[: self.max_keys // 2]:
+            for key in sorted(self._buckets, key=lambda k: self._buckets[k][1])[
+                : self.max_keys // 2
+            ]:
                 del self._buckets[key]

@@ -43,7 +43,9 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 def pick_port(host: str, port: int) -> int:
     """The port the workers will share: `port`, checked to be free for them, or a free one for port 0."""
     if not hasattr(socket, "SO_REUSEPORT"):
-        raise ArenaError("--workers above 1 needs SO_REUSEPORT (Linux or a BSD); run one worker here")
+        raise ArenaError(
+            "--workers above 1 needs SO_REUSEPORT (Linux or a BSD); run one worker here"
+        )
     try:
         with reuseport_socket(host, port) as probe:
             return probe.getsockname()[1]
@@ -51,26 +53,36 @@ def pick_port(host: str, port: int) -> int:
         raise ArenaError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _run_worker(host: str, port: int, uvicorn_options: dict) -> None:
-    """One worker process: its own socket, then uvicorn serving the app from the environment."""
+def _run_worker(host: str, port: int, uvicorn_options: dict, config_path: str | None) -> None:
+    """One worker process: its own socket, then uvicorn serving the app built from the config."""
     import uvicorn
 
+    from arena.web import app_from_env
+
     sock = reuseport_socket(host, port)
-    config = uvicorn.Config("arena.web:app_from_env", factory=True, **uvicorn_options)
+    config = uvicorn.Config(app_from_env(config_path), **uvicorn_options)
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def serve_workers(host: str, port: int, workers: int, uvicorn_options: dict) -> None:
+def serve_workers(
+    host: str, port: int, workers: int, uvicorn_options: dict, config_path: str | None = None
+) -> None:
     """Start `workers` processes on host:port and keep them running until Ctrl-C or SIGTERM.
 
     A worker that dies is started again (after RESTART_BACKOFF_S); on shutdown every worker gets
     SIGTERM, which uvicorn answers by finishing the requests in flight.
     """
     port = pick_port(host, port)
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no event loop or DB connection inherited
+    ctx = multiprocessing.get_context(
+        "spawn"
+    )  # a fresh interpreter: no event loop or DB connection inherited
 
     def start(index: int):
-        proc = ctx.Process(target=_run_worker, args=(host, port, uvicorn_options), name=f"arena-web-{index}")
+        proc = ctx.Process(
+            target=_run_worker,
+            args=(host, port, uvicorn_options, config_path),
+            name=f"arena-web-{index}",
+        )
         proc.start()
         return proc
 
@@ -86,7 +98,11 @@ def serve_workers(host: str, port: int, workers: int, uvicorn_options: dict) -> 
         while not stopping:
             for index, proc in enumerate(procs):
                 if not proc.is_alive() and not stopping:
-                    log.warning("voting worker %s exited with %s; starting it again", proc.pid, proc.exitcode)
+                    log.warning(
+                        "voting worker %s exited with %s; starting it again",
+                        proc.pid,
+                        proc.exitcode,
+                    )
                     time.sleep(RESTART_BACKOFF_S)
                     procs[index] = start(index)
             time.sleep(0.2)

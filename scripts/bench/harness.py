@@ -40,7 +40,9 @@ def make_body() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     png = buffer.getvalue()
-    return json.dumps({"created": 0, "data": [{"b64_json": base64.b64encode(png).decode()}]}).encode(), len(png)
+    return json.dumps(
+        {"created": 0, "data": [{"b64_json": base64.b64encode(png).decode()}]}
+    ).encode(), len(png)
 
 
 def serve(port: int, ready) -> None:
@@ -82,30 +84,56 @@ def cpu_s() -> float:
 def run_ours(port: int, jobs: int, rate: float, in_flight: int, transport: str) -> dict:
     from dataclasses import replace
 
-    from arena import store
+    from arena import store, tuning
+    from arena.app.runs import run_benchmark
     from arena.challenges import Challenge
     from arena.config import parse_settings
-    from arena.runs import run_benchmark
 
     tmp = Path(tempfile.mkdtemp(prefix="arena-bench-"))
-    settings = parse_settings({
-        "providers": {"slow": {"protocol": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
-                               "rate_limit_per_s": rate, "max_concurrency": in_flight, "timeout_s": 120.0}},
-        "models": {"m": {"tasks": ["text-to-image"], "providers": {"slow": {"model_id": "m", "price_usd": 0.0}}}},
-        "database_url": f"sqlite:///{tmp / 'bench.db'}", "data_dir": str(tmp),
-    }, "<bench>", tmp)
+    settings = parse_settings(
+        {
+            "providers": {
+                "slow": {
+                    "protocol": "openai",
+                    "base_url": f"http://127.0.0.1:{port}/v1",
+                    "rate_limit_per_s": rate,
+                    "max_concurrency": in_flight,
+                    "timeout_s": 120.0,
+                }
+            },
+            "models": {
+                "m": {
+                    "tasks": ["text-to-image"],
+                    "providers": {"slow": {"model_id": "m", "price_usd": 0.0}},
+                }
+            },
+            "database_url": f"sqlite:///{tmp / 'bench.db'}",
+            "data_dir": str(tmp),
+        },
+        "<bench>",
+        tmp,
+    )
     settings = replace(settings, samples=jobs)
-    challenge = Challenge(slug="bench", title="bench", kind="text-to-image", prompt="a benchmark", category="x",
-                          path=tmp / "bench.toml")
+    challenge = Challenge(
+        slug="bench",
+        title="bench",
+        kind="text-to-image",
+        prompt="a benchmark",
+        category="x",
+        path=tmp / "bench.toml",
+    )
     cpu0 = cpu_s()
-    report = run_benchmark(settings, challenges=[challenge], transport=transport)
+    report = run_benchmark(
+        settings, challenges=[challenge], transport=transport, tuning=tuning.timed_run
+    )
     cpu = cpu_s() - cpu0
     attempts = store.read_attempts(store.open_engine(settings.database_url))
     ok = attempts[attempts["ok"]]
     overhead = ok["generation_ms"].to_numpy() - DELAY_S * 1000
     lag = np.array(report.outcome.loop_lag_ms)
     return {
-        "succeeded": int(len(ok)), "failed": int(len(attempts) - len(ok)),
+        "succeeded": int(len(ok)),
+        "failed": int(len(attempts) - len(ok)),
         "failures": report.outcome.failures,
         "overhead_p50_ms": float(np.percentile(overhead, 50)) if len(ok) else None,
         "overhead_p95_ms": float(np.percentile(overhead, 95)) if len(ok) else None,
@@ -123,7 +151,9 @@ async def reference(port: int, jobs: int, rate: float, in_flight: int) -> dict:
     slots = asyncio.Semaphore(in_flight)
     overheads: list[float] = []
     connector = aiohttp.TCPConnector(limit=in_flight + 4)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+    ) as session:
         start = time.perf_counter()
 
         async def one(i: int) -> None:
@@ -132,13 +162,17 @@ async def reference(port: int, jobs: int, rate: float, in_flight: int) -> dict:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 sent = time.perf_counter_ns()
-                async with session.post(url, data=payload, headers={"content-type": "application/json"}) as resp:
+                async with session.post(
+                    url, data=payload, headers={"content-type": "application/json"}
+                ) as resp:
                     await resp.read()
                 overheads.append((time.perf_counter_ns() - sent) / 1e6 - DELAY_S * 1000)
 
         await asyncio.gather(*(one(i) for i in range(jobs)))
-    return {"reference_overhead_p50_ms": float(np.percentile(overheads, 50)),
-            "reference_overhead_p95_ms": float(np.percentile(overheads, 95))}
+    return {
+        "reference_overhead_p50_ms": float(np.percentile(overheads, 50)),
+        "reference_overhead_p95_ms": float(np.percentile(overheads, 95)),
+    }
 
 
 def main() -> None:
@@ -163,11 +197,17 @@ def main() -> None:
     finally:
         server.terminate()
         server.join(5)
-    ratio = max(ours["overhead_p50_ms"] / max(ref["reference_overhead_p50_ms"], 1e-9),
-                ours["overhead_p95_ms"] / max(ref["reference_overhead_p95_ms"], 1e-9))
+    ratio = max(
+        ours["overhead_p50_ms"] / max(ref["reference_overhead_p50_ms"], 1e-9),
+        ours["overhead_p95_ms"] / max(ref["reference_overhead_p95_ms"], 1e-9),
+    )
     line = {
-        "bench": "harness", "transport": args.transport, "jobs": args.jobs, "rate_per_s": args.rate,
-        "max_in_flight": args.in_flight, "png_bytes": png_bytes,
+        "bench": "harness",
+        "transport": args.transport,
+        "jobs": args.jobs,
+        "rate_per_s": args.rate,
+        "max_in_flight": args.in_flight,
+        "png_bytes": png_bytes,
         **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in ours.items()},
         **{k: round(v, 2) for k, v in ref.items()},
         "ratio_to_reference": round(ratio, 2),

@@ -29,8 +29,8 @@ from scipy.special import expit, log_expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from arena import bradley_terry as bt  # noqa: E402
 from arena.ratings import RatingOptions, compute_board, tally_votes  # noqa: E402
+from arena.ratings import bradley_terry as bt  # noqa: E402
 
 REFERENCE_ROUNDS = 100
 

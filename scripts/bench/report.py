@@ -40,16 +40,23 @@ def synthetic_config(models: int, providers: int, directory: Path) -> dict:
         "data_dir": str(directory / "data"),
         "database_url": f"sqlite:///{directory / 'data' / 'arena.db'}",
         "challenges_dir": str(directory / "challenges"),
-        "providers": {f"provider-{p}": {"protocol": "openai", "base_url": f"http://127.0.0.1:9/p{p}"}
-                      for p in range(providers)},
+        "providers": {
+            f"provider-{p}": {"protocol": "openai", "base_url": f"http://127.0.0.1:9/p{p}"}
+            for p in range(providers)
+        },
         "models": {},
     }
     for m in range(models):
         config["models"][f"model-{m:03d}"] = {
             "tasks": ["text-to-image", "edit"],
             "baseline": m < 2,
-            "providers": {f"provider-{p}": {"model_id": f"m{m}", "price_usd": round(float(rng.uniform(0.003, 0.12)), 3)}
-                          for p in range(providers)},
+            "providers": {
+                f"provider-{p}": {
+                    "model_id": f"m{m}",
+                    "price_usd": round(float(rng.uniform(0.003, 0.12)), 3),
+                }
+                for p in range(providers)
+            },
         }
     return config
 
@@ -64,8 +71,13 @@ def write_challenges(directory: Path, count: int) -> list[tuple[str, str, str]]:
     for c in range(count):
         task = "edit" if c % 2 else "text-to-image"
         slug, category = f"challenge-{c:02d}", f"category-{c % 5}"
-        lines = [f'slug = "{slug}"', f'title = "Challenge {c}"', f'kind = "{task}"',
-                 f'prompt = "synthetic prompt number {c}"', f'category = "{category}"']
+        lines = [
+            f'slug = "{slug}"',
+            f'title = "Challenge {c}"',
+            f'kind = "{task}"',
+            f'prompt = "synthetic prompt number {c}"',
+            f'category = "{category}"',
+        ]
         if task == "edit":
             lines.append('source_images = ["images/source.png"]')
         (directory / f"{slug}.toml").write_text("\n".join(lines) + "\n")
@@ -73,14 +85,16 @@ def write_challenges(directory: Path, count: int) -> list[tuple[str, str, str]]:
     return challenges
 
 
-def build_store(directory: Path, models: int, providers: int, n_challenges: int, nights: int, n_votes: int):
+def build_store(
+    directory: Path, models: int, providers: int, n_challenges: int, nights: int, n_votes: int
+):
     """The synthetic store under `directory`; returns its Settings."""
     from PIL import Image
     from scipy.special import expit
 
     from arena import store
     from arena.config import parse_settings
-    from arena.tables import Attempt, Run, StoredImage, Vote
+    from arena.store.tables import Attempt, Run, StoredImage, Vote
 
     config = synthetic_config(models, providers, directory)
     challenges = write_challenges(directory / "challenges", n_challenges)
@@ -103,15 +117,35 @@ def build_store(directory: Path, models: int, providers: int, n_challenges: int,
             info = inspect_image(data)
             path = save_image(settings.images_dir, data, info)
             image_of[(slug, model)] = info.sha256
-            image_rows.append({"sha256": info.sha256, "path": str(path.relative_to(settings.data_dir)),
-                               "format": info.format, "width": info.width, "height": info.height,
-                               "size_bytes": info.size_bytes, "created_at": start})
+            image_rows.append(
+                {
+                    "sha256": info.sha256,
+                    "path": str(path.relative_to(settings.data_dir)),
+                    "format": info.format,
+                    "width": info.width,
+                    "height": info.height,
+                    "size_bytes": info.size_bytes,
+                    "created_at": start,
+                }
+            )
     with engine.begin() as conn:
         conn.execute(StoredImage.__table__.insert(), image_rows)
-        conn.execute(Run.__table__.insert(), [
-            {"id": f"night-{n:02d}", "created_at": start + timedelta(days=n), "finished_at": start + timedelta(days=n, hours=1),
-             "status": "completed", "config_source": "<synthetic>", "settings_json": store.settings_snapshot(settings),
-             "samples": 1, "jobs_total": models * providers * n_challenges} for n in range(nights)])
+        conn.execute(
+            Run.__table__.insert(),
+            [
+                {
+                    "id": f"night-{n:02d}",
+                    "created_at": start + timedelta(days=n),
+                    "finished_at": start + timedelta(days=n, hours=1),
+                    "status": "completed",
+                    "config_source": "<synthetic>",
+                    "settings_json": store.settings_snapshot(settings),
+                    "samples": 1,
+                    "jobs_total": models * providers * n_challenges,
+                }
+                for n in range(nights)
+            ],
+        )
 
     base_ms = rng.uniform(800, 9000, (models, providers))
     attempt_rows = []
@@ -122,16 +156,30 @@ def build_store(directory: Path, models: int, providers: int, n_challenges: int,
                 failed = rng.random(providers) < 0.04
                 for p, provider in enumerate(provider_names):
                     ok = not failed[p]
-                    attempt_rows.append({
-                        "run_id": f"night-{n:02d}", "attempt": 1, "warmup": False, "challenge": slug, "task": task,
-                        "category": category, "model": model, "provider": provider,
-                        "started_at": start + timedelta(days=n, seconds=c * 60 + m),
-                        "ok": ok, "failure_class": None if ok else FAILURES[(m + p + n) % len(FAILURES)],
-                        "status_code": 200 if ok else 500, "generation_ms": float(times[p]) if ok else None,
-                        "ttfb_ms": float(times[p] * 0.9) if ok else None, "download_ms": 40.0 if ok else None,
-                        "cost_usd": 0.02 if ok else 0.0, "image_sha256": image_of[(slug, model)] if ok else None,
-                        "width": 48 if ok else None, "height": 48 if ok else None, "format": "PNG" if ok else None,
-                    })
+                    attempt_rows.append(
+                        {
+                            "run_id": f"night-{n:02d}",
+                            "attempt": 1,
+                            "warmup": False,
+                            "challenge": slug,
+                            "task": task,
+                            "category": category,
+                            "model": model,
+                            "provider": provider,
+                            "started_at": start + timedelta(days=n, seconds=c * 60 + m),
+                            "ok": ok,
+                            "failure_class": None if ok else FAILURES[(m + p + n) % len(FAILURES)],
+                            "status_code": 200 if ok else 500,
+                            "generation_ms": float(times[p]) if ok else None,
+                            "ttfb_ms": float(times[p] * 0.9) if ok else None,
+                            "download_ms": 40.0 if ok else None,
+                            "cost_usd": 0.02 if ok else 0.0,
+                            "image_sha256": image_of[(slug, model)] if ok else None,
+                            "width": 48 if ok else None,
+                            "height": 48 if ok else None,
+                            "format": "PNG" if ok else None,
+                        }
+                    )
         if len(attempt_rows) >= 100_000 or n == nights - 1:
             with engine.begin() as conn:
                 conn.execute(Attempt.__table__.insert(), attempt_rows)
@@ -146,16 +194,28 @@ def build_store(directory: Path, models: int, providers: int, n_challenges: int,
         which = rng.integers(0, n_challenges, size)
         wins = rng.random(size) < expit(strengths[left] - strengths[right])
         draw = rng.random(size)
-        outcome = np.where(draw < 0.2, "tie", np.where(draw < 0.27, "both_bad", np.where(wins, "left", "right")))
+        outcome = np.where(
+            draw < 0.2, "tie", np.where(draw < 0.27, "both_bad", np.where(wins, "left", "right"))
+        )
         seconds = rng.integers(0, nights * 86400, size)
-        rows = [{
-            "battle_id": f"b{first + k:08d}", "created_at": start + timedelta(seconds=int(seconds[k])),
-            "challenge": challenges[which[k]][0], "task": challenges[which[k]][1], "category": challenges[which[k]][2],
-            "model_left": model_names[left[k]], "model_right": model_names[right[k]],
-            "provider_left": provider_names[k % providers], "provider_right": provider_names[(k + 1) % providers],
-            "outcome": str(outcome[k]), "voter": f"v{k % 5000:05d}", "ip_hash": f"ip{k % 4000:05d}",
-            "flagged": bool(k % 500 == 0),
-        } for k in range(size)]
+        rows = [
+            {
+                "battle_id": f"b{first + k:08d}",
+                "created_at": start + timedelta(seconds=int(seconds[k])),
+                "challenge": challenges[which[k]][0],
+                "task": challenges[which[k]][1],
+                "category": challenges[which[k]][2],
+                "model_left": model_names[left[k]],
+                "model_right": model_names[right[k]],
+                "provider_left": provider_names[k % providers],
+                "provider_right": provider_names[(k + 1) % providers],
+                "outcome": str(outcome[k]),
+                "voter": f"v{k % 5000:05d}",
+                "ip_hash": f"ip{k % 4000:05d}",
+                "flagged": bool(k % 500 == 0),
+            }
+            for k in range(size)
+        ]
         with engine.begin() as conn:
             conn.execute(Vote.__table__.insert(), rows)
     engine.dispose()
@@ -188,8 +248,15 @@ def build_once(settings, out_dir: Path, queue) -> None:
     # The build forks one worker for the vote half: count both peaks (an upper bound on the total).
     self_mb = _own_peak_mb()
     worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    queue.put({"build_s": round(elapsed, 2), "peak_rss_mb": round(self_mb + worker_mb, 1), "pages": result.pages,
-               "main_rss_mb": round(self_mb, 1), "worker_rss_mb": round(worker_mb, 1)})
+    queue.put(
+        {
+            "build_s": round(elapsed, 2),
+            "peak_rss_mb": round(self_mb + worker_mb, 1),
+            "pages": result.pages,
+            "main_rss_mb": round(self_mb, 1),
+            "worker_rss_mb": round(worker_mb, 1),
+        }
+    )
 
 
 def main() -> int:
@@ -204,7 +271,9 @@ def main() -> int:
     directory = args.keep or Path(tempfile.mkdtemp(prefix="arena-bench-report-"))
     try:
         started = time.perf_counter()
-        settings = build_store(directory, args.models, args.providers, args.challenges, args.nights, args.votes)
+        settings = build_store(
+            directory, args.models, args.providers, args.challenges, args.nights, args.votes
+        )
         setup_s = time.perf_counter() - started
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
@@ -212,11 +281,17 @@ def main() -> int:
         child.start()
         result = queue.get()
         child.join()
-        result.update({
-            "models": args.models, "providers": args.providers, "challenges": args.challenges,
-            "nights": args.nights, "attempts": args.models * args.providers * args.challenges * args.nights,
-            "votes": args.votes, "store_setup_s": round(setup_s, 1),
-        })
+        result.update(
+            {
+                "models": args.models,
+                "providers": args.providers,
+                "challenges": args.challenges,
+                "nights": args.nights,
+                "attempts": args.models * args.providers * args.challenges * args.nights,
+                "votes": args.votes,
+                "store_setup_s": round(setup_s, 1),
+            }
+        )
         print(json.dumps(result))
     finally:
         if args.keep is None:

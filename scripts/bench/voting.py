@@ -43,27 +43,46 @@ import sqlalchemy as sa  # noqa: E402
 
 CONCURRENCY = 64
 CLIENT_PROCESSES = 2
-OPEN_LOOP_WARMUP_S = 1.0  # the open loop's first second is run but not counted (new sessions, first statements)
-SESSION_VOTES = (10, 80)  # a voter's votes before it leaves, uniform (the demo's pool runs out at ~80)
+OPEN_LOOP_WARMUP_S = (
+    1.0  # the open loop's first second is run but not counted (new sessions, first statements)
+)
+SESSION_VOTES = (
+    10,
+    80,
+)  # a voter's votes before it leaves, uniform (the demo's pool runs out at ~80)
 
 
 def make_store(data_dir: Path, database_url: str) -> None:
+    from arena.app.runs import run_benchmark
     from arena.config import demo_settings
     from arena.providers import known_protocols
-    from arena.runs import run_benchmark
 
-    settings = replace(demo_settings(known_protocols()), data_dir=data_dir, database_url=database_url, samples=3)
+    settings = replace(
+        demo_settings(known_protocols()), data_dir=data_dir, database_url=database_url, samples=3
+    )
     run_benchmark(settings)
 
 
 def serve(data_dir: Path, database_url: str, workers: int, port: int) -> subprocess.Popen:
-    env = {**os.environ, "ARENA_DATA_DIR": str(data_dir), "ARENA_DATABASE_URL": database_url,
-           "ARENA_WEB_IP_PER_MIN": "0", "ARENA_WEB_SESSION_PER_MIN": "0"}
+    env = {
+        **os.environ,
+        "ARENA_DATA_DIR": str(data_dir),
+        "ARENA_DATABASE_URL": database_url,
+        "ARENA_WEB_IP_PER_MIN": "0",
+        "ARENA_WEB_SESSION_PER_MIN": "0",
+    }
     env.pop("ARENA_CONFIG", None)
     arena = str(Path(sys.executable).with_name("arena"))
-    with open(data_dir.parent / "serve.log", "wb") as log:  # a file, not a pipe nobody reads during the load
-        proc = subprocess.Popen([arena, "serve", "--port", str(port), "--workers", str(workers)], env=env,
-                                cwd=data_dir.parent, stdout=subprocess.DEVNULL, stderr=log)
+    with open(
+        data_dir.parent / "serve.log", "wb"
+    ) as log:  # a file, not a pipe nobody reads during the load
+        proc = subprocess.Popen(
+            [arena, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            cwd=data_dir.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     import urllib.request
 
     deadline = time.monotonic() + 60
@@ -127,8 +146,12 @@ class _Connection(asyncio.Protocol):
         self.transport.close()
 
 
-def _head(method: str, path: str, host: str, extra: bytes = b"", length: int | None = None) -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: arena-bench\r\n".encode() + extra
+def _head(
+    method: str, path: str, host: str, extra: bytes = b"", length: int | None = None
+) -> bytes:
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: arena-bench\r\n".encode() + extra
+    )
     if length is not None:
         head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % length
     return head + b"\r\n"
@@ -141,7 +164,12 @@ class _Voter:
 
     def __init__(self, base: str, rng: random.Random) -> None:
         parts = urlsplit(base)
-        self.base, self.host, self.port, self.netloc = base, parts.hostname, parts.port, parts.netloc
+        self.base, self.host, self.port, self.netloc = (
+            base,
+            parts.hostname,
+            parts.port,
+            parts.netloc,
+        )
         self.conn, self.rng, self.votes_left = None, rng, 0
 
     async def start(self) -> None:
@@ -149,8 +177,11 @@ class _Voter:
         self.conn = await _Connection.open(self.host, self.port)
         _, body = await self.conn.request(_head("GET", "/api/session", self.netloc))
         token = orjson.loads(body)["csrf_token"]
-        self.auth = b"Origin: %s\r\nX-CSRF-Token: %s\r\nCookie: %s\r\n" % (self.base.encode(), token.encode(),
-                                                                         self.conn.cookie)
+        self.auth = b"Origin: %s\r\nX-CSRF-Token: %s\r\nCookie: %s\r\n" % (
+            self.base.encode(),
+            token.encode(),
+            self.conn.cookie,
+        )
         self.battle_head = _head("POST", "/api/battles", self.netloc, self.auth, 0)
 
     async def cycle(self) -> int:
@@ -166,7 +197,9 @@ class _Voter:
         if status != 200:
             return status
         vote = orjson.dumps({"battle_id": orjson.loads(body)["battle_id"], "choice": "a"})
-        status, _ = await self.conn.request(_head("POST", "/api/votes", self.netloc, self.auth, len(vote)), vote)
+        status, _ = await self.conn.request(
+            _head("POST", "/api/votes", self.netloc, self.auth, len(vote)), vote
+        )
         self.votes_left -= 1
         return status
 
@@ -235,14 +268,20 @@ async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: fl
     await asyncio.gather(*tasks)
     while not free.empty():
         free.get_nowait().close()
-    return {"latencies": latencies, "errors": errors, "seconds": time.perf_counter() - measured_from}
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "seconds": time.perf_counter() - measured_from,
+    }
 
 
 async def _reference(base: str, seconds: float, concurrency: int, rate_per_s: float, ready) -> dict:
     parts = urlsplit(base)
     head = _head("GET", "/api/health", parts.netloc)
     count = 0
-    conns = await asyncio.gather(*(_Connection.open(parts.hostname, parts.port) for _ in range(concurrency)))
+    conns = await asyncio.gather(
+        *(_Connection.open(parts.hostname, parts.port) for _ in range(concurrency))
+    )
     await ready()
     stop_at = time.perf_counter() + seconds
 
@@ -257,8 +296,9 @@ async def _reference(base: str, seconds: float, concurrency: int, rate_per_s: fl
     return {"count": count}
 
 
-def _client_process(kind: str, base: str, seconds: float, concurrency: int, rate_per_s: float, barrier,
-                    queue) -> None:
+def _client_process(
+    kind: str, base: str, seconds: float, concurrency: int, rate_per_s: float, barrier, queue
+) -> None:
     import uvloop
 
     run = {"cycles": _cycles, "open": _open_loop, "reference": _reference}[kind]
@@ -281,9 +321,21 @@ def load(kind: str, base: str, seconds: float, rate_per_s: float = 0.0) -> list[
     the open loop, rate_per_s cycles a second in all."""
     ctx = multiprocessing.get_context("spawn")
     queue, barrier = ctx.Queue(), ctx.Barrier(CLIENT_PROCESSES)
-    procs = [ctx.Process(target=_client_process, args=(kind, base, seconds, CONCURRENCY // CLIENT_PROCESSES,
-                                                       rate_per_s / CLIENT_PROCESSES, barrier, queue))
-             for _ in range(CLIENT_PROCESSES)]
+    procs = [
+        ctx.Process(
+            target=_client_process,
+            args=(
+                kind,
+                base,
+                seconds,
+                CONCURRENCY // CLIENT_PROCESSES,
+                rate_per_s / CLIENT_PROCESSES,
+                barrier,
+                queue,
+            ),
+        )
+        for _ in range(CLIENT_PROCESSES)
+    ]
     for proc in procs:
         proc.start()
     results = [queue.get() for _ in procs]
@@ -306,7 +358,9 @@ def first_page_kb(base: str) -> float:
         conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
         reply = conn.getresponse()
         body = reply.read()
-        head = f"HTTP/1.1 {reply.status} {reply.reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in reply.getheaders())
+        head = f"HTTP/1.1 {reply.status} {reply.reason}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in reply.getheaders()
+        )
         total += len(head) + 2 + len(body)
         if reply.getheader("set-cookie"):
             cookie = reply.getheader("set-cookie").split(";")[0]
@@ -333,7 +387,9 @@ def _percentile_ms(latencies: list[float], q: float) -> float:
     return round(latencies[int(q * (len(latencies) - 1))] * 1000, 2) if latencies else float("nan")
 
 
-def bench(backend: str, database_url: str, seconds: float, rate_per_s: float, workers: int, workdir: Path) -> dict:
+def bench(
+    backend: str, database_url: str, seconds: float, rate_per_s: float, workers: int, workdir: Path
+) -> dict:
     data_dir = workdir / backend / "data"
     make_store(data_dir, database_url)
     from socket import socket
@@ -367,14 +423,20 @@ def bench(backend: str, database_url: str, seconds: float, rate_per_s: float, wo
         "cycles_per_s": round(cycles_per_s, 1),  # capacity: the closed loop's throughput
         "rate_per_s": rate_per_s,
         "rate_done_per_s": round(len(at_rate_latencies) / max(r["seconds"] for r in at_rate), 1),
-        "p50_ms": _percentile_ms(at_rate_latencies, 0.5),  # open loop at rate_per_s, from the scheduled start
+        "p50_ms": _percentile_ms(
+            at_rate_latencies, 0.5
+        ),  # open loop at rate_per_s, from the scheduled start
         "p99_ms": _percentile_ms(at_rate_latencies, 0.99),
-        "capacity_p50_ms": _percentile_ms(capacity_latencies, 0.5),  # closed loop, CONCURRENCY voters
+        "capacity_p50_ms": _percentile_ms(
+            capacity_latencies, 0.5
+        ),  # closed loop, CONCURRENCY voters
         "capacity_p99_ms": _percentile_ms(capacity_latencies, 0.99),
         "reference_rps": round(reference_rps, 1),
         "ratio": round(cycles_per_s / reference_rps, 3),
         "first_page_kb": round(page_kb, 1),
-        "client_cpu_pct": round(100 * sum(r["cpu_s"] for r in capacity) / seconds, 1),  # of one core, closed loop
+        "client_cpu_pct": round(
+            100 * sum(r["cpu_s"] for r in capacity) / seconds, 1
+        ),  # of one core, closed loop
         "errors": len(errors),
         # CPU time the hypervisor gave to other machines during the open loop, in % of one core: a
         # noisy neighbour shows here, and in the tail latency, rather than in our code
@@ -387,23 +449,44 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
-    parser.add_argument("--rate", type=float, default=1000.0, help="cycles a second of the open loop (default 1000)")
-    parser.add_argument("--workers", type=int, default=2, help="server processes on PostgreSQL (SQLite: 1)")
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="cycles a second of the open loop (default 1000)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server processes on PostgreSQL (SQLite: 1)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="arena-bench-voting-") as tmp:
         workdir = Path(tmp)
         if args.only in (None, "sqlite"):
-            print(json.dumps(bench("sqlite", f"sqlite:///{workdir / 'sqlite' / 'data' / 'arena.db'}", args.seconds,
-                                   args.rate, 1, workdir)),
-                  flush=True)
+            print(
+                json.dumps(
+                    bench(
+                        "sqlite",
+                        f"sqlite:///{workdir / 'sqlite' / 'data' / 'arena.db'}",
+                        args.seconds,
+                        args.rate,
+                        1,
+                        workdir,
+                    )
+                ),
+                flush=True,
+            )
         if args.only in (None, "postgresql"):
             schema = f"bench_voting_{secrets.token_hex(4)}"
-            admin = sa.create_engine(args.postgres.replace("postgresql://", "postgresql+psycopg://", 1))
+            admin = sa.create_engine(
+                args.postgres.replace("postgresql://", "postgresql+psycopg://", 1)
+            )
             with admin.begin() as conn:
                 conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
             try:
                 url = f"{args.postgres}?options=-csearch_path%3D{schema}"
-                print(json.dumps(bench("postgresql", url, args.seconds, args.rate, args.workers, workdir)), flush=True)
+                print(
+                    json.dumps(
+                        bench("postgresql", url, args.seconds, args.rate, args.workers, workdir)
+                    ),
+                    flush=True,
+                )
             finally:
                 with admin.begin() as conn:
                     conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))

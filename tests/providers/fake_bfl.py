@@ -31,11 +31,25 @@ class FakeBFL(FakeProvider):
         if self.mode == "no_credits":
             return JSONResponse({"detail": "Insufficient credits"}, status_code=402)
         if self.mode == "invalid_input":
-            return JSONResponse({"detail": [{"loc": ["body", "width"], "msg": "Input should be a multiple of 16",
-                                             "type": "value_error"}]}, status_code=422)
+            return JSONResponse(
+                {
+                    "detail": [
+                        {
+                            "loc": ["body", "width"],
+                            "msg": "Input should be a multiple of 16",
+                            "type": "value_error",
+                        }
+                    ]
+                },
+                status_code=422,
+            )
         rid = f"bfl-{next(self.ids)}"
         self.jobs[rid] = {"polls": 0}
-        return JSONResponse(recorded("bfl_submit.json", id=rid, polling_url=f"{self.base}/eu2/v1/get_result?id={rid}"))
+        return JSONResponse(
+            recorded(
+                "bfl_submit.json", id=rid, polling_url=f"{self.base}/eu2/v1/get_result?id={rid}"
+            )
+        )
 
     async def get_result(self, request: Request) -> Response:
         await self.record(request)
@@ -46,9 +60,16 @@ class FakeBFL(FakeProvider):
         if job is None or self.mode == "task_not_found":
             return JSONResponse({"id": rid, "status": "Task not found", "result": None})
         job["polls"] += 1
-        queue_polls, progress_polls = self.options.get("queue_polls", 2), self.options.get("progress_polls", 2)
-        terminal = {"request_moderated": "Request Moderated", "content_moderated": "Content Moderated",
-                    "error": "Error", "unknown_status": "Exploded"}
+        queue_polls, progress_polls = (
+            self.options.get("queue_polls", 2),
+            self.options.get("progress_polls", 2),
+        )
+        terminal = {
+            "request_moderated": "Request Moderated",
+            "content_moderated": "Content Moderated",
+            "error": "Error",
+            "unknown_status": "Exploded",
+        }
         if self.mode in terminal and job["polls"] > queue_polls:
             return JSONResponse(recorded("bfl_moderated.json", id=rid, status=terminal[self.mode]))
         if self.mode == "stuck" or job["polls"] <= queue_polls + progress_polls:

@@ -36,8 +36,18 @@ class FakeFal(FakeProvider):
         if failure is not None:
             return failure
         if self.mode == "invalid_input":
-            return JSONResponse({"detail": [{"loc": ["body", "num_images"], "msg": "must be <= 4",
-                                             "type": "less_than_equal"}]}, status_code=422)
+            return JSONResponse(
+                {
+                    "detail": [
+                        {
+                            "loc": ["body", "num_images"],
+                            "msg": "must be <= 4",
+                            "type": "less_than_equal",
+                        }
+                    ]
+                },
+                status_code=422,
+            )
         endpoint = request.path_params["endpoint"]
         root = "/".join(endpoint.split("/")[:2])
         rid = f"req-{next(self.ids)}"
@@ -77,8 +87,15 @@ class FakeFal(FakeProvider):
         if state == "IN_PROGRESS":
             return JSONResponse({"status": state, "logs": []}, status_code=202)
         error = "Runner disconnected" if self.mode == "runner_error" else None
-        return JSONResponse({"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 0.0125},
-                             "error": error, "error_type": "runner_disconnected" if error else None})
+        return JSONResponse(
+            {
+                "status": "COMPLETED",
+                "logs": [],
+                "metrics": {"inference_time": 0.0125},
+                "error": error,
+                "error_type": "runner_disconnected" if error else None,
+            }
+        )
 
     async def result(self, request: Request) -> Response:
         await self.record(request)
@@ -90,8 +107,11 @@ class FakeFal(FakeProvider):
         if self.mode == "refused":
             return JSONResponse(recorded("fal_content_policy.json"), status_code=422)
         if self.mode == "runner_error":
-            return JSONResponse({"detail": "Runner disconnected", "error_type": "runner_disconnected"},
-                                status_code=500, headers={"X-Fal-Error-Type": "runner_disconnected"})
+            return JSONResponse(
+                {"detail": "Runner disconnected", "error_type": "runner_disconnected"},
+                status_code=500,
+                headers={"X-Fal-Error-Type": "runner_disconnected"},
+            )
         if self.mode == "result_malformed":
             return Response('{"images": [', media_type="application/json")
         reply = recorded("fal_result.json", url=self.file_url("fal-out.png"))

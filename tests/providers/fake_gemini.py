@@ -21,14 +21,18 @@ class FakeGemini(FakeProvider):
         return [Route("/v1beta/models/{target}", self.generate, methods=["POST"])]
 
     def no_image(self, finish: str, parts: list) -> JSONResponse:
-        return JSONResponse(recorded("gemini_no_image.json", finish=finish, parts=json.dumps(parts)))
+        return JSONResponse(
+            recorded("gemini_no_image.json", finish=finish, parts=json.dumps(parts))
+        )
 
     async def generate(self, request: Request) -> Response:
         await self.record(request)
         model, _, method = request.path_params["target"].partition(":")
         if method != "generateContent":
-            return JSONResponse({"error": {"code": 404, "message": "method not found", "status": "NOT_FOUND"}},
-                                status_code=404)
+            return JSONResponse(
+                {"error": {"code": 404, "message": "method not found", "status": "NOT_FOUND"}},
+                status_code=404,
+            )
         failure = await self.common_failure(request)
         if failure is not None:
             return failure
@@ -44,6 +48,9 @@ class FakeGemini(FakeProvider):
             return self.no_image("NO_IMAGE", [])
         reply = recorded("gemini_image.json", b64=b64(RESULT_PNG))
         if self.mode == "thinking":
-            draft = {"inlineData": {"mimeType": "image/png", "data": b64(DRAFT_PNG)}, "thought": True}
+            draft = {
+                "inlineData": {"mimeType": "image/png", "data": b64(DRAFT_PNG)},
+                "thought": True,
+            }
             reply["candidates"][0]["content"]["parts"].insert(0, draft)
         return JSONResponse(reply)

@@ -11,7 +11,9 @@ from starlette.routing import Route
 
 from .loopback import RESULT_PNG, FakeProvider, b64, recorded
 
-SENSITIVE = "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
+SENSITIVE = (
+    "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
+)
 
 
 class FakeReplicate(FakeProvider):
@@ -30,10 +32,16 @@ class FakeReplicate(FakeProvider):
 
     def finish(self, prediction: dict) -> dict:
         """The terminal state this test's mode asks for."""
-        prediction.update(started_at="2026-08-20T10:00:00.250000Z", completed_at="2026-08-20T10:00:02.000000Z",
-                          metrics={"predict_time": 1.5, "total_time": 2.0})
-        outcomes = {"failed_sensitive": ("failed", SENSITIVE), "failed": ("failed", "CUDA out of memory"),
-                    "canceled": ("canceled", None)}
+        prediction.update(
+            started_at="2026-08-20T10:00:00.250000Z",
+            completed_at="2026-08-20T10:00:02.000000Z",
+            metrics={"predict_time": 1.5, "total_time": 2.0},
+        )
+        outcomes = {
+            "failed_sensitive": ("failed", SENSITIVE),
+            "failed": ("failed", "CUDA out of memory"),
+            "canceled": ("canceled", None),
+        }
         if self.mode in outcomes:
             prediction["status"], prediction["error"] = outcomes[self.mode]
             return prediction
@@ -54,16 +62,26 @@ class FakeReplicate(FakeProvider):
         if failure is not None:
             return failure
         if self.mode == "throttled":
-            return JSONResponse(recorded("replicate_throttled.json"), status_code=429, headers={"Retry-After": "1"})
+            return JSONResponse(
+                recorded("replicate_throttled.json"), status_code=429, headers={"Retry-After": "1"}
+            )
         if self.mode == "invalid_input":
-            return JSONResponse({"type": "https://replicate.com/docs/errors", "title": "Input validation failed",
-                                 "status": 422, "detail": "- input.aspect_ratio: must be one of 1:1, 16:9"},
-                                status_code=422)
+            return JSONResponse(
+                {
+                    "type": "https://replicate.com/docs/errors",
+                    "title": "Input validation failed",
+                    "status": 422,
+                    "detail": "- input.aspect_ratio: must be one of 1:1, 16:9",
+                },
+                status_code=422,
+            )
         pid = f"pred{next(self.ids)}"
         self.jobs[pid] = {"polls": 0}
         if not self.options.get("poll") and self.mode != "stuck":
             return JSONResponse(self.finish(self.prediction(pid, "starting")), status_code=201)
-        await asyncio.sleep(self.options.get("hold_s", 0.03))  # Prefer: wait ran out before the model did
+        await asyncio.sleep(
+            self.options.get("hold_s", 0.03)
+        )  # Prefer: wait ran out before the model did
         return JSONResponse(self.prediction(pid, "starting"), status_code=201)
 
     async def get(self, request: Request) -> Response:
@@ -75,7 +93,10 @@ class FakeReplicate(FakeProvider):
             return JSONResponse({"detail": "Not found.", "status": 404}, status_code=404)
         job["polls"] += 1
         pid = request.path_params["pid"]
-        queue_polls, progress_polls = self.options.get("queue_polls", 2), self.options.get("progress_polls", 2)
+        queue_polls, progress_polls = (
+            self.options.get("queue_polls", 2),
+            self.options.get("progress_polls", 2),
+        )
         if job["polls"] <= queue_polls:
             return JSONResponse(self.prediction(pid, "starting"))
         if self.mode == "stuck" or job["polls"] <= queue_polls + progress_polls:

@@ -24,9 +24,13 @@ class FakeXAI(FakeProvider):
         if not isinstance(body, dict):
             return JSONResponse({"code": "400", "error": "Edits take JSON only"}, status_code=400)
         if "size" in body:  # what the real API answers (open-webui#23611)
-            return JSONResponse({"code": "400", "error": "Argument not supported: size"}, status_code=400)
+            return JSONResponse(
+                {"code": "400", "error": "Argument not supported: size"}, status_code=400
+            )
         if "image" in body and "images" in body:
-            return JSONResponse({"code": "400", "error": "image and images are mutually exclusive"}, status_code=400)
+            return JSONResponse(
+                {"code": "400", "error": "image and images are mutually exclusive"}, status_code=400
+            )
         if self.mode == "moderated":
             return JSONResponse(recorded("xai_moderated.json"))
         if self.mode == "empty":
@@ -34,8 +38,10 @@ class FakeXAI(FakeProvider):
         if self.mode == "input_blocked":
             return JSONResponse({"data": [], "block_reason": "input image flagged"})
         if self.mode == "forbidden_safety":
-            return JSONResponse({"code": "403", "error": "Generated image rejected by content moderation."},
-                                status_code=403)
+            return JSONResponse(
+                {"code": "403", "error": "Generated image rejected by content moderation."},
+                status_code=403,
+            )
         reply = recorded("xai_image.json", url=self.file_url("xai-out.png"))
         if self.mode == "b64":
             # grok-2-image sent base64 with a data: prefix (vercel/ai xai-image-model.ts)

@@ -33,7 +33,9 @@ from arena.providers.local import free_port
 
 KEY = "sk-test-0123456789abcdef"  # what the fakes expect; tests assert it never leaks into errors
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "providers"
-HANG_S = 1.0  # a "hanging" reply outlasts every test timeout (<= 0.4 s), then lets the server shut down
+HANG_S = (
+    1.0  # a "hanging" reply outlasts every test timeout (<= 0.4 s), then lets the server shut down
+)
 
 
 def make_png(width: int = 64, height: int = 48, colour: tuple = (200, 60, 30)) -> bytes:
@@ -75,9 +77,20 @@ class TruncatedResponse(Response):
         super().__init__()
 
     async def __call__(self, scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4000")]})
-        await send({"type": "http.response.body", "body": b'{"data": [{"b64_json": "iVBO', "more_body": False})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4000")],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b'{"data": [{"b64_json": "iVBO',
+                "more_body": False,
+            }
+        )
 
 
 class FakeProvider:
@@ -111,7 +124,11 @@ class FakeProvider:
             payload = json.loads(raw) if raw else None
         except ValueError:
             payload = raw
-        self.calls.append(Call(request.method, request.url.path, request.url.query, dict(request.headers), payload))
+        self.calls.append(
+            Call(
+                request.method, request.url.path, request.url.query, dict(request.headers), payload
+            )
+        )
         return payload
 
     def calls_to(self, method: str, contains: str = "") -> list[Call]:
@@ -121,13 +138,19 @@ class FakeProvider:
         await self.record(request)
         if self.mode == "expired":
             status = self.options.get("file_status", 404)
-            return Response("<Error><Code>AuthenticationFailed</Code></Error>", status_code=status,
-                            media_type="application/xml")
+            return Response(
+                "<Error><Code>AuthenticationFailed</Code></Error>",
+                status_code=status,
+                media_type="application/xml",
+            )
         return Response(RESULT_PNG, media_type="image/png")
 
     def unauthorized(self, request: Request) -> Response | None:
         if request.headers.get(self.auth_header) != self.auth_value:
-            return JSONResponse({"error": {"message": "missing or wrong key", "code": "unauthorized"}}, status_code=401)
+            return JSONResponse(
+                {"error": {"message": "missing or wrong key", "code": "unauthorized"}},
+                status_code=401,
+            )
         return None
 
     async def common_failure(self, request: Request) -> Response | None:
@@ -135,12 +158,19 @@ class FakeProvider:
         if self.mode == "echo_key":
             # Some providers quote the key they rejected; the adapter must not pass it on.
             text = f"Incorrect API key provided: {request.headers.get(self.auth_header, '')}"
-            return JSONResponse({"error": {"message": text, "code": "invalid_api_key"}}, status_code=401)
+            return JSONResponse(
+                {"error": {"message": text, "code": "invalid_api_key"}}, status_code=401
+            )
         if self.mode == "rate_limited":
-            return JSONResponse({"error": {"message": "Too many requests", "code": "rate_limit_exceeded"}},
-                                status_code=429, headers={"Retry-After": str(self.options.get("retry_after", 7))})
+            return JSONResponse(
+                {"error": {"message": "Too many requests", "code": "rate_limit_exceeded"}},
+                status_code=429,
+                headers={"Retry-After": str(self.options.get("retry_after", 7))},
+            )
         if self.mode == "server_error":
-            return JSONResponse({"error": {"message": "internal error", "code": "internal"}}, status_code=503)
+            return JSONResponse(
+                {"error": {"message": "internal error", "code": "internal"}}, status_code=503
+            )
         if self.mode == "malformed":
             return Response("{'data': [oops", media_type="application/json")
         if self.mode == "truncated":
@@ -158,10 +188,19 @@ class Loopback:
         self.fake = fake
         port = free_port()
         fake.base = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="critical",
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            fake.app(),
+            host="127.0.0.1",
+            port=port,
+            log_level="critical",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"fake-{type(fake).__name__}", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, name=f"fake-{type(fake).__name__}", daemon=True
+        )
 
     def __enter__(self) -> FakeProvider:
         self.thread.start()
@@ -191,11 +230,26 @@ class Outcome:
         return self.error.failure_class if self.error else None
 
 
-def call(adapter_class, base_url: str, request: ImageRequest, *, protocol: str, timeout_s: float = 3.0,
-         poll_interval_s: float = 0.02, transport: str = "aiohttp", key: str = KEY) -> Outcome:
+def call(
+    adapter_class,
+    base_url: str,
+    request: ImageRequest,
+    *,
+    protocol: str,
+    timeout_s: float = 3.0,
+    poll_interval_s: float = 0.02,
+    transport: str = "aiohttp",
+    key: str = KEY,
+) -> Outcome:
     """Run adapter.generate the way the harness does: inside asyncio.timeout, failures classified."""
-    provider = ProviderConfig(name=f"test-{protocol}", protocol=protocol, base_url=base_url, api_key_env="TEST_KEY",
-                              timeout_s=timeout_s, poll_interval_s=poll_interval_s)
+    provider = ProviderConfig(
+        name=f"test-{protocol}",
+        protocol=protocol,
+        base_url=base_url,
+        api_key_env="TEST_KEY",
+        timeout_s=timeout_s,
+        poll_interval_s=poll_interval_s,
+    )
 
     async def run() -> Outcome:
         client = make_client(provider, transport)
@@ -209,8 +263,12 @@ def call(adapter_class, base_url: str, request: ImageRequest, *, protocol: str, 
         except ProviderError as exc:
             return Outcome(None, exc, watch, time.monotonic() - started)
         except TimeoutError:
-            return Outcome(None, ProviderError("timeout", f"no result within {timeout_s} s"), watch,
-                           time.monotonic() - started)
+            return Outcome(
+                None,
+                ProviderError("timeout", f"no result within {timeout_s} s"),
+                watch,
+                time.monotonic() - started,
+            )
         except Exception as exc:  # what the harness does with anything else
             return Outcome(None, classify_exception(exc), watch, time.monotonic() - started)
         finally:
@@ -220,11 +278,15 @@ def call(adapter_class, base_url: str, request: ImageRequest, *, protocol: str, 
 
 
 def text_request(model_id: str, **fields) -> ImageRequest:
-    return ImageRequest(task="text-to-image", prompt="a red fox in snow", model_id=model_id, **fields)
+    return ImageRequest(
+        task="text-to-image", prompt="a red fox in snow", model_id=model_id, **fields
+    )
 
 
 def edit_request(model_id: str, images=(SOURCE_A,), **fields) -> ImageRequest:
-    return ImageRequest(task="edit", prompt="make it night", model_id=model_id, images=tuple(images), **fields)
+    return ImageRequest(
+        task="edit", prompt="make it night", model_id=model_id, images=tuple(images), **fields
+    )
 
 
 def assert_sync_timing(outcome: Outcome) -> None:
@@ -236,15 +298,22 @@ def assert_sync_timing(outcome: Outcome) -> None:
     assert 0 < watch.ms("done") <= outcome.elapsed_s * 1000 + 1
 
 
-def assert_queue_timing(outcome: Outcome, interval_s: float, queue_polls: int, progress_polls: int) -> None:
+def assert_queue_timing(
+    outcome: Outcome, interval_s: float, queue_polls: int, progress_polls: int
+) -> None:
     """Marks of a queued protocol, and queue/processing times at least as long as the polls we made."""
     watch, reply = outcome.watch, outcome.reply
     marks = watch.marks_ns
-    assert watch.sent_ns <= marks["submit_ack"] < marks["started"] < marks["completed"] <= marks["ttfb"]
+    assert (
+        watch.sent_ns
+        <= marks["submit_ack"]
+        < marks["started"]
+        < marks["completed"]
+        <= marks["ttfb"]
+    )
     assert marks["ttfb"] <= marks["download_start"] <= marks["done"]
     # Each status poll is preceded by one interval of sleep: IN_QUEUE was seen queue_polls times.
     assert reply.queue_ms >= queue_polls * interval_s * 1000
     assert reply.processing_ms >= progress_polls * interval_s * 1000
     assert reply.queue_ms == pytest.approx(watch.ms("started", since="submit_ack"), rel=1e-6)
     assert reply.processing_ms == pytest.approx(watch.ms("completed", since="started"), rel=1e-6)
-

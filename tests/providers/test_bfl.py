@@ -45,11 +45,14 @@ def test_success_polls_the_returned_url_with_the_key_and_downloads_the_sample(bf
     assert_queue_timing(outcome, INTERVAL_S, queue_polls=2, progress_polls=2)
 
 
-@pytest.mark.parametrize(("fields", "width", "height"), [
-    ({"aspect_ratio": "16:9", "resolution": "2K"}, 2736, 1536),
-    ({"size": "1024x768"}, 1024, 768),
-    ({"aspect_ratio": "1:1"}, 1024, 1024),
-])
+@pytest.mark.parametrize(
+    ("fields", "width", "height"),
+    [
+        ({"aspect_ratio": "16:9", "resolution": "2K"}, 2736, 1536),
+        ({"size": "1024x768"}, 1024, 768),
+        ({"aspect_ratio": "1:1"}, 1024, 1024),
+    ],
+)
 def test_flux2_gets_width_and_height_in_multiples_of_16(bfl, fields, width, height):
     outcome = run(bfl, text_request("flux-2-pro", **fields))
     assert outcome.error is None, outcome.error
@@ -59,7 +62,12 @@ def test_flux2_gets_width_and_height_in_multiples_of_16(bfl, fields, width, heig
 
 
 def test_input_images_go_as_input_image_then_numbered_fields_in_base64(bfl):
-    outcome = run(bfl, edit_request("flux-kontext-max", images=(SOURCE_A, SOURCE_B), params={"safety_tolerance": 2}))
+    outcome = run(
+        bfl,
+        edit_request(
+            "flux-kontext-max", images=(SOURCE_A, SOURCE_B), params={"safety_tolerance": 2}
+        ),
+    )
     assert outcome.error is None, outcome.error
     body = bfl.calls_to("POST")[0].json
     assert base64.b64decode(body["input_image"]) == SOURCE_A.data
@@ -67,28 +75,35 @@ def test_input_images_go_as_input_image_then_numbered_fields_in_base64(bfl):
     assert "input_image_3" not in body and body["safety_tolerance"] == 2
 
 
-@pytest.mark.parametrize(("mode", "failure", "status"), [
-    ("request_moderated", "refused", None),
-    ("content_moderated", "refused", None),
-    ("error", "server_error", None),
-    ("task_not_found", "client_error", None),
-    ("unknown_status", "bad_response", None),
-    ("no_credits", "client_error", 402),
-    ("invalid_input", "client_error", 422),
-    ("expired", "bad_response", 403),  # the signed sample URL outlived its 10 minutes
-])
+@pytest.mark.parametrize(
+    ("mode", "failure", "status"),
+    [
+        ("request_moderated", "refused", None),
+        ("content_moderated", "refused", None),
+        ("error", "server_error", None),
+        ("task_not_found", "client_error", None),
+        ("unknown_status", "bad_response", None),
+        ("no_credits", "client_error", 402),
+        ("invalid_input", "client_error", 422),
+        ("expired", "bad_response", 403),  # the signed sample URL outlived its 10 minutes
+    ],
+)
 def test_statuses_and_errors_are_classified(bfl, mode, failure, status):
     bfl.reset(mode, file_status=403)
     outcome = run(bfl, text_request("flux-kontext-pro"))
     assert outcome.failure == failure, outcome.error
     assert outcome.error.status_code == status
-    assert bool(bfl.calls_to("GET", "/files/")) == (mode == "expired")  # only a Ready job is downloaded
+    assert bool(bfl.calls_to("GET", "/files/")) == (
+        mode == "expired"
+    )  # only a Ready job is downloaded
 
 
 def test_moderation_details_reach_the_message(bfl):
     bfl.reset("content_moderated")
     outcome = run(bfl, text_request("flux-kontext-pro"))
-    assert "Content Moderated" in str(outcome.error) and "Derivative Works Filter" in str(outcome.error)
+    assert "Content Moderated" in str(outcome.error) and "Derivative Works Filter" in str(
+        outcome.error
+    )
 
 
 def test_a_job_pending_past_our_timeout_is_a_timeout(bfl):

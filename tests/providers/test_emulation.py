@@ -18,8 +18,12 @@ def emulated_gemini(provider, client, key):
 
 
 def test_n_on_a_one_image_protocol_sends_n_requests_and_returns_n_images(gemini):
-    outcome = call(emulated_gemini, f"{gemini.base}/v1beta", text_request("gemini-2.5-flash-image", n=3),
-                   protocol="gemini")
+    outcome = call(
+        emulated_gemini,
+        f"{gemini.base}/v1beta",
+        text_request("gemini-2.5-flash-image", n=3),
+        protocol="gemini",
+    )
     assert outcome.error is None, outcome.error
     assert outcome.reply.images == [RESULT_PNG] * 3
     assert len(gemini.calls) == 3 and outcome.reply.extra["emulated_n"] == 3
@@ -28,7 +32,9 @@ def test_n_on_a_one_image_protocol_sends_n_requests_and_returns_n_images(gemini)
 
 
 def test_output_format_is_converted_when_the_protocol_cannot_send_it(gemini):
-    request = text_request("gemini-2.5-flash-image", params={"output_format": "jpeg", "output_compression": 80})
+    request = text_request(
+        "gemini-2.5-flash-image", params={"output_format": "jpeg", "output_compression": 80}
+    )
     outcome = call(emulated_gemini, f"{gemini.base}/v1beta", request, protocol="gemini")
     assert outcome.error is None, outcome.error
     (image,) = outcome.reply.images

@@ -28,7 +28,9 @@ def run(fake, request, **kwargs):
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 def test_queue_success_uses_returned_urls_and_splits_queue_from_processing(fal, transport):
     fal.reset(queue_polls=2, progress_polls=3)
-    outcome = run(fal, text_request("fal-ai/flux-pro/kontext", aspect_ratio="16:9"), transport=transport)
+    outcome = run(
+        fal, text_request("fal-ai/flux-pro/kontext", aspect_ratio="16:9"), transport=transport
+    )
     assert outcome.error is None, outcome.error
     assert outcome.reply.images == [RESULT_PNG]
     (submit,) = fal.calls_to("POST")
@@ -51,8 +53,15 @@ def submit_id(fal) -> str:
 
 
 def test_a_pixel_size_goes_as_image_size_and_resolution_passes(fal):
-    outcome = run(fal, text_request("fal-ai/nano-banana-pro", size="1536x1024", resolution="2K",
-                                    params={"output_format": "png"}))
+    outcome = run(
+        fal,
+        text_request(
+            "fal-ai/nano-banana-pro",
+            size="1536x1024",
+            resolution="2K",
+            params={"output_format": "png"},
+        ),
+    )
     assert outcome.error is None, outcome.error
     body = fal.calls_to("POST")[0].json
     assert body["image_size"] == {"width": 1536, "height": 1024}
@@ -60,11 +69,19 @@ def test_a_pixel_size_goes_as_image_size_and_resolution_passes(fal):
     assert "aspect_ratio" not in body
 
 
-@pytest.mark.parametrize(("model_id", "images", "field", "expected"), [
-    ("fal-ai/flux-pro/kontext", (SOURCE_A,), "image_url", SOURCE_A.data_uri()),
-    ("fal-ai/flux-pro/kontext/max/multi", (SOURCE_A, SOURCE_B), "image_urls", [SOURCE_A.data_uri(), SOURCE_B.data_uri()]),
-    ("fal-ai/nano-banana/edit", (SOURCE_A,), "image_urls", [SOURCE_A.data_uri()]),
-])
+@pytest.mark.parametrize(
+    ("model_id", "images", "field", "expected"),
+    [
+        ("fal-ai/flux-pro/kontext", (SOURCE_A,), "image_url", SOURCE_A.data_uri()),
+        (
+            "fal-ai/flux-pro/kontext/max/multi",
+            (SOURCE_A, SOURCE_B),
+            "image_urls",
+            [SOURCE_A.data_uri(), SOURCE_B.data_uri()],
+        ),
+        ("fal-ai/nano-banana/edit", (SOURCE_A,), "image_urls", [SOURCE_A.data_uri()]),
+    ],
+)
 def test_input_images_are_data_uris_in_the_endpoints_field(fal, model_id, images, field, expected):
     outcome = run(fal, edit_request(model_id, images=images))
     assert outcome.error is None, outcome.error
@@ -74,7 +91,9 @@ def test_input_images_are_data_uris_in_the_endpoints_field(fal, model_id, images
 
 
 def test_the_image_field_can_be_named_per_route_and_is_not_sent(fal):
-    request = edit_request("fal-ai/some-editor", params={"arena_image_field": "reference_image_urls[]"})
+    request = edit_request(
+        "fal-ai/some-editor", params={"arena_image_field": "reference_image_urls[]"}
+    )
     run(fal, request)
     body = fal.calls_to("POST")[0].json
     assert body["reference_image_urls"] == [SOURCE_A.data_uri()]
@@ -87,7 +106,8 @@ def test_a_job_finished_between_polls_takes_processing_time_from_the_server(fal)
     assert outcome.error is None, outcome.error
     assert outcome.reply.processing_ms == pytest.approx(12.5)
     assert outcome.reply.queue_ms == pytest.approx(
-        max(0.0, outcome.watch.ms("completed", since="submit_ack") - 12.5))
+        max(0.0, outcome.watch.ms("completed", since="submit_ack") - 12.5)
+    )
 
 
 def test_our_timeout_mid_poll_cancels_the_job_at_the_returned_cancel_url(fal):
@@ -99,17 +119,22 @@ def test_our_timeout_mid_poll_cancels_the_job_at_the_returned_cancel_url(fal):
     rid = submit_id(fal)
     assert cancel.path == f"/fal-ai/flux-pro/requests/{rid}/cancel"
     assert cancel.headers["authorization"] == f"Key {KEY}"
-    assert not [c for c in fal.calls_to("GET") if c.path.endswith(f"/requests/{rid}")]  # no result fetch
+    assert not [
+        c for c in fal.calls_to("GET") if c.path.endswith(f"/requests/{rid}")
+    ]  # no result fetch
 
 
-@pytest.mark.parametrize(("mode", "failure", "status"), [
-    ("refused", "refused", 422),  # content_policy_violation in detail[]
-    ("nsfw", "refused", None),  # a blacked-out image flagged by has_nsfw_concepts
-    ("invalid_input", "client_error", 422),
-    ("runner_error", "server_error", 500),
-    ("result_malformed", "bad_response", None),
-    ("expired", "bad_response", 404),
-])
+@pytest.mark.parametrize(
+    ("mode", "failure", "status"),
+    [
+        ("refused", "refused", 422),  # content_policy_violation in detail[]
+        ("nsfw", "refused", None),  # a blacked-out image flagged by has_nsfw_concepts
+        ("invalid_input", "client_error", 422),
+        ("runner_error", "server_error", 500),
+        ("result_malformed", "bad_response", None),
+        ("expired", "bad_response", 404),
+    ],
+)
 def test_result_failures_are_classified(fal, mode, failure, status):
     fal.reset(mode, queue_polls=0, progress_polls=1)
     outcome = run(fal, text_request("fal-ai/flux-pro/kontext"))
@@ -125,9 +150,14 @@ def test_one_flaky_status_poll_does_not_fail_the_generation(fal):
     assert outcome.reply.images == [RESULT_PNG]
 
 
-@pytest.mark.parametrize(("mode", "failure"), [
-    ("poll_down", "server_error"), ("poll_malformed", "bad_response"), ("unknown_status", "bad_response"),
-])
+@pytest.mark.parametrize(
+    ("mode", "failure"),
+    [
+        ("poll_down", "server_error"),
+        ("poll_malformed", "bad_response"),
+        ("unknown_status", "bad_response"),
+    ],
+)
 def test_a_failed_poll_fails_the_attempt_and_cancels_the_job(fal, mode, failure):
     fal.reset(mode)
     outcome = run(fal, text_request("fal-ai/flux-pro/kontext"))
@@ -144,7 +174,10 @@ def test_sync_mode_data_uris_are_decoded_without_a_download(fal):
     assert marks["done"] == marks["body_done"] >= marks["ttfb"] >= marks["completed"]
 
 
-@pytest.mark.parametrize(("task", "path"), [("text-to-image", "/fal-ai/nano-banana"), ("edit", "/fal-ai/nano-banana/edit")])
+@pytest.mark.parametrize(
+    ("task", "path"),
+    [("text-to-image", "/fal-ai/nano-banana"), ("edit", "/fal-ai/nano-banana/edit")],
+)
 def test_a_route_naming_two_endpoints_sends_each_task_to_its_own(fal, task, path):
     model_id = "fal-ai/nano-banana | fal-ai/nano-banana/edit"
     request = edit_request(model_id) if task == "edit" else text_request(model_id)

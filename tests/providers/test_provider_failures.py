@@ -30,8 +30,14 @@ def target(request):
 
 def run(target, **kwargs):
     protocol, _, base_url, model_id = target
-    return call(adapter_class(protocol), base_url, text_request(model_id), protocol=protocol,
-                poll_interval_s=0.02, **kwargs)
+    return call(
+        adapter_class(protocol),
+        base_url,
+        text_request(model_id),
+        protocol=protocol,
+        poll_interval_s=0.02,
+        **kwargs,
+    )
 
 
 def test_every_protocol_is_registered_and_known():
@@ -67,7 +73,13 @@ def test_a_reply_cut_off_mid_body_is_a_network_failure(target):
 def test_a_refused_connection_is_a_network_failure_not_a_timeout(target, transport):
     protocol, _, _, model_id = target
     dead = f"http://127.0.0.1:{free_port()}"
-    outcome = call(adapter_class(protocol), dead, text_request(model_id), protocol=protocol, transport=transport)
+    outcome = call(
+        adapter_class(protocol),
+        dead,
+        text_request(model_id),
+        protocol=protocol,
+        transport=transport,
+    )
     assert outcome.failure == "network", outcome.error
 
 
@@ -95,5 +107,7 @@ def test_the_adapter_repr_never_shows_the_key(target):
     protocol, _, base_url, _ = target
     from arena.config import ProviderConfig
 
-    adapter = adapter_class(protocol)(ProviderConfig(name="p", protocol=protocol, base_url=base_url), None, KEY)
+    adapter = adapter_class(protocol)(
+        ProviderConfig(name="p", protocol=protocol, base_url=base_url), None, KEY
+    )
     assert KEY not in repr(adapter)

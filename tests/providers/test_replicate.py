@@ -18,7 +18,9 @@ def run(fake, request, **kwargs):
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 def test_a_prediction_finished_within_prefer_wait_needs_no_poll(replicate, transport):
-    outcome = run(replicate, text_request("google/nano-banana", aspect_ratio="16:9"), transport=transport)
+    outcome = run(
+        replicate, text_request("google/nano-banana", aspect_ratio="16:9"), transport=transport
+    )
     assert outcome.error is None, outcome.error
     assert outcome.reply.images == [RESULT_PNG]
     (create,) = replicate.calls_to("POST")
@@ -27,7 +29,13 @@ def test_a_prediction_finished_within_prefer_wait_needs_no_poll(replicate, trans
     assert create.json == {"input": {"prompt": "a red fox in snow", "aspect_ratio": "16:9"}}
     assert not replicate.calls_to("GET", "/v1/predictions/")
     marks = outcome.watch.marks_ns
-    assert marks["submit_ack"] == marks["ttfb"] == marks["completed"] <= marks["download_start"] <= marks["done"]
+    assert (
+        marks["submit_ack"]
+        == marks["ttfb"]
+        == marks["completed"]
+        <= marks["download_start"]
+        <= marks["done"]
+    )
     # Replicate's own timestamps: started 250 ms after created, predict_time 1.5 s.
     assert outcome.reply.queue_ms == pytest.approx(250.0)
     assert outcome.reply.processing_ms == pytest.approx(1500.0)
@@ -51,21 +59,41 @@ def test_a_prediction_still_running_is_polled_at_urls_get_until_it_succeeds(repl
 
 
 def test_a_pinned_version_goes_to_the_generic_predictions_endpoint(replicate):
-    run(replicate, text_request("black-forest-labs/flux-kontext-pro:0f1178f5a27e9aa2d2d39c8a43c110f7fa7cbf64"))
+    run(
+        replicate,
+        text_request("black-forest-labs/flux-kontext-pro:0f1178f5a27e9aa2d2d39c8a43c110f7fa7cbf64"),
+    )
     (create,) = replicate.calls_to("POST")
     assert create.path == "/v1/predictions"
     assert create.json["version"] == "0f1178f5a27e9aa2d2d39c8a43c110f7fa7cbf64"
 
 
-@pytest.mark.parametrize(("model_id", "images", "params", "field", "expected"), [
-    ("google/nano-banana", (SOURCE_A, SOURCE_B), {}, "image_input", [SOURCE_A.data_uri(), SOURCE_B.data_uri()]),
-    ("google/nano-banana-pro", (SOURCE_A,), {}, "image_input", [SOURCE_A.data_uri()]),
-    ("black-forest-labs/flux-kontext-pro", (SOURCE_A,), {}, "input_image", SOURCE_A.data_uri()),
-    ("xai/grok-imagine-image", (SOURCE_A,), {}, "image", SOURCE_A.data_uri()),
-    ("someone/new-editor", (SOURCE_A,), {}, "input_image", SOURCE_A.data_uri()),
-    ("someone/new-editor", (SOURCE_A,), {"arena_image_field": "images[]"}, "images", [SOURCE_A.data_uri()]),
-])
-def test_input_images_go_as_data_uris_in_the_models_field(replicate, model_id, images, params, field, expected):
+@pytest.mark.parametrize(
+    ("model_id", "images", "params", "field", "expected"),
+    [
+        (
+            "google/nano-banana",
+            (SOURCE_A, SOURCE_B),
+            {},
+            "image_input",
+            [SOURCE_A.data_uri(), SOURCE_B.data_uri()],
+        ),
+        ("google/nano-banana-pro", (SOURCE_A,), {}, "image_input", [SOURCE_A.data_uri()]),
+        ("black-forest-labs/flux-kontext-pro", (SOURCE_A,), {}, "input_image", SOURCE_A.data_uri()),
+        ("xai/grok-imagine-image", (SOURCE_A,), {}, "image", SOURCE_A.data_uri()),
+        ("someone/new-editor", (SOURCE_A,), {}, "input_image", SOURCE_A.data_uri()),
+        (
+            "someone/new-editor",
+            (SOURCE_A,),
+            {"arena_image_field": "images[]"},
+            "images",
+            [SOURCE_A.data_uri()],
+        ),
+    ],
+)
+def test_input_images_go_as_data_uris_in_the_models_field(
+    replicate, model_id, images, params, field, expected
+):
     outcome = run(replicate, edit_request(model_id, images=images, params=params))
     assert outcome.error is None, outcome.error
     model_input = replicate.calls_to("POST")[0].json["input"]
@@ -74,16 +102,23 @@ def test_input_images_go_as_data_uris_in_the_models_field(replicate, model_id, i
 
 
 def test_two_images_for_a_one_image_field_fail_before_sending(replicate):
-    outcome = run(replicate, edit_request("black-forest-labs/flux-kontext-pro", images=(SOURCE_A, SOURCE_B)))
+    outcome = run(
+        replicate, edit_request("black-forest-labs/flux-kontext-pro", images=(SOURCE_A, SOURCE_B))
+    )
     assert outcome.failure == "client_error"
     assert not replicate.calls
 
 
 @pytest.mark.parametrize("poll", [False, True])
-@pytest.mark.parametrize(("mode", "failure"), [
-    ("failed_sensitive", "refused"), ("failed", "server_error"), ("canceled", "server_error"),
-    ("no_output", "empty_output"),
-])
+@pytest.mark.parametrize(
+    ("mode", "failure"),
+    [
+        ("failed_sensitive", "refused"),
+        ("failed", "server_error"),
+        ("canceled", "server_error"),
+        ("no_output", "empty_output"),
+    ],
+)
 def test_terminal_failures_are_classified_whether_held_or_polled(replicate, mode, failure, poll):
     replicate.reset(mode, poll=poll, queue_polls=1, progress_polls=1)
     outcome = run(replicate, text_request("google/nano-banana"))
@@ -127,7 +162,9 @@ def test_our_timeout_mid_poll_cancels_the_prediction(replicate):
     assert outcome.failure == "timeout"
     assert outcome.elapsed_s < 2.0
     (cancel,) = replicate.calls_to("POST", "/cancel")
-    assert cancel.path.startswith("/v1/predictions/pred") and cancel.headers["authorization"].startswith("Bearer ")
+    assert cancel.path.startswith("/v1/predictions/pred") and cancel.headers[
+        "authorization"
+    ].startswith("Bearer ")
 
 
 def test_an_expired_output_url_is_a_bad_response(replicate):

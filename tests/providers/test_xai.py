@@ -25,14 +25,22 @@ def run(fake, request, **kwargs):
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 def test_generation_downloads_the_url_and_reports_cost_in_ticks(xai, transport):
-    outcome = run(xai, text_request("grok-imagine-image", aspect_ratio="16:9", resolution="2K"), transport=transport)
+    outcome = run(
+        xai,
+        text_request("grok-imagine-image", aspect_ratio="16:9", resolution="2K"),
+        transport=transport,
+    )
     assert outcome.error is None, outcome.error
     assert outcome.reply.images == [RESULT_PNG]
     assert outcome.reply.cost_usd == pytest.approx(0.02)  # 2e8 ticks / 1e10 ticks per dollar
     (post,) = xai.calls_to("POST", "/v1/images/generations")
     assert post.headers["authorization"].startswith("Bearer ")
-    assert post.json == {"model": "grok-imagine-image", "prompt": "a red fox in snow",
-                         "aspect_ratio": "16:9", "resolution": "2k"}
+    assert post.json == {
+        "model": "grok-imagine-image",
+        "prompt": "a red fox in snow",
+        "aspect_ratio": "16:9",
+        "resolution": "2k",
+    }
     assert len(xai.calls_to("GET", "/files/xai-out.png")) == 1
     assert_sync_timing(outcome)
     assert outcome.watch.marks_ns["download_start"] >= outcome.watch.marks_ns["body_done"]

@@ -26,18 +26,36 @@ def golden_config(directory: Path) -> dict:
         "data_dir": str(directory / "data"),
         "database_url": f"sqlite:///{directory / 'data' / 'arena.db'}",
         "challenges_dir": str(directory / "challenges"),
-        "providers": {"local": {"protocol": "local", "rate_limit_per_s": 50.0, "max_concurrency": 8}},
+        "providers": {
+            "local": {"protocol": "local", "rate_limit_per_s": 50.0, "max_concurrency": 8}
+        },
         "models": {
-            "identity": {"tasks": ["edit"], "description": "the unchanged input",
-                         "providers": {"local": {"model_id": "identity", "price_usd": 0.0}}},
-            "cartoon-filter": {"tasks": ["edit"], "baseline": False,
-                               "providers": {"local": {"model_id": "cartoon", "price_usd": 0.03}}},
-            "night-grade": {"tasks": ["edit"], "baseline": False,
-                            "providers": {"local": {"model_id": "night", "price_usd": 0.01}}},
-            "prompt-card": {"tasks": ["text-to-image"],
-                            "providers": {"local": {"model_id": "prompt-card", "price_usd": 0.0}}},
-            EVIL_MODEL: {"tasks": ["text-to-image"], "baseline": False,
-                         "providers": {"local": {"model_id": "palette", "price_usd_by_tier": {"1K": 0.02, "2K": 0.05}}}},
+            "identity": {
+                "tasks": ["edit"],
+                "description": "the unchanged input",
+                "providers": {"local": {"model_id": "identity", "price_usd": 0.0}},
+            },
+            "cartoon-filter": {
+                "tasks": ["edit"],
+                "baseline": False,
+                "providers": {"local": {"model_id": "cartoon", "price_usd": 0.03}},
+            },
+            "night-grade": {
+                "tasks": ["edit"],
+                "baseline": False,
+                "providers": {"local": {"model_id": "night", "price_usd": 0.01}},
+            },
+            "prompt-card": {
+                "tasks": ["text-to-image"],
+                "providers": {"local": {"model_id": "prompt-card", "price_usd": 0.0}},
+            },
+            EVIL_MODEL: {
+                "tasks": ["text-to-image"],
+                "baseline": False,
+                "providers": {
+                    "local": {"model_id": "palette", "price_usd_by_tier": {"1K": 0.02, "2K": 0.05}}
+                },
+            },
         },
     }
 
@@ -49,15 +67,24 @@ def write_challenges(directory: Path) -> None:
     shutil.copytree(ROOT / "challenges" / "images", directory / "images")
     (directory / "evil-prompt.toml").write_text(
         'slug = "evil-prompt"\ntitle = "Title <script>alert(\\"title\\")</script>"\nkind = "text-to-image"\n'
-        f'category = "illustration"\nprompt = "{EVIL_PROMPT.replace(chr(34), chr(92) + chr(34))}"\n')
+        f'category = "illustration"\nprompt = "{EVIL_PROMPT.replace(chr(34), chr(92) + chr(34))}"\n'
+    )
 
 
 def synthetic_votes(seed: int = 3) -> list[dict]:
     """Votes among the edit models and among the text-to-image models; two flagged."""
     rng = np.random.default_rng(seed)
     start = datetime.now(UTC) - timedelta(hours=2)
-    plans = [("edit", ["identity", "cartoon-filter", "night-grade"], ["bald-man", "night-sky"], "portrait-edit", 90),
-             ("text-to-image", ["prompt-card", EVIL_MODEL], ["evil-prompt"], "illustration", 40)]
+    plans = [
+        (
+            "edit",
+            ["identity", "cartoon-filter", "night-grade"],
+            ["bald-man", "night-sky"],
+            "portrait-edit",
+            90,
+        ),
+        ("text-to-image", ["prompt-card", EVIL_MODEL], ["evil-prompt"], "illustration", 40),
+    ]
     votes, n = [], 0
     for task, models, challenges, category, count in plans:
         strength = {m: k * 0.8 for k, m in enumerate(models)}
@@ -66,10 +93,21 @@ def synthetic_votes(seed: int = 3) -> list[dict]:
             p_left = 1 / (1 + np.exp(strength[right] - strength[left]))
             draw = rng.random()
             outcome = "tie" if draw < 0.15 else ("left" if rng.random() < p_left else "right")
-            votes.append({"battle_id": f"battle-{n:04d}", "created_at": start + timedelta(seconds=20 * n),
-                          "challenge": str(rng.choice(challenges)), "task": task, "category": category,
-                          "model_left": str(left), "model_right": str(right), "outcome": outcome,
-                          "voter": VOTER_SECRET, "ip_hash": IP_SECRET, "flagged": n in (5, 17)})
+            votes.append(
+                {
+                    "battle_id": f"battle-{n:04d}",
+                    "created_at": start + timedelta(seconds=20 * n),
+                    "challenge": str(rng.choice(challenges)),
+                    "task": task,
+                    "category": category,
+                    "model_left": str(left),
+                    "model_right": str(right),
+                    "outcome": outcome,
+                    "voter": VOTER_SECRET,
+                    "ip_hash": IP_SECRET,
+                    "flagged": n in (5, 17),
+                }
+            )
             n += 1
     return votes
 
@@ -77,11 +115,13 @@ def synthetic_votes(seed: int = 3) -> list[dict]:
 @pytest.fixture(scope="session")
 def golden(tmp_path_factory):
     """Settings of a store with a real run of 3 challenges x 5 models and 130 votes."""
-    from arena.runs import run_benchmark
+    from arena.app.runs import run_benchmark
 
     directory = tmp_path_factory.mktemp("golden")
     write_challenges(directory / "challenges")
-    settings = parse_settings(golden_config(directory), "<golden>", directory, set(known_protocols()))
+    settings = parse_settings(
+        golden_config(directory), "<golden>", directory, set(known_protocols())
+    )
     report = run_benchmark(settings)
     assert report.status == "completed"
     engine = store.open_engine(settings.database_url)

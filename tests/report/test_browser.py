@@ -11,8 +11,16 @@ from arena.report.site import slugify
 from .conftest import EVIL_MODEL, ROOT
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = ROOT / "test-output" / "screenshots"
 
 
@@ -25,10 +33,20 @@ def test_index_and_model_page_from_file_urls_with_a_sortable_board(golden_site, 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(f"console {m.type}: {m.text}")
+                if m.type in ("error", "warning")
+                else None
+            ),
+        )
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
-        page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        page.on(
+            "response",
+            lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None,
+        )
 
         page.goto(golden_site.index.as_uri())
         page.wait_for_load_state("load")
@@ -37,15 +55,21 @@ def test_index_and_model_page_from_file_urls_with_a_sortable_board(golden_site, 
         assert models[0] == "night-grade"  # best first as built
         votes_header = board.locator("th", has_text="votes")
         votes_header.click()
-        ascending = board.locator("tbody tr td:nth-child(5)").evaluate_all("c => c.map(x => Number(x.dataset.value))")
+        ascending = board.locator("tbody tr td:nth-child(5)").evaluate_all(
+            "c => c.map(x => Number(x.dataset.value))"
+        )
         assert ascending == sorted(ascending) and ascending != sorted(ascending, reverse=True)
         assert votes_header.get_attribute("aria-sort") == "ascending"
         votes_header.click()
-        descending = board.locator("tbody tr td:nth-child(5)").evaluate_all("c => c.map(x => Number(x.dataset.value))")
+        descending = board.locator("tbody tr td:nth-child(5)").evaluate_all(
+            "c => c.map(x => Number(x.dataset.value))"
+        )
         assert descending == sorted(ascending, reverse=True)
         assert page.locator("text=No votes yet").count() == 0  # both boards have votes
         assert page.locator("figure.chart svg").count() >= 5
-        images = page.locator("img").evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+        images = page.locator("img").evaluate_all(
+            "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
+        )
         assert all(images)
         index_shot = tmp_path / "index.png"
         page.screenshot(path=str(index_shot), full_page=True)

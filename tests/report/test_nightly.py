@@ -63,9 +63,15 @@ def test_arena_nightly_that_cannot_run_exits_non_zero_with_the_reason_last(tmp_p
 
 
 def _script(config: Path, out: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ARENA_CONFIG": str(config), "ARENA_REPORT_DIR": str(out),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run([str(ROOT / "scripts" / "nightly")], env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "ARENA_CONFIG": str(config),
+        "ARENA_REPORT_DIR": str(out),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    return subprocess.run(
+        [str(ROOT / "scripts" / "nightly")], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_scripts_nightly_twice_in_a_row_and_never_over_a_held_lock(nightly_config, tmp_path):

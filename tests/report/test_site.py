@@ -104,20 +104,34 @@ def test_leaderboard_json_matches_compute_board(golden, golden_site):
         expected = board_records(compute_board(votes[votes["task"] == board["task"]]))
         keys = expected[0].keys()
         assert [{k: row[k] for k in keys} for row in board["models"]] == expected
-        assert board["votes"] == sum(1 for _, v in votes.iterrows() if v["task"] == board["task"] and not v["flagged"])
+        assert board["votes"] == sum(
+            1 for _, v in votes.iterrows() if v["task"] == board["task"] and not v["flagged"]
+        )
     baselines = {row["model"]: row["baseline"] for b in data["boards"] for row in b["models"]}
-    assert baselines == {"identity": True, "cartoon-filter": False, "night-grade": False, "prompt-card": True,
-                         EVIL_MODEL: False}
+    assert baselines == {
+        "identity": True,
+        "cartoon-filter": False,
+        "night-grade": False,
+        "prompt-card": True,
+        EVIL_MODEL: False,
+    }
 
 
 def _cells(html: str, row_attr: str) -> dict[str, str]:
-    row = re.search(rf'<tr {row_attr}>(.*?)</tr>', html, re.S)
+    row = re.search(rf"<tr {row_attr}>(.*?)</tr>", html, re.S)
     assert row, row_attr
-    return dict(re.findall(r'data-value="([^"]*)" data-field="([^"]+)"', row.group(1))[::1] and
-                [(f, v) for v, f in re.findall(r'data-value="([^"]*)" data-field="([^"]+)"', row.group(1))])
+    return dict(
+        re.findall(r'data-value="([^"]*)" data-field="([^"]+)"', row.group(1))[::1]
+        and [
+            (f, v)
+            for v, f in re.findall(r'data-value="([^"]*)" data-field="([^"]+)"', row.group(1))
+        ]
+    )
 
 
-def test_model_page_numbers_equal_arena_stats_json_and_the_ratings(golden, golden_site, capsys, tmp_path):
+def test_model_page_numbers_equal_arena_stats_json_and_the_ratings(
+    golden, golden_site, capsys, tmp_path
+):
     config = tmp_path / "arena.toml"
     config.write_text(_toml(golden))
     assert main(["stats", "--json", "--window", "30d", "--config", str(config)]) == 0
@@ -138,8 +152,10 @@ def test_model_page_numbers_equal_arena_stats_json_and_the_ratings(golden, golde
         assert float(rating["lower"]) == pytest.approx(expected["lower"], abs=1e-9)
         assert int(rating["rank"]) == expected["rank"] and int(rating["votes"]) == expected["votes"]
         assert float(rating["win_rate"]) == pytest.approx(expected["win_rate"])
-        assert f'{expected["rank"]} of {len(board)}' in html
-        assert stats.headline(pd.DataFrame(mine)).split(" (n=")[0][1:] in html  # "astest through local at ..."
+        assert f"{expected['rank']} of {len(board)}" in html
+        assert (
+            stats.headline(pd.DataFrame(mine)).split(" (n=")[0][1:] in html
+        )  # "astest through local at ..."
 
 
 def _toml(settings) -> str:
@@ -147,8 +163,15 @@ def _toml(settings) -> str:
     from .conftest import golden_config
 
     config = golden_config(Path(settings.data_dir).parent)
-    lines = [f'data_dir = "{config["data_dir"]}"', f'database_url = "{config["database_url"]}"',
-             f'challenges_dir = "{config["challenges_dir"]}"', "", "[providers.local]", 'protocol = "local"', ""]
+    lines = [
+        f'data_dir = "{config["data_dir"]}"',
+        f'database_url = "{config["database_url"]}"',
+        f'challenges_dir = "{config["challenges_dir"]}"',
+        "",
+        "[providers.local]",
+        'protocol = "local"',
+        "",
+    ]
     for name, model in config["models"].items():
         key = json.dumps(name)
         lines += [f"[models.{key}]", f"tasks = {json.dumps(model['tasks'])}"]
@@ -159,7 +182,11 @@ def _toml(settings) -> str:
         if "price_usd" in route:
             lines.append(f"price_usd = {route['price_usd']}")
         else:
-            lines.append("price_usd_by_tier = { " + ", ".join(f'"{k}" = {v}' for k, v in route["price_usd_by_tier"].items()) + " }")
+            lines.append(
+                "price_usd_by_tier = { "
+                + ", ".join(f'"{k}" = {v}' for k, v in route["price_usd_by_tier"].items())
+                + " }"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -173,19 +200,31 @@ def test_user_strings_are_escaped_everywhere(golden_site):
     model_page = (root / "models" / f"{slugify(EVIL_MODEL)}.html").read_text()
     assert "&lt;script&gt;alert(&#34;model&#34;)&lt;/script&gt;" in model_page
     challenge_page = (root / "challenges" / "evil-prompt.html").read_text()
-    assert "Draw a cat &lt;script&gt;alert(&#34;prompt&#34;)&lt;/script&gt; &amp; a dog" in challenge_page
+    assert (
+        "Draw a cat &lt;script&gt;alert(&#34;prompt&#34;)&lt;/script&gt; &amp; a dog"
+        in challenge_page
+    )
     assert EVIL_PROMPT not in challenge_page
-    assert "&lt;script&gt;alert(" in (root / "index.html").read_text()  # the name inside the chart's SVG text too
+    assert (
+        "&lt;script&gt;alert(" in (root / "index.html").read_text()
+    )  # the name inside the chart's SVG text too
 
 
 def test_baselines_are_labelled_wherever_models_are_shown(golden_site):
     root = golden_site.out_dir
     index = (root / "index.html").read_text()
-    for model, baseline in (("identity", True), ("prompt-card", True), ("cartoon-filter", False), ("night-grade", False)):
+    for model, baseline in (
+        ("identity", True),
+        ("prompt-card", True),
+        ("cartoon-filter", False),
+        ("night-grade", False),
+    ):
         row = re.search(rf'<tr data-model="{model}"[^>]*>(.*?)</tr>', index, re.S).group(1)
         assert ("badge baseline" in row) == baseline, model
         page = (root / "models" / f"{model}.html").read_text()
-        assert ('<h1 class="model-name">' + model + ' <span class="badge baseline"' in page) == baseline
+        assert (
+            '<h1 class="model-name">' + model + ' <span class="badge baseline"' in page
+        ) == baseline
     assert "identity (baseline)" in index  # in the charts' labels
 
 
@@ -193,12 +232,25 @@ def test_votes_csv_has_every_vote_and_no_voter_or_ip(golden, golden_site):
     text = (golden_site.out_dir / "downloads" / "votes.csv").read_text()
     assert VOTER_SECRET not in text and IP_SECRET not in text
     rows = list(csv.DictReader(text.splitlines()))
-    assert set(rows[0]) == {"battle_id", "created_at", "task", "category", "challenge", "model_left", "model_right",
-                            "outcome", "flagged"}
+    assert set(rows[0]) == {
+        "battle_id",
+        "created_at",
+        "task",
+        "category",
+        "challenge",
+        "model_left",
+        "model_right",
+        "outcome",
+        "flagged",
+    }
     votes = store.read_votes(store.open_engine(golden.database_url))
     assert [r["battle_id"] for r in rows] == list(votes["battle_id"])
     assert sum(r["flagged"] == "True" for r in rows) == 2
-    generations = list(csv.DictReader((golden_site.out_dir / "downloads" / "generations.csv").read_text().splitlines()))
+    generations = list(
+        csv.DictReader(
+            (golden_site.out_dir / "downloads" / "generations.csv").read_text().splitlines()
+        )
+    )
     assert len(generations) == 8 and {g["model"] for g in generations} == set(MODELS)
 
 
@@ -210,7 +262,9 @@ def assert_same_read(lean: pd.DataFrame, default: pd.DataFrame) -> None:
         if isinstance(mine.dtype, pd.CategoricalDtype):
             mine = mine.astype(object).where(mine.notna(), None)
         elif mine.dtype.kind in "if":
-            theirs = theirs.astype(float)  # an all-NULL number column reads as None in the default read
+            theirs = theirs.astype(
+                float
+            )  # an all-NULL number column reads as None in the default read
         pd.testing.assert_series_equal(mine, theirs, check_dtype=False, obj=name)
 
 
@@ -219,22 +273,36 @@ def test_lean_reads_equal_the_default_reads(golden):
     lean = store.read_votes(engine, labels_as_categories=True)
     assert isinstance(lean["model_left"].dtype, pd.CategoricalDtype)
     assert_same_read(lean, store.read_votes(engine))
-    assert_same_read(store.read_votes(engine, include_flagged=False, extra_columns=True, labels_as_categories=True),
-                     store.read_votes(engine, include_flagged=False, extra_columns=True))
+    assert_same_read(
+        store.read_votes(
+            engine, include_flagged=False, extra_columns=True, labels_as_categories=True
+        ),
+        store.read_votes(engine, include_flagged=False, extra_columns=True),
+    )
     lean = store.read_attempts(engine, labels_as_categories=True)
     assert isinstance(lean["provider"].dtype, pd.CategoricalDtype) and lean["ok"].dtype == bool
     assert_same_read(lean, store.read_attempts(engine))
     picked = ["started_at", "model", "generation_ms"]
-    assert_same_read(store.read_attempts(engine, columns=picked, labels_as_categories=True),
-                     store.read_attempts(engine, columns=picked))
+    assert_same_read(
+        store.read_attempts(engine, columns=picked, labels_as_categories=True),
+        store.read_attempts(engine, columns=picked),
+    )
 
 
 def test_same_store_gives_the_same_bytes_but_the_stamp(golden, golden_site, tmp_path):
     from datetime import UTC, datetime
 
     again = build_site(golden, tmp_path / "again", stamp=datetime(2031, 5, 6, tzinfo=UTC))
-    first = {str(p.relative_to(golden_site.out_dir)): p.read_bytes() for p in golden_site.out_dir.rglob("*") if p.is_file()}
-    second = {str(p.relative_to(again.out_dir)): p.read_bytes() for p in again.out_dir.rglob("*") if p.is_file()}
+    first = {
+        str(p.relative_to(golden_site.out_dir)): p.read_bytes()
+        for p in golden_site.out_dir.rglob("*")
+        if p.is_file()
+    }
+    second = {
+        str(p.relative_to(again.out_dir)): p.read_bytes()
+        for p in again.out_dir.rglob("*")
+        if p.is_file()
+    }
     assert first.keys() == second.keys()
     differ = [name for name in first if first[name] != second[name]]
     assert differ == ["index.html"]
@@ -248,7 +316,11 @@ def test_same_store_gives_the_same_bytes_but_the_stamp(golden, golden_site, tmp_
     manifest.write_text(manifest.read_text() + "models/gone.html\n")
     build_site(golden, again.out_dir, stamp=datetime(2031, 5, 6, tzinfo=UTC))
     assert not stale.exists()
-    assert {str(p.relative_to(again.out_dir)): p.read_bytes() for p in again.out_dir.rglob("*") if p.is_file()} == second
+    assert {
+        str(p.relative_to(again.out_dir)): p.read_bytes()
+        for p in again.out_dir.rglob("*")
+        if p.is_file()
+    } == second
 
 
 def test_an_empty_store_gives_a_site_that_explains_what_to_do(tmp_path):
@@ -260,7 +332,10 @@ def test_an_empty_store_gives_a_site_that_explains_what_to_do(tmp_path):
     methodology = (tmp_path / "site" / "methodology.html").read_text()
     assert "No decisive votes yet" in methodology
     assert (tmp_path / "site" / "downloads" / "votes.csv").read_text().startswith("battle_id,")
-    assert json.loads((tmp_path / "site" / "downloads" / "leaderboard.json").read_text())["boards"] == []
+    assert (
+        json.loads((tmp_path / "site" / "downloads" / "leaderboard.json").read_text())["boards"]
+        == []
+    )
 
 
 def test_models_without_votes_are_listed_with_the_no_votes_message(golden, tmp_path):
@@ -268,10 +343,13 @@ def test_models_without_votes_are_listed_with_the_no_votes_message(golden, tmp_p
     import sqlite3
     from dataclasses import replace
 
-    from arena.tables import Vote
+    from arena.store.tables import Vote
 
     db = tmp_path / "novotes.db"
-    with sqlite3.connect(golden.database_url.split("///", 1)[1]) as source, sqlite3.connect(db) as copy:
+    with (
+        sqlite3.connect(golden.database_url.split("///", 1)[1]) as source,
+        sqlite3.connect(db) as copy,
+    ):
         source.backup(copy)  # the WAL's pages too, which a file copy would miss
     engine = store.open_engine(f"sqlite:///{db}")
     with engine.begin() as conn:
@@ -300,10 +378,14 @@ def test_challenge_page_records_count_that_challenges_votes(golden, golden_site)
     html = (golden_site.out_dir / "challenges" / "bald-man.html").read_text()
     for model in ("identity", "cartoon-filter", "night-grade"):
         mine = votes[(votes["model_left"] == model) | (votes["model_right"] == model)]
-        won = ((mine["model_left"] == model) & (mine["outcome"] == "left")).sum() + \
-            ((mine["model_right"] == model) & (mine["outcome"] == "right")).sum()
+        won = ((mine["model_left"] == model) & (mine["outcome"] == "left")).sum() + (
+            (mine["model_right"] == model) & (mine["outcome"] == "right")
+        ).sum()
         tied = mine["outcome"].isin(["tie", "both_bad"]).sum()
-        record = re.search(rf'<span class="record" data-model="{model}">(\d+) votes: (\d+) W / (\d+) L / (\d+) T', html)
+        record = re.search(
+            rf'<span class="record" data-model="{model}">(\d+) votes: (\d+) W / (\d+) L / (\d+) T',
+            html,
+        )
         assert record, model
         assert [int(g) for g in record.groups()] == [len(mine), won, len(mine) - won - tied, tied]
     assert f"{len(votes):,} votes on this challenge" in html

@@ -24,22 +24,28 @@ def web_settings(tmp_path, db_url):
 @pytest.fixture
 def make_app(web_settings):
     """create_app on web_settings with test options, overridable per test."""
+
     def build(**changes):
         return create_app(web_settings, replace(TEST_OPTIONS, **changes))
+
     return build
 
 
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory):
     """The demo's own store (local baseline models, three shipped challenges) with derivatives made, built once."""
+    from arena.app.runs import run_benchmark
     from arena.config import demo_settings
     from arena.providers import known_protocols
-    from arena.runs import run_benchmark
 
     root = tmp_path_factory.mktemp("demo")
-    settings = replace(demo_settings(known_protocols()), data_dir=root / "data",
-                       database_url=f"sqlite:///{root / 'data' / 'arena.db'}",
-                       challenges=("bald-man", "vintage-cafe-logo", "night-sky"), samples=2)
+    settings = replace(
+        demo_settings(known_protocols()),
+        data_dir=root / "data",
+        database_url=f"sqlite:///{root / 'data' / 'arena.db'}",
+        challenges=("bald-man", "vintage-cafe-logo", "night-sky"),
+        samples=2,
+    )
     run_benchmark(settings)
     create_app(settings, replace(TEST_OPTIONS))  # makes the derivatives once
     return settings

@@ -11,12 +11,18 @@ from starlette.testclient import TestClient
 
 from arena import store
 from arena.config import parse_settings
-from arena.tables import Attempt, StoredImage
+from arena.store.tables import Attempt, StoredImage
 from arena.web.options import WebOptions
 
 BASE = "http://testserver"
-TEST_OPTIONS = WebOptions(secret="test-secret", ip_per_min=0, session_per_min=0, min_dwell_s=0.0, box_px=128,
-                          refresh_s=3600)
+TEST_OPTIONS = WebOptions(
+    secret="test-secret",
+    ip_per_min=0,
+    session_per_min=0,
+    min_dwell_s=0.0,
+    box_px=128,
+    refresh_s=3600,
+)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
@@ -36,11 +42,17 @@ class Voter:
         return self.client.post("/api/battles", headers=self.headers)
 
     def vote(self, battle_id: str, choice: str = "a"):
-        return self.client.post("/api/votes", headers=self.headers, json={"battle_id": battle_id, "choice": choice})
+        return self.client.post(
+            "/api/votes", headers=self.headers, json={"battle_id": battle_id, "choice": choice}
+        )
 
 
 # Names that must never show up before a vote; long and odd enough that no page text has them by chance.
-MODELS = {"zephyr-xl-9000": "acme-cloud", "quokka-diffusion": "bluefin-ai", "marmot-edit-pro": "acme-cloud"}
+MODELS = {
+    "zephyr-xl-9000": "acme-cloud",
+    "quokka-diffusion": "bluefin-ai",
+    "marmot-edit-pro": "acme-cloud",
+}
 BROKEN_MODEL = "brokenmodel-zz"  # only failed attempts: must never be shown
 
 
@@ -50,27 +62,48 @@ def write_challenges(directory: Path, prompt: str = "a red fox in fresh snow") -
     Image.new("RGB", (300, 200), (90, 120, 150)).save(directory / "images" / "source.png")
     (directory / "fox.toml").write_text(
         f'slug = "fox"\ntitle = "Fox <b>in snow</b>"\nkind = "text-to-image"\ncategory = "photo"\n'
-        f'aspect_ratio = "16:9"\nprompt = """{prompt}"""\n')
+        f'aspect_ratio = "16:9"\nprompt = """{prompt}"""\n'
+    )
     (directory / "hat.toml").write_text(
         'slug = "hat"\ntitle = "Add a hat"\nkind = "edit"\ncategory = "edit"\nprompt = "give the scene a hat"\n'
-        'source_images = ["images/source.png"]\n')
+        'source_images = ["images/source.png"]\n'
+    )
     return directory
 
 
-def config_table(root: Path, db_url: str, challenges_dir: Path, models: dict[str, str] | None = None) -> dict:
+def config_table(
+    root: Path, db_url: str, challenges_dir: Path, models: dict[str, str] | None = None
+) -> dict:
     """The arena.toml content (as a table) of the telling models, a broken one and a local floor."""
     models = MODELS if models is None else models
-    providers = {p: {"protocol": "openai", "base_url": "http://127.0.0.1:9"} for p in set(models.values())}
+    providers = {
+        p: {"protocol": "openai", "base_url": "http://127.0.0.1:9"} for p in set(models.values())
+    }
     providers["local"] = {"protocol": "local"}
-    table = {name: {"tasks": ["text-to-image", "edit"], "providers": {provider: {"model_id": name}}}
-             for name, provider in models.items()}
-    table[BROKEN_MODEL] = {"tasks": ["text-to-image", "edit"], "providers": {"acme-cloud": {"model_id": "b"}}}
-    table["floor-model"] = {"tasks": ["text-to-image", "edit"], "providers": {"local": {"model_id": "identity"}}}
-    return {"data_dir": str(root / "data"), "database_url": db_url, "challenges_dir": str(challenges_dir),
-            "providers": providers, "models": table}
+    table = {
+        name: {"tasks": ["text-to-image", "edit"], "providers": {provider: {"model_id": name}}}
+        for name, provider in models.items()
+    }
+    table[BROKEN_MODEL] = {
+        "tasks": ["text-to-image", "edit"],
+        "providers": {"acme-cloud": {"model_id": "b"}},
+    }
+    table["floor-model"] = {
+        "tasks": ["text-to-image", "edit"],
+        "providers": {"local": {"model_id": "identity"}},
+    }
+    return {
+        "data_dir": str(root / "data"),
+        "database_url": db_url,
+        "challenges_dir": str(challenges_dir),
+        "providers": providers,
+        "models": table,
+    }
 
 
-def settings_for(root: Path, db_url: str, challenges_dir: Path, models: dict[str, str] | None = None):
+def settings_for(
+    root: Path, db_url: str, challenges_dir: Path, models: dict[str, str] | None = None
+):
     return parse_settings(config_table(root, db_url, challenges_dir, models), "<test>", root)
 
 
@@ -125,12 +158,27 @@ def fill_store(settings, samples: int = 2, challenges=("fox", "hat")) -> dict:
                 info = inspect_image(data, full=True)
                 # Failed attempts get a stored file too: only their outcome may keep them out of battles.
                 path = save_image(images_dir, data, info)
-                stored = StoredImage(sha256=info.sha256, path=str(path.relative_to(settings.data_dir)), format=info.format,
-                                     width=info.width, height=info.height, size_bytes=info.size_bytes)
-                attempt = Attempt(run_id="r1", job_id=None, attempt=1, challenge=challenge, task=task, category="c",
-                                  model=model, provider=route.provider, ok=ok,
-                                  failure_class=None if ok else "server_error",
-                                  image_sha256=info.sha256)
+                stored = StoredImage(
+                    sha256=info.sha256,
+                    path=str(path.relative_to(settings.data_dir)),
+                    format=info.format,
+                    width=info.width,
+                    height=info.height,
+                    size_bytes=info.size_bytes,
+                )
+                attempt = Attempt(
+                    run_id="r1",
+                    job_id=None,
+                    attempt=1,
+                    challenge=challenge,
+                    task=task,
+                    category="c",
+                    model=model,
+                    provider=route.provider,
+                    ok=ok,
+                    failure_class=None if ok else "server_error",
+                    image_sha256=info.sha256,
+                )
                 items.append((attempt, stored, False))
     store.record_results(engine, items)
     engine.dispose()

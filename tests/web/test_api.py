@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from arena import store
 from arena.ratings import compute_board
-from arena.tables import Battle
+from arena.store.tables import Battle
 
 from .factory import (
     BASE,
@@ -44,18 +44,30 @@ def _votes(settings):
 def test_a_vote_reveals_the_battles_own_models_and_reaches_the_store(make_app, web_settings):
     voter = Voter(make_app())
     battle = voter.battle().json()
-    assert len(battle["battle_id"]) == 32 and int(battle["battle_id"], 16) >= 0  # 128 random bits, hex
+    assert (
+        len(battle["battle_id"]) == 32 and int(battle["battle_id"], 16) >= 0
+    )  # 128 random bits, hex
     reply = voter.vote(battle["battle_id"], "b")
     assert reply.status_code == 200
     stored = {b["id"]: b for b in _battles(web_settings)}[battle["battle_id"]]
     reveal = reply.json()["reveal"]
-    assert (reveal["a"]["model"], reveal["a"]["provider"]) == (stored["model_left"], stored["provider_left"])
-    assert (reveal["b"]["model"], reveal["b"]["provider"]) == (stored["model_right"], stored["provider_right"])
+    assert (reveal["a"]["model"], reveal["a"]["provider"]) == (
+        stored["model_left"],
+        stored["provider_left"],
+    )
+    assert (reveal["b"]["model"], reveal["b"]["provider"]) == (
+        stored["model_right"],
+        stored["provider_right"],
+    )
     votes = _votes(web_settings)
     assert len(votes) == 1
     row = votes.iloc[0]
     assert (row.battle_id, row.outcome, row.model_left, row.model_right) == (
-        battle["battle_id"], "right", stored["model_left"], stored["model_right"])
+        battle["battle_id"],
+        "right",
+        stored["model_left"],
+        stored["model_right"],
+    )
 
 
 def test_a_second_vote_is_409_an_expired_battle_410_and_another_sessions_battle_404(make_app):
@@ -66,7 +78,11 @@ def test_a_second_vote_is_409_an_expired_battle_410_and_another_sessions_battle_
     assert stranger.client.get(f"/img/{first}/a").status_code == 404
     assert owner.vote(first, "tie").status_code == 200
     again = owner.vote(first, "a")
-    assert again.status_code == 409 and again.json()["error"] == "already_voted" and "reveal" not in again.json()
+    assert (
+        again.status_code == 409
+        and again.json()["error"] == "already_voted"
+        and "reveal" not in again.json()
+    )
     late = owner.battle().json()["battle_id"]
     time.sleep(0.5)
     expired = owner.vote(late, "a")
@@ -94,8 +110,12 @@ def test_nothing_before_the_vote_names_a_model_or_provider(make_app, web_setting
     app = make_app()
     voter = Voter(app)
     names = set(web_settings.models) | set(web_settings.providers)
-    responses = [voter.client.get("/"), voter.client.get("/static/arena.js"), voter.client.get("/static/arena.css"),
-                 voter.client.get("/api/session")]
+    responses = [
+        voter.client.get("/"),
+        voter.client.get("/static/arena.js"),
+        voter.client.get("/static/arena.css"),
+        voter.client.get("/api/session"),
+    ]
     battles = 0
     reply = voter.battle()
     while reply.status_code == 200:
@@ -107,7 +127,10 @@ def test_nothing_before_the_vote_names_a_model_or_provider(make_app, web_setting
             assert image.status_code == 200
             responses.append(image)
         revealed = voter.vote(battle["battle_id"]).json()["reveal"]
-        assert {revealed["a"]["model"], revealed["b"]["model"]} <= names  # names do come back after the vote
+        assert {
+            revealed["a"]["model"],
+            revealed["b"]["model"],
+        } <= names  # names do come back after the vote
         battles += 1
         reply = voter.battle()
     assert battles >= 4 and reply.status_code == 404 and reply.json()["error"] == "no_battle"
@@ -130,8 +153,12 @@ def test_images_are_uniform_derivatives_with_identical_headers(make_app):
         assert reply.headers["content-type"] == "image/webp"
         assert reply.headers["cache-control"] == "no-store"
         assert "etag" not in reply.headers and "last-modified" not in reply.headers
-        assert reply.content[:4] == b"RIFF" and reply.content[12:16] == b"VP8 "  # plain lossy WebP: no EXIF/XMP/ICC chunk
-    assert sorted(k for k in a.headers if k != "content-length") == sorted(k for k in b.headers if k != "content-length")
+        assert (
+            reply.content[:4] == b"RIFF" and reply.content[12:16] == b"VP8 "
+        )  # plain lossy WebP: no EXIF/XMP/ICC chunk
+    assert sorted(k for k in a.headers if k != "content-length") == sorted(
+        k for k in b.headers if k != "content-length"
+    )
     assert Image.open(io.BytesIO(a.content)).size == Image.open(io.BytesIO(b.content)).size
 
 
@@ -145,7 +172,12 @@ def test_failed_generations_are_never_shown_and_no_image_is_shown_twice(make_app
     shown = [m for b in battles for m in (b["model_left"], b["model_right"])]
     assert BROKEN_MODEL not in shown and set(MODELS) <= set(shown)
     for session in {b["session"] for b in battles}:
-        images = [i for b in battles if b["session"] == session for i in (b["image_left"], b["image_right"])]
+        images = [
+            i
+            for b in battles
+            if b["session"] == session
+            for i in (b["image_left"], b["image_right"])
+        ]
         assert len(images) == len(set(images))
     assert all(b["model_left"] != b["model_right"] for b in battles)
     weights = json.loads(battles[0]["weights_json"])
@@ -156,10 +188,22 @@ def test_sides_are_counterbalanced_per_challenge_and_pair(tmp_path, db_url):
 
     from arena.web import create_app
 
-    settings = settings_for(tmp_path, db_url, write_challenges(tmp_path / "ch"),
-                            models={"zephyr-xl-9000": "acme-cloud", "quokka-diffusion": "bluefin-ai"})
-    settings = type(settings)(**{**settings.__dict__, "models": {
-        k: v for k, v in settings.models.items() if k in ("zephyr-xl-9000", "quokka-diffusion")}})
+    settings = settings_for(
+        tmp_path,
+        db_url,
+        write_challenges(tmp_path / "ch"),
+        models={"zephyr-xl-9000": "acme-cloud", "quokka-diffusion": "bluefin-ai"},
+    )
+    settings = type(settings)(
+        **{
+            **settings.__dict__,
+            "models": {
+                k: v
+                for k, v in settings.models.items()
+                if k in ("zephyr-xl-9000", "quokka-diffusion")
+            },
+        }
+    )
     fill_store(settings, samples=1, challenges=("fox",))
     app = create_app(settings, TEST_OPTIONS)
     for _ in range(21):
@@ -177,17 +221,23 @@ def test_session_cookie_is_httponly_lax_and_secure_behind_https(make_app):
     assert "httponly" in secure and "samesite=lax" in secure and "secure" in secure
 
 
-@pytest.mark.parametrize("change, status, code", [
-    ({"Origin": None}, 403, "origin_required"),
-    ({"Origin": "https://evil.example"}, 403, "origin_mismatch"),
-    ({"X-CSRF-Token": None}, 403, "bad_csrf_token"),
-    ({"X-CSRF-Token": "0" * 40}, 403, "bad_csrf_token"),
-])
+@pytest.mark.parametrize(
+    "change, status, code",
+    [
+        ({"Origin": None}, 403, "origin_required"),
+        ({"Origin": "https://evil.example"}, 403, "origin_mismatch"),
+        ({"X-CSRF-Token": None}, 403, "bad_csrf_token"),
+        ({"X-CSRF-Token": "0" * 40}, 403, "bad_csrf_token"),
+    ],
+)
 def test_every_post_needs_this_origin_and_the_sessions_csrf_token(make_app, change, status, code):
     voter = Voter(make_app())
     battle_id = voter.battle().json()["battle_id"]
     headers = {k: v for k, v in {**voter.headers, **change}.items() if v is not None}
-    for path, body in (("/api/battles", None), ("/api/votes", {"battle_id": battle_id, "choice": "a"})):
+    for path, body in (
+        ("/api/battles", None),
+        ("/api/votes", {"battle_id": battle_id, "choice": "a"}),
+    ):
         reply = voter.client.post(path, headers=headers, json=body)
         assert (reply.status_code, reply.json()["error"]) == (status, code)
     assert voter.vote(battle_id).status_code == 200  # none of the refused posts consumed the battle
@@ -212,10 +262,16 @@ def test_rate_limits_per_session_and_per_ip_answer_429_with_retry_after(make_app
     assert Voter(app).battle().status_code == 200  # another session still may
     by_ip = make_app(ip_per_min=6, rate_burst=2)
     one, two = Voter(by_ip), Voter(by_ip)
-    assert [one.battle().status_code, two.battle().status_code, two.battle().status_code] == [200, 200, 429]
+    assert [one.battle().status_code, two.battle().status_code, two.battle().status_code] == [
+        200,
+        200,
+        429,
+    ]
 
 
-def test_fast_burst_and_repeat_votes_are_kept_but_flagged_and_left_out_of_ratings(make_app, web_settings):
+def test_fast_burst_and_repeat_votes_are_kept_but_flagged_and_left_out_of_ratings(
+    make_app, web_settings
+):
     app = make_app(min_dwell_s=0.3, burst_votes=2, burst_window_s=60)
     voter = Voter(app)
     quick = voter.battle().json()["battle_id"]
@@ -231,7 +287,9 @@ def test_fast_burst_and_repeat_votes_are_kept_but_flagged_and_left_out_of_rating
     assert set(fast_reply.json()) == set(slow_reply.json())  # the voter is not told
     votes = _votes(web_settings).set_index("battle_id")
     assert votes.loc[quick, "flagged"] and "fast" in votes.loc[quick, "flag_reason"]
-    slow_reason = votes.loc[slow_id, "flag_reason"] if votes.loc[slow_id, "flagged"] else ""  # may be repeat_pair if the draw repeated a pair
+    slow_reason = (
+        votes.loc[slow_id, "flag_reason"] if votes.loc[slow_id, "flagged"] else ""
+    )  # may be repeat_pair if the draw repeated a pair
     assert "fast" not in slow_reason and "burst" not in slow_reason
     assert votes.loc[third, "flagged"] and "burst" in votes.loc[third, "flag_reason"]
     assert votes.loc[quick, "dwell_ms"] < 300 <= votes.loc[slow_id, "dwell_ms"]
@@ -285,10 +343,30 @@ BAD_VOTES = [
     ("application/json", b'"a"', 422, "invalid_body"),
     ("application/json", b"", 400, "invalid_json"),
     ("application/json", b'{"battle_id": 5, "choice": "a"}', 422, "invalid_battle_id"),
-    ("application/json", b'{"battle_id": "../../etc/passwd", "choice": "a"}', 422, "invalid_battle_id"),
-    ("application/json", b'{"battle_id": "' + b"a" * 32 + b'", "choice": "left"}', 422, "invalid_choice"),
-    ("application/json", b'{"battle_id": "' + b"a" * 32 + b'", "choice": "a", "model": "x"}', 422, "invalid_body"),
-    ("application/json", b'{"battle_id": "' + b"a" * 32 + b'", "choice": null}', 422, "invalid_choice"),
+    (
+        "application/json",
+        b'{"battle_id": "../../etc/passwd", "choice": "a"}',
+        422,
+        "invalid_battle_id",
+    ),
+    (
+        "application/json",
+        b'{"battle_id": "' + b"a" * 32 + b'", "choice": "left"}',
+        422,
+        "invalid_choice",
+    ),
+    (
+        "application/json",
+        b'{"battle_id": "' + b"a" * 32 + b'", "choice": "a", "model": "x"}',
+        422,
+        "invalid_body",
+    ),
+    (
+        "application/json",
+        b'{"battle_id": "' + b"a" * 32 + b'", "choice": null}',
+        422,
+        "invalid_choice",
+    ),
     ("application/json", b'{"pad": "' + b"x" * 10_000 + b'"}', 413, "body_too_large"),
     ("application/json", b"\xff\xfe", 400, "invalid_json"),
 ]
@@ -297,7 +375,9 @@ BAD_VOTES = [
 @pytest.mark.parametrize("content_type, body, status, code", BAD_VOTES)
 def test_bad_votes_get_a_clear_json_4xx(make_app, content_type, body, status, code):
     voter = Voter(make_app())
-    reply = voter.client.post("/api/votes", headers={**voter.headers, "Content-Type": content_type}, content=body)
+    reply = voter.client.post(
+        "/api/votes", headers={**voter.headers, "Content-Type": content_type}, content=body
+    )
     assert reply.status_code == status
     assert reply.headers["content-type"] == "application/json" and reply.json()["error"] == code
     assert reply.json()["message"]
@@ -306,9 +386,14 @@ def test_bad_votes_get_a_clear_json_4xx(make_app, content_type, body, status, co
 def test_unknown_paths_methods_and_images_are_json_4xx(make_app):
     voter = Voter(make_app())
     battle_id = voter.battle().json()["battle_id"]
-    for method, path, status in (("GET", "/nowhere", 404), ("GET", "/api/votes", 405), ("DELETE", "/api/battles", 405),
-                                 ("GET", f"/img/{battle_id}/zz", 404), ("GET", "/img/short/a", 404),
-                                 ("GET", "/leaderboard/../../etc/passwd", 404)):
+    for method, path, status in (
+        ("GET", "/nowhere", 404),
+        ("GET", "/api/votes", 405),
+        ("DELETE", "/api/battles", 405),
+        ("GET", f"/img/{battle_id}/zz", 404),
+        ("GET", "/img/short/a", 404),
+        ("GET", "/leaderboard/../../etc/passwd", 404),
+    ):
         reply = voter.client.request(method, path)
         assert reply.status_code == status, path
         assert reply.json()["error"]
@@ -323,12 +408,17 @@ def test_challenge_text_is_escaped_in_the_page_and_plain_in_json(tmp_path, sqlit
     fill_store(settings, samples=1, challenges=("fox",))
     voter = Voter(create_app(settings, TEST_OPTIONS))
     page = voter.client.get("/").text
-    assert "<script>alert" not in page and "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in page
+    assert (
+        "<script>alert" not in page
+        and "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in page
+    )
     assert "<b>in snow</b>" not in page and "Fox &lt;b&gt;in snow&lt;/b&gt;" in page
     assert voter.battle().json()["challenge"]["prompt"] == prompt  # the JS sets it with textContent
 
 
-def test_the_demo_store_serves_battles_of_baselines_labelled_only_after_the_vote(demo_settings_copy):
+def test_the_demo_store_serves_battles_of_baselines_labelled_only_after_the_vote(
+    demo_settings_copy,
+):
     from arena.web import create_app
 
     voter = Voter(create_app(demo_settings_copy, TEST_OPTIONS))

@@ -14,8 +14,16 @@ from .factory import SCREENSHOTS, TEST_OPTIONS
 from .serving import ServerThread
 
 pytestmark = pytest.mark.browser
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DEMO_MODELS = ("identity", "cartoon-filter", "night-grade", "prompt-card", "palette-gradient")
 
 
@@ -40,7 +48,9 @@ def test_vote_by_click_and_by_key_with_reveal_and_next_battle(demo_settings_copy
     app = create_app(demo_settings_copy, replace(TEST_OPTIONS, box_px=768))
     errors: list[str] = []
     with ServerThread(app) as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -51,7 +61,10 @@ def test_vote_by_click_and_by_key_with_reveal_and_next_battle(demo_settings_copy
         while len(held) < 2:
             page.wait_for_timeout(20)
         page.wait_for_timeout(200)
-        assert page.eval_on_selector_all("#choices button", "bs => bs.map(b => b.disabled)") == [True] * 4
+        assert (
+            page.eval_on_selector_all("#choices button", "bs => bs.map(b => b.disabled)")
+            == [True] * 4
+        )
         for route in held:
             route.continue_()
         page.unroute("**/img/**")
@@ -61,8 +74,15 @@ def test_vote_by_click_and_by_key_with_reveal_and_next_battle(demo_settings_copy
         page.click("#choices button[data-choice=a]")
         page.wait_for_selector("#reveal-a:not(:empty)")
         reveal = page.inner_text("#side-a figcaption") + " " + page.inner_text("#side-b figcaption")
-        assert any(model in reveal for model in DEMO_MODELS) and "local" in reveal and "baseline" in reveal
-        assert page.eval_on_selector_all("#choices button", "bs => bs.map(b => b.disabled)") == [True] * 4
+        assert (
+            any(model in reveal for model in DEMO_MODELS)
+            and "local" in reveal
+            and "baseline" in reveal
+        )
+        assert (
+            page.eval_on_selector_all("#choices button", "bs => bs.map(b => b.disabled)")
+            == [True] * 4
+        )
         _shot(page, tmp_path, "reveal")
 
         page.click("#next")

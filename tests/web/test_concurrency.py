@@ -32,8 +32,11 @@ async def _client(base: str, index: int, statuses: list, cast: list) -> None:
             battle = await client.post("/api/battles", headers=headers)
             statuses.append(battle.status_code)
             battle_id = battle.json()["battle_id"]
-            vote = await client.post("/api/votes", headers=headers,
-                                     json={"battle_id": battle_id, "choice": ("a", "b", "tie", "both_bad")[n % 4]})
+            vote = await client.post(
+                "/api/votes",
+                headers=headers,
+                json={"battle_id": battle_id, "choice": ("a", "b", "tie", "both_bad")[n % 4]},
+            )
             statuses.append(vote.status_code)
             cast.append(battle_id)
 
@@ -46,10 +49,20 @@ async def _swarm(base: str) -> tuple[list, list]:
 
 def _serve(config: Path, workers: int, tmp_path: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "ARENA_WEB_IP_PER_MIN": "0", "ARENA_WEB_SESSION_PER_MIN": "0", "ARENA_WEB_BOX_PX": "128"}
+    env = {
+        **os.environ,
+        "ARENA_WEB_IP_PER_MIN": "0",
+        "ARENA_WEB_SESSION_PER_MIN": "0",
+        "ARENA_WEB_BOX_PX": "128",
+    }
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([ARENA, "serve", "--config", str(config), "--port", str(port), "--workers", str(workers)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [ARENA, "serve", "--config", str(config), "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -69,7 +82,9 @@ def test_every_vote_of_fifty_concurrent_clients_is_stored_exactly_once(tmp_path,
     challenges = write_challenges(tmp_path / "challenges")
     config = write_toml(tmp_path / "arena.toml", config_table(tmp_path, db_url, challenges))
     settings = load_settings(config)
-    fill_store(settings, samples=6)  # 24 outputs per challenge: every client gets 20 battles of unseen images
+    fill_store(
+        settings, samples=6
+    )  # 24 outputs per challenge: every client gets 20 battles of unseen images
     proc, base = _serve(config, workers, tmp_path)
     try:
         statuses, cast = asyncio.run(_swarm(base))

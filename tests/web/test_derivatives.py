@@ -15,8 +15,8 @@ def _chunks(webp: bytes) -> list[bytes]:
     assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP"
     chunks, at = [], 12
     while at < len(webp):
-        size = int.from_bytes(webp[at + 4:at + 8], "little")
-        chunks.append(webp[at:at + 4])
+        size = int.from_bytes(webp[at + 4 : at + 8], "little")
+        chunks.append(webp[at : at + 4])
         at += 8 + size + (size & 1)
     return chunks
 
@@ -26,7 +26,9 @@ def test_every_output_of_a_challenge_lands_in_the_same_box_with_no_metadata():
     for size in ((1024, 1024), (1344, 768), (300, 1000)):
         data = telling_png("zephyr-xl-9000", 3, size)
         out = make_derivative(data, box)
-        assert _chunks(out) == [b"VP8 "]  # no EXIF, XMP, ICCP chunk; the container cannot carry PNG text
+        assert _chunks(out) == [
+            b"VP8 "
+        ]  # no EXIF, XMP, ICCP chunk; the container cannot carry PNG text
         assert b"zephyr" not in out.lower()
         assert Image.open(io.BytesIO(out)).size == box
 
@@ -56,7 +58,11 @@ def test_exif_orientation_is_applied_before_the_tag_is_dropped():
 def test_an_srgb_tagged_image_keeps_its_colour_through_the_profile_conversion():
     grey = Image.new("RGB", (64, 64), (200, 30, 30))
     buffer = io.BytesIO()
-    grey.save(buffer, format="PNG", icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    grey.save(
+        buffer,
+        format="PNG",
+        icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+    )
     out = Image.open(io.BytesIO(make_derivative(buffer.getvalue(), (64, 64)))).convert("RGB")
     r, g, b = out.getpixel((32, 32))
     assert abs(r - 200) < 10 and g < 45 and b < 45

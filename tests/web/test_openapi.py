@@ -28,10 +28,16 @@ def credentials(voting_app):
 
     client = TestClient(voting_app, base_url=f"http://{HOST}")
     token = client.get("/api/session").json()["csrf_token"]
-    opened = client.post("/api/battles", headers={"Origin": f"http://{HOST}", "X-CSRF-Token": token})
-    assert opened.status_code == 200  # the session has an open battle, so POST /api/battles can answer 200
-    return {"headers": {"Host": HOST, "Origin": f"http://{HOST}", "X-CSRF-Token": token},
-            "cookies": {COOKIE_NAME: client.cookies[COOKIE_NAME]}}
+    opened = client.post(
+        "/api/battles", headers={"Origin": f"http://{HOST}", "X-CSRF-Token": token}
+    )
+    assert (
+        opened.status_code == 200
+    )  # the session has an open battle, so POST /api/battles can answer 200
+    return {
+        "headers": {"Host": HOST, "Origin": f"http://{HOST}", "X-CSRF-Token": token},
+        "cookies": {COOKIE_NAME: client.cookies[COOKIE_NAME]},
+    }
 
 
 def test_the_api_matches_its_description_and_never_fails_with_500(voting_app, credentials):
@@ -43,8 +49,13 @@ def test_the_api_matches_its_description_and_never_fails_with_500(voting_app, cr
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(
+            max_examples=12,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def check(case):
             response = case.call(headers=credentials["headers"], cookies=credentials["cookies"])
             calls.append(response.status_code)
@@ -59,6 +70,12 @@ def test_the_description_lists_every_json_endpoint(voting_app):
     from starlette.testclient import TestClient
 
     document = TestClient(voting_app).get("/api/openapi.json").json()
-    assert set(document["paths"]) == {"/api/health", "/api/session", "/api/battles", "/api/votes", "/img/{battle_id}/{slot}"}
+    assert set(document["paths"]) == {
+        "/api/health",
+        "/api/session",
+        "/api/battles",
+        "/api/votes",
+        "/img/{battle_id}/{slot}",
+    }
     vote = document["paths"]["/api/votes"]["post"]
     assert {"409", "410", "404", "422", "413"} <= set(vote["responses"])

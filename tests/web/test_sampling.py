@@ -9,8 +9,12 @@ from arena.sampling import Output, choose_battle, counterbalanced_side, order_un
 
 
 def _outputs(challenges=("c1", "c2"), models=("m1", "m2", "m3"), samples=2) -> list[Output]:
-    return [Output(challenge=c, model=m, provider="p", image=f"{c}-{m}-{s}", view=f"v-{c}-{m}-{s}")
-            for c in challenges for m in models for s in range(samples)]
+    return [
+        Output(challenge=c, model=m, provider="p", image=f"{c}-{m}-{s}", view=f"v-{c}-{m}-{s}")
+        for c in challenges
+        for m in models
+        for s in range(samples)
+    ]
 
 
 def _draw(n: int, **kwargs) -> list:
@@ -41,7 +45,9 @@ def test_seen_images_are_never_drawn_and_an_exhausted_pool_gives_none():
     for choice in _draw(50, outputs=outputs, seen=seen):
         assert {choice.first.image, choice.second.image}.isdisjoint(seen)
         assert choice.first.model != choice.second.model
-    assert _draw(1, outputs=outputs, seen=seen | {"c1-m1-1", "c1-m2-1"}) == [None]  # only m3 is left
+    assert _draw(1, outputs=outputs, seen=seen | {"c1-m1-1", "c1-m2-1"}) == [
+        None
+    ]  # only m3 is left
     only_one_model = [o for o in outputs if o.model == "m1"]
     assert _draw(1, outputs=only_one_model) == [None]
 
@@ -58,7 +64,9 @@ def test_order_uncertainty_is_a_half_for_equal_ratings_and_vanishes_for_distant_
     assert u[("a", "c")] < 1e-6
     # one standard error apart: P(wrong sign) = Phi(-1) ≈ 0.1587
     se = 50 / 1.959963984540054
-    one_se = order_uncertainty({"a": (0, -50, 50), "b": (se * 2 ** 0.5, se * 2 ** 0.5 - 50, se * 2 ** 0.5 + 50)})
+    one_se = order_uncertainty(
+        {"a": (0, -50, 50), "b": (se * 2**0.5, se * 2**0.5 - 50, se * 2**0.5 + 50)}
+    )
     assert abs(one_se[("a", "b")] - 0.158655) < 1e-4
 
 

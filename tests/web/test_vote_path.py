@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from arena import store
-from arena.ballots import Connections, asyncpg_connect_args, positional_sql
 from arena.errors import ArenaError
-from arena.tables import Battle
+from arena.store.tables import Battle
+from arena.store.votepath import Connections, asyncpg_connect_args, positional_sql
 from arena.web import create_app
 
 from .factory import (
@@ -35,19 +35,34 @@ from .test_concurrency import _serve
 
 
 def test_named_parameters_become_typed_positional_ones_in_first_use_order():
-    text, names = positional_sql("WHERE a = :voter AND t > :now OR b = :voter AND c = :coin AND d::text = 'x:y'")
+    text, names = positional_sql(
+        "WHERE a = :voter AND t > :now OR b = :voter AND c = :coin AND d::text = 'x:y'"
+    )
     assert names == ("voter", "now", "coin")
-    assert text == "WHERE a = $1::text AND t > $2::timestamptz OR b = $1::text AND c = $3::int4 AND d::text = 'x:y'"
+    assert (
+        text
+        == "WHERE a = $1::text AND t > $2::timestamptz OR b = $1::text AND c = $3::int4 AND d::text = 'x:y'"
+    )
 
 
 def test_libpq_options_of_a_database_url_become_asyncpg_server_settings():
-    url = sa.make_url("postgresql+psycopg://bob:pw@db.example:5433/arena"
-                      "?options=-csearch_path%3Dvotes%20-c%20statement_timeout%3D5000&connect_timeout=7")
+    url = sa.make_url(
+        "postgresql+psycopg://bob:pw@db.example:5433/arena"
+        "?options=-csearch_path%3Dvotes%20-c%20statement_timeout%3D5000&connect_timeout=7"
+    )
     args = asyncpg_connect_args(url)
     assert (args["host"], args["port"], args["user"], args["password"], args["database"]) == (
-        "db.example", 5433, "bob", "pw", "arena")
-    assert args["server_settings"] == {"application_name": "arena-vote-path", "search_path": "votes",
-                                       "statement_timeout": "5000"}
+        "db.example",
+        5433,
+        "bob",
+        "pw",
+        "arena",
+    )
+    assert args["server_settings"] == {
+        "application_name": "arena-vote-path",
+        "search_path": "votes",
+        "statement_timeout": "5000",
+    }
     assert args["timeout"] == 7.0
     with pytest.raises(ArenaError, match="target_session_attrs"):
         asyncpg_connect_args(sa.make_url("postgresql://h/db?target_session_attrs=any"))
@@ -59,7 +74,9 @@ def _battles(settings) -> list:
     engine = store.open_engine(settings.database_url)
     try:
         with engine.connect() as conn:
-            return list(conn.execute(sa.select(Battle.__table__).order_by(Battle.__table__.c.issued_at)))
+            return list(
+                conn.execute(sa.select(Battle.__table__).order_by(Battle.__table__.c.issued_at))
+            )
     finally:
         engine.dispose()
 
@@ -75,7 +92,9 @@ def test_a_battle_issued_by_another_process_is_returned_not_rerolled(make_app, w
     first, second = make_app(), make_app()
     voter = Voter(first)
     battle = voter.battle().json()
-    assert voter.vote(battle["battle_id"]).status_code == 200  # the first process knows the session, nothing open
+    assert (
+        voter.vote(battle["battle_id"]).status_code == 200
+    )  # the first process knows the session, nothing open
     elsewhere = _other_process(second, voter).post("/api/battles", headers=voter.headers)
     assert elsewhere.status_code == 200
     # the first process still believes nothing is open; the store's guard must make it see the new battle
@@ -97,11 +116,16 @@ def test_no_image_is_shown_twice_to_a_session_served_by_two_processes(make_app, 
             assert reply.json()["error"] == "no_battle"
             break
         assert reply.status_code == 200
-        vote = client.post("/api/votes", headers=voter.headers, json={"battle_id": reply.json()["battle_id"],
-                                                                       "choice": "tie"})
+        vote = client.post(
+            "/api/votes",
+            headers=voter.headers,
+            json={"battle_id": reply.json()["battle_id"], "choice": "tie"},
+        )
         assert vote.status_code == 200
         served += 1
-    images = [image for row in _battles(web_settings) for image in (row.image_left, row.image_right)]
+    images = [
+        image for row in _battles(web_settings) for image in (row.image_left, row.image_right)
+    ]
     assert served >= 4 and len(images) == 2 * served
     assert len(set(images)) == len(images), "an image was shown twice to one session"
 
@@ -111,8 +135,9 @@ def test_connection_sets_hold_at_most_their_size_and_drop_interrupted_connection
 
     async def main() -> None:
         connections = Connections(args, size=2)
-        results = await asyncio.gather(*(connections.fetch("SELECT $1::int * 2, pg_sleep(0.01)", [i])
-                                         for i in range(12)))
+        results = await asyncio.gather(
+            *(connections.fetch("SELECT $1::int * 2, pg_sleep(0.01)", [i]) for i in range(12))
+        )
         assert [rows[0][0] for rows in results] == [2 * i for i in range(12)]
         assert connections.count == 2 and len(connections.idle) == 2
         # cancelled mid-statement: the connection may be mid-protocol, so it is closed, not reused
@@ -123,7 +148,9 @@ def test_connection_sets_hold_at_most_their_size_and_drop_interrupted_connection
             await task
         assert connections.count == 1
         # cancelled while waiting for a connection: the others go on and nothing leaks
-        held = [asyncio.create_task(connections.fetch("SELECT pg_sleep(0.3)", [])) for _ in range(2)]
+        held = [
+            asyncio.create_task(connections.fetch("SELECT pg_sleep(0.3)", [])) for _ in range(2)
+        ]
         await asyncio.sleep(0.1)
         waiting = asyncio.create_task(connections.fetch("SELECT 1", []))
         await asyncio.sleep(0.05)
@@ -146,24 +173,38 @@ def test_connection_sets_hold_at_most_their_size_and_drop_interrupted_connection
 def test_connections_broken_by_a_database_restart_cost_no_request(postgres_url, tmp_path):
     settings = settings_for(tmp_path, postgres_url, write_challenges(tmp_path / "challenges"))
     fill_store(settings)
-    admin = sa.create_engine(postgres_url.split("?")[0].replace("postgresql://", "postgresql+psycopg://", 1))
-    with TestClient(create_app(settings, TEST_OPTIONS), base_url=BASE) as client:  # one event loop: kept connections
+    admin = sa.create_engine(
+        postgres_url.split("?")[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    )
+    with TestClient(
+        create_app(settings, TEST_OPTIONS), base_url=BASE
+    ) as client:  # one event loop: kept connections
         headers = {"Origin": BASE, "X-CSRF-Token": client.get("/api/session").json()["csrf_token"]}
         battle = client.post("/api/battles", headers=headers)
         assert battle.status_code == 200
         with admin.begin() as conn:  # what a restart does to the server's open connections
-            killed = conn.execute(sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'arena-vote-path'")).scalar()
+            killed = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'arena-vote-path'"
+                )
+            ).scalar()
         assert killed >= 1
-        vote = client.post("/api/votes", headers=headers, json={"battle_id": battle.json()["battle_id"], "choice": "a"})
+        vote = client.post(
+            "/api/votes",
+            headers=headers,
+            json={"battle_id": battle.json()["battle_id"], "choice": "a"},
+        )
         assert vote.status_code == 200, vote.text
         assert client.post("/api/battles", headers=headers).status_code == 200
     admin.dispose()
 
 
 def _listening_workers(server_pid: int) -> list[int]:
-    return [int(pid) for pid in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()]
+    return [
+        int(pid)
+        for pid in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    ]
 
 
 def _sockets_on(port: int, state: str) -> set[str]:
@@ -178,8 +219,10 @@ def _sockets_on(port: int, state: str) -> set[str]:
 
 
 def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_url):
-    config = write_toml(tmp_path / "arena.toml",
-                        config_table(tmp_path, postgres_url, write_challenges(tmp_path / "challenges")))
+    config = write_toml(
+        tmp_path / "arena.toml",
+        config_table(tmp_path, postgres_url, write_challenges(tmp_path / "challenges")),
+    )
     proc, base = _serve(config, 2, tmp_path)
     port = int(base.rsplit(":", 1)[1])
     clients = []
@@ -197,8 +240,11 @@ def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_
         established = _sockets_on(port, "01")
         share = {}
         for pid in _listening_workers(proc.pid):
-            owned = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
-                     if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")}
+            owned = {
+                os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1]
+                for fd in os.listdir(f"/proc/{pid}/fd")
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            }
             share[pid] = len(owned & established)
         workers = {pid: n for pid, n in share.items() if n}
         assert sum(share.values()) == 40, share
@@ -217,13 +263,16 @@ def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_
         alive = _listening_workers(proc.pid) if proc.poll() is None else []
         proc.terminate()
         proc.wait(timeout=20)
+
     def running(pid: int) -> bool:
         try:
             return "zombie" not in Path(f"/proc/{pid}/status").read_text()
         except OSError:
             return False
 
-    deadline = time.monotonic() + 15  # (multiprocessing's resource tracker leaves a moment after its parent)
+    deadline = (
+        time.monotonic() + 15
+    )  # (multiprocessing's resource tracker leaves a moment after its parent)
     while any(running(pid) for pid in alive) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert alive and not any(running(pid) for pid in alive), "workers outlived the server"
@@ -232,12 +281,14 @@ def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_
 def test_the_wal_is_checkpointed_by_a_thread_not_inside_a_commit(tmp_path, monkeypatch):
     import sqlite3
 
-    from arena.ballots import WalCheckpointer
+    from arena.store.votepath import WalCheckpointer
 
     path = tmp_path / "wal.db"
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("PRAGMA journal_mode=WAL")
-    writer.execute("PRAGMA wal_autocheckpoint=0")  # as the vote path's connection: commits never checkpoint
+    writer.execute(
+        "PRAGMA wal_autocheckpoint=0"
+    )  # as the vote path's connection: commits never checkpoint
     writer.execute("CREATE TABLE t (x INTEGER)")
     writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(2000)])
 
@@ -246,7 +297,9 @@ def test_the_wal_is_checkpointed_by_a_thread_not_inside_a_commit(tmp_path, monke
         reader = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
         try:
             return reader.execute("SELECT count(*) FROM t").fetchone()[0]
-        except sqlite3.OperationalError:  # the table itself is still only in the WAL
+        # The table may still be only in the WAL, or a checkpoint may be copying pages this
+        # instant (an immutable reader then sees a half-written file): not there yet.
+        except sqlite3.DatabaseError:
             return 0
         finally:
             reader.close()

@@ -34,17 +34,36 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_SIDE_PX = 2048
 URL_CACHE_SIZE = 256  # results kept for `url` replies; older ones expire like real providers' URLs
 COLOURS = {
-    "red": (200, 40, 40), "orange": (240, 140, 30), "gold": (230, 180, 60), "golden": (235, 175, 70),
-    "yellow": (240, 220, 60), "green": (60, 150, 70), "teal": (40, 140, 140), "blue": (50, 90, 200),
-    "sky": (120, 180, 235), "purple": (120, 60, 160), "pink": (235, 130, 170), "brown": (120, 80, 50),
-    "black": (20, 20, 20), "white": (245, 245, 245), "grey": (128, 128, 128), "gray": (128, 128, 128),
-    "sunset": (250, 120, 60), "night": (20, 25, 60), "ocean": (30, 100, 160), "coffee": (110, 70, 40),
-    "cream": (245, 235, 210), "vintage": (190, 160, 110), "anime": (255, 170, 200),
+    "red": (200, 40, 40),
+    "orange": (240, 140, 30),
+    "gold": (230, 180, 60),
+    "golden": (235, 175, 70),
+    "yellow": (240, 220, 60),
+    "green": (60, 150, 70),
+    "teal": (40, 140, 140),
+    "blue": (50, 90, 200),
+    "sky": (120, 180, 235),
+    "purple": (120, 60, 160),
+    "pink": (235, 130, 170),
+    "brown": (120, 80, 50),
+    "black": (20, 20, 20),
+    "white": (245, 245, 245),
+    "grey": (128, 128, 128),
+    "gray": (128, 128, 128),
+    "sunset": (250, 120, 60),
+    "night": (20, 25, 60),
+    "ocean": (30, 100, 160),
+    "coffee": (110, 70, 40),
+    "cream": (245, 235, 210),
+    "vintage": (190, 160, 110),
+    "anime": (255, 170, 200),
 }
 
 
 def _error(status: int, message: str, code: str, param: str | None = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+    body = {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
     return JSONResponse(body, status_code=status)
 
 
@@ -101,7 +120,7 @@ def _prompt_colours(prompt: str) -> list[tuple]:
     found = [COLOURS[w] for w in words if w in COLOURS]
     if len(found) < 2:
         digest = hashlib.sha256(prompt.encode()).digest()
-        found += [tuple(digest[i:i + 3]) for i in (0, 3)]
+        found += [tuple(digest[i : i + 3]) for i in (0, 3)]
     return found
 
 
@@ -166,19 +185,24 @@ class LocalProvider:
         self.base_url = ""
         self._results: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
-        self.app = Starlette(routes=[
-            Route("/v1/images/generations", self.generations, methods=["POST"]),
-            Route("/v1/images/edits", self.edits, methods=["POST"]),
-            Route("/v1/results/{token}", self.result, methods=["GET"]),
-            Route("/v1/models", self.models, methods=["GET"]),
-            Route("/health", self.health, methods=["GET"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/images/generations", self.generations, methods=["POST"]),
+                Route("/v1/images/edits", self.edits, methods=["POST"]),
+                Route("/v1/results/{token}", self.result, methods=["GET"]),
+                Route("/v1/models", self.models, methods=["GET"]),
+                Route("/health", self.health, methods=["GET"]),
+            ]
+        )
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
 
     async def models(self, request: Request) -> Response:
-        data = [{"id": m, "object": "model", "owned_by": "arena-baseline"} for m in EDIT_MODELS + GENERATION_MODELS]
+        data = [
+            {"id": m, "object": "model", "owned_by": "arena-baseline"}
+            for m in EDIT_MODELS + GENERATION_MODELS
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     async def result(self, request: Request) -> Response:
@@ -197,7 +221,12 @@ class LocalProvider:
             return _error(400, "body must be a JSON object", "invalid_json")
         model = body.get("model")
         if model in EDIT_MODELS:
-            return _error(400, f"model {model!r} only does edits: use /v1/images/edits", "model_not_supported", "model")
+            return _error(
+                400,
+                f"model {model!r} only does edits: use /v1/images/edits",
+                "model_not_supported",
+                "model",
+            )
         if model not in GENERATION_MODELS:
             return _error(404, f"model {model!r} does not exist", "model_not_found", "model")
         return await self._respond(body, model, sources=[])
@@ -210,14 +239,18 @@ class LocalProvider:
         except Exception as exc:  # the multipart parser raises several types; all mean a bad upload
             return _error(400, f"malformed multipart body: {exc}", "invalid_multipart")
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        uploads = [v for k, v in form.multi_items() if k in ("image", "image[]") and not isinstance(v, str)]
+        uploads = [
+            v for k, v in form.multi_items() if k in ("image", "image[]") and not isinstance(v, str)
+        ]
         model = fields.get("model")
         if model in GENERATION_MODELS:
             return _error(400, f"model {model!r} does not do edits", "model_not_supported", "model")
         if model not in EDIT_MODELS:
             return _error(404, f"model {model!r} does not exist", "model_not_found", "model")
         if not uploads:
-            return _error(400, "an edit needs at least one image (field image[])", "missing_image", "image")
+            return _error(
+                400, "an edit needs at least one image (field image[])", "missing_image", "image"
+            )
         sources = [await upload.read() for upload in uploads]
         await form.close()
         return await self._respond(fields, model, sources)
@@ -235,10 +268,14 @@ class LocalProvider:
             return _error(400, "n must be between 1 and 4", "invalid_value", "n")
         response_format = body.get("response_format", "b64_json")
         if response_format not in ("b64_json", "url"):
-            return _error(400, "response_format must be url or b64_json", "invalid_value", "response_format")
+            return _error(
+                400, "response_format must be url or b64_json", "invalid_value", "response_format"
+            )
         started = time.perf_counter()
         try:
-            images = [await run_in_threadpool(run_model, model, prompt, sources, size) for _ in range(n)]
+            images = [
+                await run_in_threadpool(run_model, model, prompt, sources, size) for _ in range(n)
+            ]
         except ImageError as exc:
             return _error(400, f"input image rejected: {exc}", "invalid_image", "image")
         remaining = self.delay_s - (time.perf_counter() - started)
@@ -274,10 +311,18 @@ class LocalServer:
         self.port = port or free_port(host)
         self.provider = LocalProvider(delay_s=delay_s)
         self.provider.base_url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(self.provider.app, host=host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            self.provider.app,
+            host=host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="arena-local-provider", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, name="arena-local-provider", daemon=True
+        )
 
     @property
     def base_url(self) -> str:

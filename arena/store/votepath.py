@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from arena.errors import ArenaError
-from arena.store import apply_sqlite_pragmas, insert_ignoring_duplicates
-from arena.tables import VOTES_BY_VOTER, Attempt, Battle, Derivative, StoredImage
+from arena.store.engine import apply_sqlite_pragmas
+from arena.store.tables import VOTES_BY_VOTER, Attempt, Battle, Derivative, StoredImage
+from arena.store.writer import insert_ignoring_duplicates
 
 
 def ensure_voting_indexes(engine: sa.Engine) -> None:
@@ -24,14 +25,24 @@ def ensure_voting_indexes(engine: sa.Engine) -> None:
     VOTES_BY_VOTER.create(engine, checkfirst=True)
     next(iter(Battle.__table__.indexes)).create(engine, checkfirst=True)
     with engine.begin() as conn:
-        conn.execute(sa.text("DROP INDEX IF EXISTS ix_battles_session"))  # (session) alone: the new one leads with it
+        conn.execute(
+            sa.text("DROP INDEX IF EXISTS ix_battles_session")
+        )  # (session) alone: the new one leads with it
 
 
 def successful_outputs(engine: sa.Engine) -> list[dict]:
     """Every distinct successful, non-warm-up output with its stored file: what battles may show."""
     a, i = Attempt.__table__, StoredImage.__table__
     query = (
-        sa.select(a.c.challenge, a.c.task, a.c.category, a.c.model, a.c.provider, a.c.image_sha256, i.c.path)
+        sa.select(
+            a.c.challenge,
+            a.c.task,
+            a.c.category,
+            a.c.model,
+            a.c.provider,
+            a.c.image_sha256,
+            i.c.path,
+        )
         .join(i, i.c.sha256 == a.c.image_sha256)
         .where(a.c.ok == sa.true(), a.c.warmup == sa.false(), a.c.image_sha256.is_not(None))
         .distinct()
@@ -63,23 +74,45 @@ def add_derivatives(engine: sa.Engine, rows: list[dict]) -> None:
 # runs the battle's two writes in one transaction. Times go to SQLite in SQLAlchemy's own text
 # format, so both paths read the same rows.
 
-_SIDE_RULE = ("CASE WHEN 2 * battle_sides.a_left < battle_sides.issued THEN 1 "
-              "WHEN 2 * battle_sides.a_left > battle_sides.issued THEN 0 ELSE :coin END")
+_SIDE_RULE = (
+    "CASE WHEN 2 * battle_sides.a_left < battle_sides.issued THEN 1 "
+    "WHEN 2 * battle_sides.a_left > battle_sides.issued THEN 0 ELSE :coin END"
+)
 # A battle is stored only while the session's latest battle is still the one the caller knows
 # (:after_id issued at :after_at; '' for a session without battles): the caller chose the pair from
 # what it knew the session had seen, and the guard turns a stale view (another server process has
 # issued a battle to this session since) into "not stored, read again" in the same statement.
-_NOTHING_NEWER = ("NOT EXISTS (SELECT 1 FROM battles WHERE session = :session AND issued_at >= :after_at "
-                  "AND id <> :after_id)")
+_NOTHING_NEWER = (
+    "NOT EXISTS (SELECT 1 FROM battles WHERE session = :session AND issued_at >= :after_at "
+    "AND id <> :after_id)"
+)
 _UPSERT_SIDES = (
     "INSERT INTO battle_sides (challenge, model_a, model_b, issued, a_left, last_a_left) "
     f"SELECT :challenge, :model_a, :model_b, 1, :coin, :coin WHERE {_NOTHING_NEWER} "
     "ON CONFLICT (challenge, model_a, model_b) DO UPDATE SET issued = battle_sides.issued + 1, "
     f"a_left = battle_sides.a_left + {_SIDE_RULE}, last_a_left = {_SIDE_RULE} RETURNING last_a_left"
 )
-_BATTLE_COLUMNS = ("id", "session", "challenge", "task", "category", "model_left", "provider_left", "image_left",
-                   "view_left", "model_right", "provider_right", "image_right", "view_right", "view_source",
-                   "issued_at", "expires_at", "weights_json", "ip_hash", "user_agent")
+_BATTLE_COLUMNS = (
+    "id",
+    "session",
+    "challenge",
+    "task",
+    "category",
+    "model_left",
+    "provider_left",
+    "image_left",
+    "view_left",
+    "model_right",
+    "provider_right",
+    "image_right",
+    "view_right",
+    "view_source",
+    "issued_at",
+    "expires_at",
+    "weights_json",
+    "ip_hash",
+    "user_agent",
+)
 _SIDED = ("model", "provider", "image", "view")  # the columns that follow the side of their output
 _VOTE_SQL = """
 WITH f AS MATERIALIZED (
@@ -114,20 +147,24 @@ _DWELL_MS = {  # milliseconds from the battle's issue to :now, to 0.1 ms (SQLite
 _VOTE_PATH_SQL = {
     # (id, challenge, task, image_left, image_right, view_source, expires_at, open, issued_at) in issue order
     "session_battles": "SELECT b.id, b.challenge, b.task, b.image_left, b.image_right, b.view_source, b.expires_at, "
-                       "CASE WHEN v.id IS NULL AND b.expires_at > :now THEN 1 ELSE 0 END, b.issued_at "
-                       "FROM battles b LEFT JOIN votes v ON v.battle_id = b.id "
-                       "WHERE b.session = :session ORDER BY b.issued_at",
+    "CASE WHEN v.id IS NULL AND b.expires_at > :now THEN 1 ELSE 0 END, b.issued_at "
+    "FROM battles b LEFT JOIN votes v ON v.battle_id = b.id "
+    "WHERE b.session = :session ORDER BY b.issued_at",
     "upsert_sides": _UPSERT_SIDES,
     "insert_battle": f"INSERT INTO battles ({', '.join(_BATTLE_COLUMNS)}) "
-                     f"VALUES ({', '.join(':' + c for c in _BATTLE_COLUMNS)})",
+    f"VALUES ({', '.join(':' + c for c in _BATTLE_COLUMNS)})",
     # PostgreSQL: the side counter and the battle in one statement; :a_* / :b_* are the columns
     # with the name-first model's output on the left / on the right
     "issue_battle": f"WITH sides AS ({_UPSERT_SIDES}) INSERT INTO battles ({', '.join(_BATTLE_COLUMNS)}) SELECT "
-                    + ", ".join(f"CASE WHEN sides.last_a_left = 1 THEN :a_{c} ELSE :b_{c} END"
-                                if c.endswith(("_left", "_right")) and c.split("_")[0] in _SIDED else ":" + c
-                                for c in _BATTLE_COLUMNS) + " FROM sides RETURNING id",
+    + ", ".join(
+        f"CASE WHEN sides.last_a_left = 1 THEN :a_{c} ELSE :b_{c} END"
+        if c.endswith(("_left", "_right")) and c.split("_")[0] in _SIDED
+        else ":" + c
+        for c in _BATTLE_COLUMNS
+    )
+    + " FROM sides RETURNING id",
     "vote_state": "SELECT b.session, b.expires_at, v.id FROM battles b LEFT JOIN votes v ON v.battle_id = b.id "
-                  "WHERE b.id = :battle_id",
+    "WHERE b.id = :battle_id",
     "views": "SELECT session, view_left, view_right, view_source FROM battles WHERE id = :battle_id",
 }
 
@@ -142,9 +179,16 @@ def _sqlite_time(value: datetime) -> str:
 
 # asyncpg binds $n parameters whose types the server infers; a parameter inside CASE or arithmetic
 # would be inferred as text, so each one is cast to its column's type (everything else is text).
-_PG_TYPES = {"now": "timestamptz", "since": "timestamptz", "issued_at": "timestamptz", "expires_at": "timestamptz",
-             "after_at": "timestamptz",
-             "min_dwell_ms": "float8", "coin": "int4", "burst_votes": "int8"}
+_PG_TYPES = {
+    "now": "timestamptz",
+    "since": "timestamptz",
+    "issued_at": "timestamptz",
+    "expires_at": "timestamptz",
+    "after_at": "timestamptz",
+    "min_dwell_ms": "float8",
+    "coin": "int4",
+    "burst_votes": "int8",
+}
 
 
 def positional_sql(text: str) -> tuple[str, tuple[str, ...]]:
@@ -171,7 +215,9 @@ def asyncpg_connect_args(url: sa.URL) -> dict:
             for token in tokens:
                 name, _, setting = token.removeprefix("-c").removeprefix("--").partition("=")
                 if not setting:
-                    raise ArenaError(f"database_url: cannot read the option {token!r} (expected -c name=value)")
+                    raise ArenaError(
+                        f"database_url: cannot read the option {token!r} (expected -c name=value)"
+                    )
                 settings[name.replace("-", "_")] = setting
         elif key in ("sslmode", "ssl"):
             extra["ssl"] = values[-1]
@@ -180,10 +226,18 @@ def asyncpg_connect_args(url: sa.URL) -> dict:
         elif key == "application_name":
             settings[key] = values[-1]
         else:
-            raise ArenaError(f"database_url: the voting server's driver (asyncpg) does not take {key!r}")
-    return {"host": url.host, "port": url.port, "user": url.username, "password": url.password,
-            "database": url.database,
-            "server_settings": {"application_name": "arena-vote-path", **settings}, **extra}
+            raise ArenaError(
+                f"database_url: the voting server's driver (asyncpg) does not take {key!r}"
+            )
+    return {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+        "server_settings": {"application_name": "arena-vote-path", **settings},
+        **extra,
+    }
 
 
 class Connections:
@@ -327,12 +381,17 @@ class VotePath:
     def __init__(self, engine: sa.Engine) -> None:
         self.url = engine.url
         self.dialect = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
-        sql = {name: text.replace("{dwell}", _DWELL_MS[self.dialect])
-               for name, text in {**_VOTE_PATH_SQL, "vote": _VOTE_SQL}.items()}
+        sql = {
+            name: text.replace("{dwell}", _DWELL_MS[self.dialect])
+            for name, text in {**_VOTE_PATH_SQL, "vote": _VOTE_SQL}.items()
+        }
         if self.dialect == "postgresql":
             self.sql = {name: positional_sql(text) for name, text in sql.items()}
             args = asyncpg_connect_args(self.url)
-            quick = {**args, "server_settings": {**args["server_settings"], "synchronous_commit": "off"}}
+            quick = {
+                **args,
+                "server_settings": {**args["server_settings"], "synchronous_commit": "off"},
+            }
             self._connect_args = {"async": quick, "sync": args}  # by kind of commit
             self._time = lambda value: value
             self._read_time = lambda value: value
@@ -355,8 +414,10 @@ class VotePath:
             for gone in [other for other in self._by_loop if other.is_closed()]:
                 for connections in self._by_loop.pop(gone).values():
                     connections.terminate()
-            sets = self._by_loop[loop] = {kind: Connections(args, self.MAX_CONNECTIONS)
-                                          for kind, args in self._connect_args.items()}
+            sets = self._by_loop[loop] = {
+                kind: Connections(args, self.MAX_CONNECTIONS)
+                for kind, args in self._connect_args.items()
+            }
         return sets["async" if name in ASYNC_COMMIT else "sync"]
 
     async def _fetch(self, name: str, params: dict) -> list:
@@ -370,8 +431,12 @@ class VotePath:
         for attempt in (0, 1):
             try:
                 return await connections.fetch(text, args)
-            except (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError, asyncpg.InterfaceError,
-                    ConnectionError):
+            except (
+                asyncpg.ConnectionDoesNotExistError,
+                asyncpg.AdminShutdownError,
+                asyncpg.InterfaceError,
+                ConnectionError,
+            ):
                 if attempt == 1:
                     raise
                 connections.terminate_idle()
@@ -381,7 +446,9 @@ class VotePath:
         if self._sqlite is None:
             import sqlite3
 
-            conn = sqlite3.connect(self.url.database, isolation_level=None, check_same_thread=False, timeout=30)
+            conn = sqlite3.connect(
+                self.url.database, isolation_level=None, check_same_thread=False, timeout=30
+            )
             apply_sqlite_pragmas(conn)
             # SQLite checkpoints the WAL inside the commit that crosses 1,000 pages: here that is a
             # request on the event loop, and every other request waited ~400 ms for its fsync. A
@@ -413,9 +480,13 @@ class VotePath:
         """A session's battles in issue order: (id, challenge, task, image_left, image_right, view_source,
         expires_at, open, issued_at), open = not voted on and not expired at `now`; times as datetimes."""
         rows = await self._rows("session_battles", {"session": session, "now": self._time(now)})
-        return [(*row[:6], self._read_time(row[6]), row[7], self._read_time(row[8])) for row in rows]
+        return [
+            (*row[:6], self._read_time(row[6]), row[7], self._read_time(row[8])) for row in rows
+        ]
 
-    async def issue_battle(self, battle: dict, coin: bool, after: tuple[str, datetime] | None) -> bool:
+    async def issue_battle(
+        self, battle: dict, coin: bool, after: tuple[str, datetime] | None
+    ) -> bool:
         """Store a battle whose outputs are under *_left/*_right, sided by the (challenge, pair) counter,
         if the session's latest battle is still `after` (id, issued_at; None: the session has none).
 
@@ -427,14 +498,27 @@ class VotePath:
         model_a, model_b = sorted((battle["model_left"], battle["model_right"]))
         params = {key: battle[key] for key in _BATTLE_COLUMNS}
         after_id, after_at = after if after is not None else ("", _EPOCH)
-        params.update(issued_at=self._time(battle["issued_at"]), expires_at=self._time(battle["expires_at"]),
-                      model_a=model_a, model_b=model_b, coin=int(coin), after_id=after_id,
-                      after_at=self._time(after_at))
-        flip = battle["model_left"] != model_a  # the outputs as given put the name-first model right
+        params.update(
+            issued_at=self._time(battle["issued_at"]),
+            expires_at=self._time(battle["expires_at"]),
+            model_a=model_a,
+            model_b=model_b,
+            coin=int(coin),
+            after_id=after_id,
+            after_at=self._time(after_at),
+        )
+        flip = (
+            battle["model_left"] != model_a
+        )  # the outputs as given put the name-first model right
         for key in _SIDED:
             left, right = battle[f"{key}_left"], battle[f"{key}_right"]
-            params[f"a_{key}_left"], params[f"a_{key}_right"] = (right, left) if flip else (left, right)
-            params[f"b_{key}_left"], params[f"b_{key}_right"] = params[f"a_{key}_right"], params[f"a_{key}_left"]
+            params[f"a_{key}_left"], params[f"a_{key}_right"] = (
+                (right, left) if flip else (left, right)
+            )
+            params[f"b_{key}_left"], params[f"b_{key}_right"] = (
+                params[f"a_{key}_right"],
+                params[f"a_{key}_left"],
+            )
         if self.dialect == "postgresql":
             return bool(await self._fetch("issue_battle", params))
         conn = self._sqlite_conn()
@@ -443,8 +527,14 @@ class VotePath:
             sided = conn.execute(self.sql["upsert_sides"], params).fetchall()
             if sided:
                 prefix = "a_" if sided[0][0] else "b_"
-                row = {**params, **{f"{key}_{side}": params[f"{prefix}{key}_{side}"]
-                                    for key in _SIDED for side in ("left", "right")}}
+                row = {
+                    **params,
+                    **{
+                        f"{key}_{side}": params[f"{prefix}{key}_{side}"]
+                        for key in _SIDED
+                        for side in ("left", "right")
+                    },
+                }
                 conn.execute(self.sql["insert_battle"], row)
         except BaseException:
             conn.execute("ROLLBACK")

@@ -23,7 +23,9 @@ TRANSIENT_STATUSES = (429, 502, 503, 504)
 CANCEL_TIMEOUT_S = 3.0  # a cancel is a courtesy; it must not hold the harness after its own timeout
 
 
-async def exchange(adapter: Adapter, request: httpx.Request, what: str) -> tuple[httpx.Response, bytes, int]:
+async def exchange(
+    adapter: Adapter, request: httpx.Request, what: str
+) -> tuple[httpx.Response, bytes, int]:
     """Send one request and read its whole body.
 
     Returns the response, the body and the perf_counter_ns at which the headers arrived, so the
@@ -45,7 +47,9 @@ async def exchange(adapter: Adapter, request: httpx.Request, what: str) -> tuple
 
 
 def default_error(adapter: Adapter, response: httpx.Response, body: bytes) -> ProviderError:
-    return error_from_status(response.status_code, response.headers, body.decode("utf-8", "replace"), adapter.redact)
+    return error_from_status(
+        response.status_code, response.headers, body.decode("utf-8", "replace"), adapter.redact
+    )
 
 
 async def get_status(
@@ -64,7 +68,9 @@ async def get_status(
     for attempt in range(1, POLL_TRIES + 1):
         last = attempt == POLL_TRIES
         try:
-            response, body, headers_ns = await exchange(adapter, adapter.client.build_request("GET", url, headers=headers), what)
+            response, body, headers_ns = await exchange(
+                adapter, adapter.client.build_request("GET", url, headers=headers), what
+            )
         except ProviderError as exc:
             if exc.failure_class != "network" or last:
                 raise
@@ -85,11 +91,14 @@ async def send_cancel(adapter: Adapter, method: str, url: str, headers: dict[str
     # The attempt has already failed or timed out; a failed cancel must not mask why.
     with contextlib.suppress(Exception):
         await asyncio.wait_for(
-            adapter.client.request(method, url, headers=headers, timeout=CANCEL_TIMEOUT_S), CANCEL_TIMEOUT_S
+            adapter.client.request(method, url, headers=headers, timeout=CANCEL_TIMEOUT_S),
+            CANCEL_TIMEOUT_S,
         )
 
 
-async def cancel_on_exit(adapter: Adapter, method: str, url: str | None, headers: dict[str, str]) -> None:
+async def cancel_on_exit(
+    adapter: Adapter, method: str, url: str | None, headers: dict[str, str]
+) -> None:
     """Send the cancel shielded, so the harness's timeout (a task cancel) cannot abort it midway."""
     if url:
         await asyncio.shield(send_cancel(adapter, method, url, headers))

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from arena.app.runs import local_providers
 from arena.challenges import load_challenges
 from arena.config import Route, Settings
 from arena.errors import ConfigError, ImageError, ProviderError
@@ -15,7 +16,6 @@ from arena.params import normalize_request, parse_capabilities, resolve_shape
 from arena.providers import adapter_class
 from arena.providers.base import send_with_timeout
 from arena.providers.emulation import emulate
-from arena.runs import local_providers
 
 TIMINGS = (
     "ttfb_ms",

@@ -14,7 +14,7 @@ from arena.challenges import Challenge, load_challenges
 from arena.config import Settings
 from arena.errors import RunError
 from arena.harness import AttemptRecord, Harness, RunOutcome, plan_jobs
-from arena.tables import Run
+from arena.store.tables import Run
 
 
 @dataclass
@@ -54,6 +54,7 @@ def run_benchmark(
     on_result: Callable[[AttemptRecord], None] | None = None,
     challenges: list[Challenge] | None = None,
     transport: str = "aiohttp",
+    tuning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> RunReport:
     """Plan a new run (or pick up `resume`, an id or "last") and execute every pending job.
 
@@ -62,8 +63,11 @@ def run_benchmark(
     exactly once or pending for the next --resume.
     """
     engine = store.open_engine(settings.database_url)
-    all_challenges = challenges if challenges is not None else load_challenges(
-        settings.challenges_dir, list(settings.challenges) or None)
+    all_challenges = (
+        challenges
+        if challenges is not None
+        else load_challenges(settings.challenges_dir, list(settings.challenges) or None)
+    )
     by_slug = {c.slug: c for c in all_challenges}
     if resume:
         run = store.get_run(engine, resume)
@@ -72,20 +76,36 @@ def run_benchmark(
         jobs = store.pending_jobs(engine, run.id)
         missing = sorted({j.challenge for j in jobs} - set(by_slug))
         if missing:
-            raise RunError(f"run {run.id} needs challenge {missing[0]!r}, which is no longer in {settings.challenges_dir}")
-        unknown = sorted({(j.model, j.provider) for j in jobs} - {(r.model, r.provider) for r in settings.routes})
+            raise RunError(
+                f"run {run.id} needs challenge {missing[0]!r}, which is no longer in {settings.challenges_dir}"
+            )
+        unknown = sorted(
+            {(j.model, j.provider) for j in jobs} - {(r.model, r.provider) for r in settings.routes}
+        )
         if unknown:
-            raise RunError(f"run {run.id} needs {unknown[0][0]}@{unknown[0][1]}, which the config no longer has")
+            raise RunError(
+                f"run {run.id} needs {unknown[0][0]}@{unknown[0][1]}, which the config no longer has"
+            )
         spent = store.run_cost_usd(engine, run.id)
         max_cost_usd = max_cost_usd if max_cost_usd is not None else run.max_cost_usd
     else:
         planned = plan_jobs(settings, all_challenges)
         if not planned:
-            raise RunError("nothing to run: no configured model does the task of any selected challenge")
-        run = store.create_run(engine, Run(
-            id=new_run_id(), status="planned", config_source=settings.source,
-            settings_json=store.settings_snapshot(settings), max_cost_usd=max_cost_usd, samples=settings.samples,
-        ), planned)
+            raise RunError(
+                "nothing to run: no configured model does the task of any selected challenge"
+            )
+        run = store.create_run(
+            engine,
+            Run(
+                id=new_run_id(),
+                status="planned",
+                config_source=settings.source,
+                settings_json=store.settings_snapshot(settings),
+                max_cost_usd=max_cost_usd,
+                samples=settings.samples,
+            ),
+            planned,
+        )
         jobs = store.pending_jobs(engine, run.id)
         spent = 0.0
     if on_planned:
@@ -96,12 +116,26 @@ def run_benchmark(
     status = "interrupted"
     try:
         with local_providers(settings) as urls:
-            harness = Harness(settings, by_slug, writer, base_urls=urls, max_cost_usd=max_cost_usd,
-                              spent_usd=spent, on_result=on_result, transport=transport)
+            harness = Harness(
+                settings,
+                by_slug,
+                writer,
+                base_urls=urls,
+                max_cost_usd=max_cost_usd,
+                spent_usd=spent,
+                on_result=on_result,
+                transport=transport,
+                tuning=tuning,
+            )
             outcome = asyncio.run(harness.execute(run.id, jobs, next_attempts))
         status = "budget_stopped" if outcome.budget_stopped else "completed"
     finally:
         writer.close()
         store.set_run_status(engine, run.id, status, finished=status != "interrupted")
-    return RunReport(run_id=run.id, status=status, outcome=outcome, summary=store.run_summary(engine, run.id),
-                     resumed=bool(resume))
+    return RunReport(
+        run_id=run.id,
+        status=status,
+        outcome=outcome,
+        summary=store.run_summary(engine, run.id),
+        resumed=bool(resume),
+    )

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from arena.ratings import ELO_PER_LOGIT, RatingOptions, compute_boards, tally_votes
-from arena.votes import check_vote_frame
+from arena.ratings.boards import ELO_PER_LOGIT, RatingOptions, compute_boards, tally_votes
+from arena.ratings.frames import check_vote_frame
 
 HEAD_TO_HEAD_COLUMNS = (
     "opponent",

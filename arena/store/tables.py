@@ -23,7 +23,9 @@ class Run(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     created_at: datetime = _ts(default_factory=utcnow)
     finished_at: datetime | None = _ts(default=None)
-    status: str = Field(default="planned", max_length=32)  # planned, running, completed, interrupted, budget_stopped
+    status: str = Field(
+        default="planned", max_length=32
+    )  # planned, running, completed, interrupted, budget_stopped
     config_source: str = Field(default="", max_length=500)
     settings_json: str = Field(default="{}", sa_type=sa.Text)  # providers and models, never keys
     max_cost_usd: float | None = None
@@ -35,7 +37,9 @@ class Job(SQLModel, table=True):
     """challenge x model@provider x sample within a run; done at most once."""
 
     __tablename__ = "jobs"
-    __table_args__ = (sa.UniqueConstraint("run_id", "challenge", "model", "provider", "sample", name="uq_job"),)
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "challenge", "model", "provider", "sample", name="uq_job"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(index=True, foreign_key="runs.id", max_length=64)
     challenge: str = Field(max_length=64)
@@ -109,7 +113,9 @@ class Vote(SQLModel, table=True):
 
     __tablename__ = "votes"
     id: int | None = Field(default=None, primary_key=True)
-    battle_id: str = Field(max_length=64, unique=True)  # one vote per battle, enforced by the database
+    battle_id: str = Field(
+        max_length=64, unique=True
+    )  # one vote per battle, enforced by the database
     created_at: datetime = _ts(default_factory=utcnow, index=True)
     challenge: str = Field(max_length=64, index=True)
     task: str = Field(max_length=16)
@@ -129,6 +135,7 @@ class Vote(SQLModel, table=True):
 
 
 # --- blind voting (arena.web): derivatives, battles, side counters ------------------------------
+
 
 class Derivative(SQLModel, table=True):
     """The blind copy of an image shown in battles: made once per (original, box), stored by its own sha256."""
@@ -163,10 +170,14 @@ class Battle(SQLModel, table=True):
     provider_right: str = Field(max_length=100)
     image_right: str = Field(max_length=64)
     view_right: str = Field(max_length=64)
-    view_source: str | None = Field(default=None, max_length=64)  # an edit's source image, as a derivative
+    view_source: str | None = Field(
+        default=None, max_length=64
+    )  # an edit's source image, as a derivative
     issued_at: datetime = _ts(default_factory=utcnow)
     expires_at: datetime = _ts()
-    weights_json: str = Field(default="{}", sa_type=sa.Text)  # the sampling weights that chose this battle
+    weights_json: str = Field(
+        default="{}", sa_type=sa.Text
+    )  # the sampling weights that chose this battle
     ip_hash: str | None = Field(default=None, max_length=64)
     user_agent: str = Field(default="", max_length=200)
 
@@ -176,7 +187,9 @@ class BattleSides(SQLModel, table=True):
 
     __tablename__ = "battle_sides"
     challenge: str = Field(primary_key=True, max_length=64)
-    model_a: str = Field(primary_key=True, max_length=200)  # the pair in name order: model_a < model_b
+    model_a: str = Field(
+        primary_key=True, max_length=200
+    )  # the pair in name order: model_a < model_b
     model_b: str = Field(primary_key=True, max_length=200)
     issued: int = 0
     a_left: int = 0  # battles that showed model_a on the left
@@ -184,4 +197,6 @@ class BattleSides(SQLModel, table=True):
 
 
 # A voter's recent votes are read on every vote (burst and repeat-pair flags).
-VOTES_BY_VOTER = sa.Index("ix_votes_voter_created", Vote.__table__.c.voter, Vote.__table__.c.created_at)
+VOTES_BY_VOTER = sa.Index(
+    "ix_votes_voter_created", Vote.__table__.c.voter, Vote.__table__.c.created_at
+)

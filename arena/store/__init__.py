@@ -1,0 +1,56 @@
+"""The store: SQL tables (SQLite or PostgreSQL) and content-addressed image files.
+
+Its modules, each one concern:
+
+    engine      a database URL -> an engine (drivers, SQLite pragmas, migrations on open)
+    tables      the SQLModel tables
+    runs        runs and their jobs
+    writer      the harness's results writer (attempts, images, finished jobs)
+    frames      reads into DataFrames (attempts, jobs, votes) and vote inserts
+    votepath    the voting server's battles and votes (hand-written SQL on its own connections)
+
+The names below are the store's public face; callers write ``store.read_votes(engine)``.
+"""
+
+from arena.store.engine import as_utc, engine_url, open_engine
+from arena.store.frames import add_votes, read_attempts, read_image_paths, read_jobs, read_votes
+from arena.store.runs import (
+    create_run,
+    get_run,
+    list_runs,
+    next_attempt_number,
+    pending_jobs,
+    run_cost_usd,
+    run_summary,
+    set_run_status,
+    settings_snapshot,
+)
+from arena.store.tables import Attempt, Job, Run, StoredImage, Vote
+from arena.store.writer import StoreWriter, record_results
+
+__all__ = [
+    "Attempt",
+    "Job",
+    "Run",
+    "StoreWriter",
+    "StoredImage",
+    "Vote",
+    "add_votes",
+    "as_utc",
+    "create_run",
+    "engine_url",
+    "get_run",
+    "list_runs",
+    "next_attempt_number",
+    "open_engine",
+    "pending_jobs",
+    "read_attempts",
+    "read_image_paths",
+    "read_jobs",
+    "read_votes",
+    "record_results",
+    "run_cost_usd",
+    "run_summary",
+    "set_run_status",
+    "settings_snapshot",
+]

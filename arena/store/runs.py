@@ -1,0 +1,156 @@
+"""Runs and their jobs: create, read, resume, set status, count, cost; the settings snapshot a run keeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from arena.errors import RunError, StoreError
+from arena.store.tables import Attempt, Job, Run, utcnow
+
+
+def create_run(engine: sa.Engine, run: Run, jobs: Iterable[Job]) -> Run:
+    """Store a run and its whole plan in one transaction, before any request is sent."""
+    jobs = list(jobs)
+    run.jobs_total = len(jobs)
+    with Session(engine) as session:
+        session.add(run)
+        session.flush()
+        for job in jobs:
+            job.run_id = run.id
+            session.add(job)
+        try:
+            session.commit()
+        except IntegrityError as exc:
+            raise StoreError(f"run {run.id} could not be planned: {exc.orig}") from None
+        session.refresh(run)
+        session.expunge(run)
+    return run
+
+
+def get_run(engine: sa.Engine, run_id: str) -> Run:
+    """A run by id, or the newest run for "last"."""
+    with Session(engine) as session:
+        if run_id == "last":
+            run = session.exec(select(Run).order_by(Run.created_at.desc(), Run.id.desc())).first()
+            if run is None:
+                raise RunError("no run to resume: the store has no runs yet")
+        else:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise RunError(f"no run with id {run_id!r}")
+        session.expunge(run)
+        return run
+
+
+def list_runs(engine: sa.Engine) -> list[Run]:
+    with Session(engine) as session:
+        runs = list(session.exec(select(Run).order_by(Run.created_at.desc())))
+        for run in runs:
+            session.expunge(run)
+        return runs
+
+
+def set_run_status(engine: sa.Engine, run_id: str, status: str, finished: bool = False) -> None:
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        run.status = status
+        if finished:
+            run.finished_at = utcnow()
+        session.add(run)
+        session.commit()
+
+
+def pending_jobs(engine: sa.Engine, run_id: str) -> list[Job]:
+    """Jobs of a run not yet done, in plan order."""
+    with Session(engine) as session:
+        jobs = list(
+            session.exec(
+                select(Job).where(Job.run_id == run_id, Job.status == "pending").order_by(Job.id)
+            )
+        )
+        for job in jobs:
+            session.expunge(job)
+        return jobs
+
+
+def next_attempt_number(engine: sa.Engine, job_ids: list[int]) -> dict[int, int]:
+    """For resumed jobs: the attempt number to use next (attempts made before a crash are kept)."""
+    if not job_ids:
+        return {}
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Attempt.job_id, sa.func.max(Attempt.attempt))
+            .where(Attempt.job_id.in_(job_ids))
+            .group_by(Attempt.job_id)
+        ).all()
+    return {job_id: last + 1 for job_id, last in rows}
+
+
+def run_cost_usd(engine: sa.Engine, run_id: str) -> float:
+    with Session(engine) as session:
+        total = session.exec(
+            select(sa.func.sum(Attempt.cost_usd)).where(Attempt.run_id == run_id)
+        ).one()
+    return float(total or 0.0)
+
+
+def run_summary(engine: sa.Engine, run_id: str) -> dict:
+    """Counts of a run's jobs by status and outcome."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Job.status, Job.outcome, sa.func.count())
+            .where(Job.run_id == run_id)
+            .group_by(Job.status, Job.outcome)
+        ).all()
+    summary = {"pending": 0, "done": 0, "success": 0, "failed": 0, "outcomes": {}}
+    for status, outcome, count in rows:
+        summary[status] = summary.get(status, 0) + count
+        if outcome:
+            summary["outcomes"][outcome] = summary["outcomes"].get(outcome, 0) + count
+            summary["success" if outcome == "success" else "failed"] += count
+    return summary
+
+
+def settings_snapshot(settings) -> str:
+    """The providers and models of a run, as JSON, without any secret (only env var names)."""
+    data = {
+        "providers": {
+            name: {
+                k: getattr(p, k)
+                for k in (
+                    "protocol",
+                    "base_url",
+                    "api_key_env",
+                    "rate_limit_per_s",
+                    "max_concurrency",
+                    "timeout_s",
+                    "max_retries",
+                    "warmup",
+                    "baseline",
+                )
+            }
+            for name, p in settings.providers.items()
+        },
+        "models": {
+            name: {
+                "tasks": list(m.tasks),
+                "baseline": m.baseline,
+                "routes": [
+                    {
+                        "provider": r.provider,
+                        "model_id": r.model_id,
+                        "price_usd": r.price_usd,
+                        "price_usd_by_tier": r.price_usd_by_tier,
+                    }
+                    for r in m.routes
+                ],
+            }
+            for name, m in settings.models.items()
+        },
+    }
+    return json.dumps(data, sort_keys=True)
