@@ -1,6 +1,8 @@
 """Plan jobs, execute them asynchronously within each provider's limits, hand every attempt to a sink.
 
 No SQL here: the sink (store.StoreWriter in production) persists what it is given, off the event loop.
+call_adapter() is how one reply is judged (timeout, image check, failure class, cost): every attempt
+of a run and `arena probe` go through it, so a probe shows what a run would record.
 """
 
 from __future__ import annotations
