@@ -1,11 +1,17 @@
-"""HTTP exchange and error classification for every adapter: one timed exchange, status polls,
-best-effort cancel, result downloads, JSON and base64 reading, and the mapping of HTTP statuses and
-transport exceptions onto the failure classes (arena.errors.Failure).
+"""HTTP exchange and error classification, for every adapter.
 
-    exchange / get_status / download      send, time and read a request (TTFB stamps, poll retries)
-    send_cancel / cancel_on_exit          stop a job nobody will collect; never masks the real failure
-    error_from_status / classify_exception  an HTTP error reply or an exception -> one ProviderError
-    parse_json / parse_json_blobs / resolve_blob / decode_b64   a reply body -> data, or bad_response
+    exchange, get_status, download    send one request and read it whole, stamping when its headers
+                                      came (TTFB); status polls retry a transient failure or two
+    stamp                             set a Stopwatch mark to a moment already measured
+    send_cancel, cancel_on_exit       stop a job nobody will collect; never masks the real failure
+    error_from_status, default_error  an HTTP error reply -> one ProviderError (429, refusal codes,
+                                      4xx, 5xx; Retry-After read in every form providers send)
+    classify_exception                a transport or unexpected exception -> one ProviderError
+    parse_json, parse_json_blobs,     a reply body -> data, or bad_response (megabytes of base64
+    resolve_blob, decode_b64          cut out before parsing and decoded off the str path)
+
+Every ProviderError carries one arena.errors.Failure. This module names base.py's types only for
+type checking, so base.py (Adapter.download) can import it.
 """
 
 from __future__ import annotations
