@@ -1,18 +1,49 @@
-"""The one exception tree of arena; every error a user can cause is an ArenaError.
+"""The one exception tree of arena, and the failure kinds every failed attempt is classed into.
 
     ArenaError                    anything arena reports as a one-line message (exit code 2)
      ├── ConfigError              arena.toml or the environment: names the file, the field, the problem
      ├── ChallengeError           a challenge file: names the file, the field, the problem
      ├── ImageError               bytes that are not a plausible, safe image
-     ├── ProviderError            a provider reply that failed; carries one failure class
+     ├── ProviderError            a provider reply that failed; carries one Failure
      ├── StoreError               the database or the image store
      ├── VoteDataError            a votes file or vote rows: names the row and the problem
      └── RunError                 a run that cannot start or resume (unknown id, nothing to do)
+
+    Failure                       the class of a failed attempt (stored as its value, e.g. "timeout")
+     ├── timeout                  no complete reply within the provider's timeout (including mid-poll)
+     ├── rate_limited             429, or the provider's own "too many requests" signal
+     ├── refused                  content policy / moderation
+     ├── client_error             other 4xx: our request was wrong (bad parameter, auth, not found)
+     ├── server_error             5xx, or the provider reported an internal failure
+     ├── network                  connection refused, reset, DNS, TLS, truncated transfer
+     ├── bad_response             a reply we cannot read: invalid JSON, missing fields, unknown status
+     ├── invalid_image            bytes that do not decode to a plausible image
+     └── empty_output             a success reply with no image in it
 
 Messages never contain secrets: adapters build them from status codes and provider text only.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Failure(StrEnum):
+    """Every failed attempt has exactly one of these; the order is the order reports list them in."""
+
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    REFUSED = "refused"
+    CLIENT_ERROR = "client_error"
+    SERVER_ERROR = "server_error"
+    NETWORK = "network"
+    BAD_RESPONSE = "bad_response"
+    INVALID_IMAGE = "invalid_image"
+    EMPTY_OUTPUT = "empty_output"
+
+
+# The values as plain strings, in Failure's order: column names, categories, the database's words.
+FAILURE_CLASSES: tuple[str, ...] = tuple(failure.value for failure in Failure)
 
 
 class ArenaError(Exception):
@@ -43,20 +74,22 @@ class ImageError(ArenaError):
 
 
 class ProviderError(ArenaError):
-    """A failed provider call, classified into one of the failure classes in providers/base.py."""
+    """A failed provider call, classified into exactly one Failure."""
 
     def __init__(
         self,
-        failure_class: str,
+        failure_class: Failure | str,
         message: str,
         *,
         status_code: int | None = None,
         retry_after_s: float | None = None,
     ) -> None:
-        self.failure_class = failure_class
+        # Checked here so a misspelt class fails where it is raised; kept as the plain string the
+        # database stores (a str subclass could be written differently by a database driver).
+        self.failure_class: str = Failure(failure_class).value
         self.status_code = status_code
         self.retry_after_s = retry_after_s
-        super().__init__(f"{failure_class}: {message}")
+        super().__init__(f"{self.failure_class}: {message}")
 
 
 class StoreError(ArenaError):

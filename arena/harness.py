@@ -1,6 +1,8 @@
 """Plan jobs, execute them asynchronously within each provider's limits, hand every attempt to a sink.
 
 No SQL here: the sink (store.StoreWriter in production) persists what it is given, off the event loop.
+call_adapter() is how one reply is judged (timeout, image check, failure class, cost): every attempt
+of a run and `arena probe` go through it, so a probe shows what a run would record.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import contextlib
 import itertools
 import mimetypes
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -25,8 +27,9 @@ from arena.images import ImageInfo, inspect_image
 from arena.limits import ProviderLimiter
 from arena.params import normalize_request
 from arena.providers import adapter_class
-from arena.providers.base import ImageRequest, InputImage, send_with_timeout
+from arena.providers.base import Adapter, ImageRequest, InputImage, ProviderReply, Stopwatch
 from arena.providers.emulation import emulate
+from arena.providers.wire import classify_exception
 from arena.store.tables import Job
 
 # One attempt as the harness hands it on: tables.Attempt's columns as attributes. Not the SQLModel
@@ -87,6 +90,86 @@ def build_request(challenge: Challenge, route: Route) -> ImageRequest:
         aspect_ratio=challenge.aspect_ratio,
         resolution=challenge.resolution,
     )
+
+
+async def send_with_timeout(
+    adapter: Adapter, request: ImageRequest
+) -> tuple[ProviderReply | None, Stopwatch, ProviderError | None]:
+    """One call of an adapter within its provider's timeout; every failure comes back classified."""
+    watch = Stopwatch()
+    timeout_s = adapter.provider.timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await adapter.generate(request, watch), watch, None
+    except ProviderError as exc:
+        return None, watch, exc
+    except TimeoutError:
+        return None, watch, ProviderError("timeout", f"no result within {timeout_s:g} s")
+    except Exception as exc:  # an adapter bug or an unexpected reply must not stop a run
+        return None, watch, classify_exception(exc)
+
+
+@dataclass
+class CallResult:
+    """One adapter call settled: at most one failure, else a checked image; with its timings and cost."""
+
+    reply: ProviderReply | None
+    watch: Stopwatch
+    failure: ProviderError | None
+    image: bytes | None = None  # the first image, when it decoded at a plausible size
+    info: ImageInfo | None = None
+    cost_usd: float | None = (
+        None  # the provider's own figure, else the configured price of a success
+    )
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def timings_ms(self) -> dict[str, float | None]:
+        """The measured figures (base.py's definitions); a failure has no generation time."""
+        reply, watch = self.reply, self.watch
+        return {
+            "ttfb_ms": watch.ms("ttfb"),
+            "first_partial_ms": reply.first_partial_ms if reply else None,
+            "queue_ms": reply.queue_ms if reply else None,
+            "processing_ms": reply.processing_ms if reply else None,
+            "download_ms": watch.ms("done", since="download_start"),
+            "generation_ms": watch.ms("done") if self.ok else None,
+        }
+
+
+async def call_adapter(
+    adapter: Adapter,
+    request: ImageRequest,
+    price_usd: float | None,
+    checker: Executor | None = None,
+) -> CallResult:
+    """Send one request and settle the reply the way every attempt is judged.
+
+    A reply without an image is empty_output; a first image that does not decode at a plausible
+    size is invalid_image (checked on `checker`, off the event loop that times other requests).
+    The cost is the provider's reported figure, else `price_usd` for a success.
+    """
+    reply, watch, failure = await send_with_timeout(adapter, request)
+    result = CallResult(reply, watch, failure)
+    if reply is None:
+        return result
+    if not reply.images:
+        result.failure = ProviderError("empty_output", "the reply carried no image")
+    else:
+        try:
+            result.info = await asyncio.get_running_loop().run_in_executor(
+                checker, inspect_image, reply.images[0]
+            )
+        except ImageError as exc:
+            result.failure = ProviderError("invalid_image", str(exc))
+        else:
+            result.image = reply.images[0]
+    result.cost_usd = (
+        reply.cost_usd if reply.cost_usd is not None else (price_usd if result.ok else None)
+    )
+    return result
 
 
 @dataclass
@@ -327,29 +410,11 @@ class Harness:
         route = self._routes[(job.model, job.provider)]
         request = self._request_for(job, adapter.provider.protocol)
         limiter_wait_ms = await limiter.pace()
-        reply, watch, failure = await send_with_timeout(adapter, request)
-        image = info = None
-        generation_ms = watch.ms("done")
-        if reply is not None:
-            if not reply.images:
-                failure = ProviderError("empty_output", "the reply carried no image")
-            else:
-                image = reply.images[0]
-                try:
-                    info = await asyncio.get_running_loop().run_in_executor(
-                        self._checker, inspect_image, image
-                    )
-                except ImageError as exc:
-                    failure = ProviderError("invalid_image", str(exc))
-                    image = None
-        ok = failure is None
-        cost = None
-        if reply is not None:
-            cost = (
-                reply.cost_usd
-                if reply.cost_usd is not None
-                else (route.price_for(challenge.resolution) if ok else None)
-            )
+        result = await call_adapter(
+            adapter, request, route.price_for(challenge.resolution), self._checker
+        )
+        reply, watch, failure, info = result.reply, result.watch, result.failure, result.info
+        ok, cost, timings = result.ok, result.cost_usd, result.timings_ms()
         attempt = AttemptRecord(
             run_id=run_id,
             job_id=None if warmup else job.id,
@@ -365,12 +430,12 @@ class Harness:
             failure_class=None if ok else failure.failure_class,
             status_code=None if ok else failure.status_code,
             error=None if ok else str(failure)[:500],
-            generation_ms=generation_ms if ok else None,
-            ttfb_ms=watch.ms("ttfb"),
-            download_ms=watch.ms("done", since="download_start"),
-            queue_ms=reply.queue_ms if reply else None,
-            processing_ms=reply.processing_ms if reply else None,
-            first_partial_ms=reply.first_partial_ms if reply else None,
+            generation_ms=timings["generation_ms"],
+            ttfb_ms=timings["ttfb_ms"],
+            download_ms=timings["download_ms"],
+            queue_ms=timings["queue_ms"],
+            processing_ms=timings["processing_ms"],
+            first_partial_ms=timings["first_partial_ms"],
             limiter_wait_ms=limiter_wait_ms,
             retry_after_s=None if ok else failure.retry_after_s,
             cost_usd=cost,
@@ -392,6 +457,6 @@ class Harness:
                 self.outcome.failures[attempt.failure_class] = (
                     self.outcome.failures.get(attempt.failure_class, 0) + 1
                 )
-        self.sink.submit(attempt, image, info, final)
+        self.sink.submit(attempt, result.image, info, final)
         self.on_result(attempt)
         return attempt

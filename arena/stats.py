@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from arena.errors import ArenaError
-from arena.providers.base import FAILURE_CLASSES
+from arena.errors import FAILURE_CLASSES, ArenaError
 
 WINDOW_RE = re.compile(r"^(\d+)([dhm])$")
 

@@ -9,7 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arena.providers.base import BLOB_MIN_BYTES, parse_json_blobs, resolve_blob
+from arena.providers.wire import BLOB_MIN_BYTES, parse_json_blobs, resolve_blob
 
 
 def _resolve(value, blobs):

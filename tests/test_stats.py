@@ -107,7 +107,7 @@ def test_success_rate_and_percentiles_match_their_definitions(samples):
 
 def _reference_table(frame: pd.DataFrame) -> pd.DataFrame:
     """provider_table's definitions group by group, the slow obvious way."""
-    from arena.providers.base import FAILURE_CLASSES
+    from arena.errors import FAILURE_CLASSES
 
     def pct(values, q):
         values = values.dropna()

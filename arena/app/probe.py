@@ -9,12 +9,10 @@ from pathlib import Path
 from arena.app.runs import local_providers
 from arena.challenges import load_challenges
 from arena.config import Route, Settings
-from arena.errors import ConfigError, ImageError, ProviderError
-from arena.harness import build_request, make_client
-from arena.images import inspect_image
+from arena.errors import ConfigError
+from arena.harness import CallResult, build_request, call_adapter, make_client
 from arena.params import normalize_request, parse_capabilities, resolve_shape
 from arena.providers import adapter_class
-from arena.providers.base import send_with_timeout
 from arena.providers.emulation import emulate
 
 TIMINGS = (
@@ -113,46 +111,33 @@ def probe(
     with local_providers(settings) as urls:
         if route.provider in urls:
             provider = replace(provider, base_url=urls[route.provider])
-        reply, watch, failure = asyncio.run(_send(provider, api_key, request, transport))
-    result.timings = {
-        "ttfb_ms": watch.ms("ttfb"),
-        "first_partial_ms": reply.first_partial_ms if reply else None,
-        "queue_ms": reply.queue_ms if reply else None,
-        "processing_ms": reply.processing_ms if reply else None,
-        "download_ms": watch.ms("done", since="download_start"),
-        "generation_ms": watch.ms("done"),
-    }
-    if reply is not None:
-        result.images, result.cost_usd = len(reply.images), reply.cost_usd
-        result.served_by, result.request_id = reply.served_by, reply.request_id
-        if failure is None and not reply.images:
-            failure = ProviderError("empty_output", "the reply carried no image")
-        elif failure is None:
-            try:
-                info = inspect_image(reply.images[0])
-            except ImageError as exc:
-                failure = ProviderError("invalid_image", str(exc))
-            else:
-                result.width, result.height = info.width, info.height
-                result.format, result.size_bytes = info.format, info.size_bytes
-                if save_to is not None:
-                    Path(save_to).write_bytes(reply.images[0])
-                    result.saved_to = str(save_to)
-    if failure is None:
+        price_usd = route.price_for(challenge.resolution)
+        call = asyncio.run(_send(provider, api_key, request, price_usd, transport))
+    result.timings = call.timings_ms()
+    result.cost_usd = call.cost_usd
+    if call.reply is not None:
+        result.images = len(call.reply.images)
+        result.served_by, result.request_id = call.reply.served_by, call.reply.request_id
+    if call.info is not None:
+        result.width, result.height = call.info.width, call.info.height
+        result.format, result.size_bytes = call.info.format, call.info.size_bytes
+    if call.image is not None and save_to is not None:
+        Path(save_to).write_bytes(call.image)
+        result.saved_to = str(save_to)
+    if call.ok:
         result.ok = True
-        if result.cost_usd is None:
-            result.cost_usd = route.price_for(challenge.resolution)
     else:
+        failure = call.failure
         result.failure_class, result.error = failure.failure_class, str(failure)
         result.status_code, result.retry_after_s = failure.status_code, failure.retry_after_s
-        result.timings["generation_ms"] = None  # a failure has no generation time
     return result
 
 
-async def _send(provider, api_key, request, transport):
+async def _send(provider, api_key, request, price_usd, transport) -> CallResult:
     async with make_client(provider, transport) as client:
         adapter = emulate(adapter_class(provider.protocol)(provider, client, api_key))
-        return await send_with_timeout(adapter, request)
+        # The harness's own judgement of a reply: the probe shows what a run would record.
+        return await call_adapter(adapter, request, price_usd)
 
 
 def format_probe(result: ProbeResult) -> str:

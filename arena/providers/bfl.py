@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 
+import httpx
+
 from arena.errors import ProviderError
 from arena.providers import shapes
-from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch, parse_json
-from arena.providers.wire import default_error, exchange, get_status, stamp
+from arena.providers.base import ImageRequest, ProviderReply, Stopwatch
+from arena.providers.queued import Job, Phase, QueuedAdapter
 
 PIXEL_MODELS = ("flux-2",)  # FLUX.2 takes width/height; Kontext and 1.1 take aspect_ratio
 REFUSED_STATUSES = ("Request Moderated", "Content Moderated")  # input / output flagged; not charged
 USD_PER_CREDIT = 0.01
 
 
-class BFLAdapter(Adapter):
+class BFLAdapter(QueuedAdapter):
     """POST {base}/{model} with x-key -> {id, polling_url}; GET polling_url until Ready."""
 
     protocol = "bfl"
@@ -40,64 +41,55 @@ class BFLAdapter(Adapter):
         body.update(request.params)
         return body
 
-    async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
-        headers = self._headers()
-        submit = self.client.build_request(
+    def submit_request(self, request: ImageRequest) -> httpx.Request:
+        return self.client.build_request(
             "POST",
             f"{self.provider.base_url}/{request.model_id}",
             json=self.build_body(request),
-            headers=headers,
+            headers=self._headers(),
         )
-        watch.start()
-        response, body, ack_ns = await exchange(self, submit, "BFL submit")
-        stamp(watch, "submit_ack", ack_ns)
-        if response.status_code >= 400:
-            raise default_error(self, response, body)
-        job = parse_json(body, "BFL submit reply")
-        polling_url = job.get("polling_url")
+
+    def read_job(self, submitted: dict, headers: httpx.Headers) -> Job:
+        polling_url = submitted.get("polling_url")
         if not isinstance(polling_url, str):
-            if not isinstance(job.get("id"), str):
+            if not isinstance(submitted.get("id"), str):
                 raise ProviderError(
                     "bad_response", "BFL submit reply has neither polling_url nor id"
                 )
-            polling_url = f"{self.provider.base_url}/get_result?id={job['id']}"  # older API replies
+            # older API replies
+            polling_url = f"{self.provider.base_url}/get_result?id={submitted['id']}"
         # polling_url may name another cluster (api.eu2.bfl.ai): used verbatim, with the key.
-        result = await self.wait_until_ready(polling_url, watch)
-        sample = result.get("sample") if isinstance(result, dict) else None
+        # BFL has no cancel: an abandoned job runs to its end.
+        return Job(submitted, id=submitted.get("id"), status_url=polling_url)
+
+    def phase_of(self, status: dict) -> Phase:
+        """`Pending` (running once progress > 0), then `Ready` or a failure status."""
+        state = status.get("status")
+        if state == "Pending":
+            progress = status.get("progress")
+            running = isinstance(progress, int | float) and progress > 0
+            return Phase.RUNNING if running else Phase.QUEUED
+        if state == "Ready":
+            return Phase.DONE
+        if state in (*REFUSED_STATUSES, "Error", "Task not found"):
+            return Phase.FAILED
+        raise self.error_for_status(state, status)
+
+    def failure_of(self, status: dict) -> ProviderError:
+        return self.error_for_status(status.get("status"), status)
+
+    async def read_result(self, result: dict, job: Job, watch: Stopwatch) -> ProviderReply:
+        """A Ready reply's result.sample is a signed URL, valid 10 minutes: fetched at once."""
+        found = result.get("result")
+        sample = found.get("sample") if isinstance(found, dict) else None
         if not isinstance(sample, str):
             raise ProviderError("bad_response", "BFL Ready reply has no result.sample URL")
-        image = await self.download(sample, watch)  # signed URL, valid 10 minutes
-        reply = ProviderReply(images=[image], request_id=job.get("id"))
-        if isinstance(job.get("cost"), int | float):
-            reply.extra["cost_credits"] = job["cost"]
-            reply.extra["cost_usd_reported"] = job["cost"] * USD_PER_CREDIT
-        if "started" in watch.marks_ns:
-            reply.queue_ms = watch.ms("started", since="submit_ack")
-            reply.processing_ms = watch.ms("completed", since="started")
+        reply = ProviderReply(images=[await self.download(sample, watch)])
+        cost = job.submitted.get("cost")
+        if isinstance(cost, int | float):
+            reply.extra["cost_credits"] = cost
+            reply.extra["cost_usd_reported"] = cost * USD_PER_CREDIT
         return reply
-
-    async def wait_until_ready(self, polling_url: str, watch: Stopwatch) -> dict | None:
-        """Poll until a terminal status; `Pending` with progress > 0 marks the start of the work."""
-        while True:
-            await asyncio.sleep(self.provider.poll_interval_s)
-            data, at_ns = await get_status(self, polling_url, self._headers(), "BFL poll")
-            state = data.get("status")
-            if state == "Pending":
-                progress = data.get("progress")
-                if (
-                    isinstance(progress, int | float)
-                    and progress > 0
-                    and "started" not in watch.marks_ns
-                ):
-                    stamp(watch, "started", at_ns)
-                continue
-            if state == "Ready":
-                # This poll's reply is the one carrying the result: its headers are the TTFB.
-                stamp(watch, "completed", at_ns)
-                stamp(watch, "ttfb", at_ns)
-                watch.mark("body_done")
-                return data.get("result")
-            raise self.error_for_status(state, data)
 
     def error_for_status(self, state: object, data: dict) -> ProviderError:
         details = self.redact(json.dumps(data.get("details"))[:200]) if data.get("details") else ""

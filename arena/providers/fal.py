@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import httpx
 
 from arena.errors import ProviderError
 from arena.providers import shapes
-from arena.providers.base import (
-    Adapter,
-    ImageRequest,
-    ProviderReply,
-    Stopwatch,
-    decode_b64,
-    parse_json,
-)
-from arena.providers.wire import cancel_on_exit, default_error, exchange, get_status, stamp
+from arena.providers.base import ImageRequest, ProviderReply, Stopwatch
+from arena.providers.queued import Job, Phase, QueuedAdapter
+from arena.providers.wire import decode_b64, default_error
+
+# fal's status words, in the order a job passes them.
+PHASES = {"IN_QUEUE": Phase.QUEUED, "IN_PROGRESS": Phase.RUNNING, "COMPLETED": Phase.DONE}
 
 # Endpoints whose input takes a list of images (`image_urls`) even for one image; others take `image_url`.
 IMAGE_LIST_MARKERS = (
@@ -30,7 +26,7 @@ IMAGE_LIST_MARKERS = (
 )
 
 
-class FalAdapter(Adapter):
+class FalAdapter(QueuedAdapter):
     """POST queue.fal.run/{endpoint} -> request_id + status/response/cancel URLs, used exactly as returned."""
 
     protocol = "fal"
@@ -67,65 +63,43 @@ class FalAdapter(Adapter):
         body.update(params)
         return body
 
-    async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
-        headers = self._headers()
-        submit = self.client.build_request(
+    def submit_request(self, request: ImageRequest) -> httpx.Request:
+        return self.client.build_request(
             "POST",
             f"{self.provider.base_url}/{endpoint_for(request)}",
             json=self.build_body(request),
-            headers=headers,
+            headers=self._headers(),
         )
-        watch.start()
-        response, body, ack_ns = await exchange(self, submit, "fal submit")
-        stamp(watch, "submit_ack", ack_ns)
-        if response.status_code >= 400:
-            raise self.error_from_reply(response, body)
-        job = parse_json(body, "fal submit reply")
-        status_url, response_url = job.get("status_url"), job.get("response_url")
+
+    def read_job(self, submitted: dict, headers: httpx.Headers) -> Job:
+        status_url, response_url = submitted.get("status_url"), submitted.get("response_url")
         if not (isinstance(status_url, str) and isinstance(response_url, str)):
             raise ProviderError("bad_response", "fal submit reply lacks status_url/response_url")
         # The returned URLs drop the endpoint's subpath (fal-ai/flux-pro/requests/<id> for
         # fal-ai/flux-pro/kontext), so they are used as given, never rebuilt from the endpoint id.
-        cancel_url = job.get("cancel_url") or f"{response_url}/cancel"
-        try:
-            status = await self.wait_until_completed(status_url, watch)
-        except (Exception, asyncio.CancelledError):
-            # Our timeout or a failed poll: stop paying for work nobody will collect.
-            await cancel_on_exit(self, "PUT", cancel_url, headers)
-            raise
-        result, body, ttfb_ns = await exchange(
-            self, self.client.build_request("GET", response_url, headers=headers), "fal result"
+        return Job(
+            submitted,
+            id=submitted.get("request_id"),
+            status_url=status_url,
+            cancel_method="PUT",
+            cancel_url=submitted.get("cancel_url") or f"{response_url}/cancel",
         )
-        stamp(watch, "ttfb", ttfb_ns)
-        watch.mark("body_done")
-        if result.status_code >= 400:
-            raise self.error_from_reply(result, body)
-        reply = await self.read_result(parse_json(body, "fal result"), watch)
-        reply.request_id = job.get("request_id")
-        self.set_phases(reply, status, watch)
-        return reply
 
-    async def wait_until_completed(self, status_url: str, watch: Stopwatch) -> dict:
-        """Poll IN_QUEUE -> IN_PROGRESS -> COMPLETED, stamping when work started and ended."""
-        while True:
-            await asyncio.sleep(self.provider.poll_interval_s)
-            status, at_ns = await get_status(
-                self, status_url, self._headers(), "fal status", self.error_from_reply
-            )
-            state = status.get("status")
-            if state == "IN_QUEUE":
-                continue
-            if state == "IN_PROGRESS":
-                if "started" not in watch.marks_ns:
-                    stamp(watch, "started", at_ns)
-                continue
-            if state == "COMPLETED":
-                stamp(watch, "completed", at_ns)
-                return status
+    def phase_of(self, status: dict) -> Phase:
+        """IN_QUEUE -> IN_PROGRESS -> COMPLETED; fal reports a failed job at its result URL."""
+        state = status.get("status")
+        phase = PHASES.get(state) if isinstance(state, str) else None
+        if phase is None:
             raise ProviderError(
                 "bad_response",
                 f"fal status {str(state)[:40]!r} is not one of IN_QUEUE, IN_PROGRESS, COMPLETED",
             )
+        return phase
+
+    def result_request(self, job: Job, status: dict) -> httpx.Request:
+        return self.client.build_request(
+            "GET", job.submitted["response_url"], headers=self._headers()
+        )
 
     def set_phases(self, reply: ProviderReply, status: dict, watch: Stopwatch) -> None:
         metrics = status.get("metrics") if isinstance(status.get("metrics"), dict) else {}
@@ -142,7 +116,7 @@ class FalAdapter(Adapter):
                 0.0, watch.ms("completed", since="submit_ack") - reply.processing_ms
             )
 
-    async def read_result(self, data: dict, watch: Stopwatch) -> ProviderReply:
+    async def read_result(self, data: dict, job: Job, watch: Stopwatch) -> ProviderReply:
         items = data.get("images")
         if items is None and isinstance(data.get("image"), dict):
             items = [data["image"]]  # single-image endpoints
@@ -160,7 +134,6 @@ class FalAdapter(Adapter):
         if not kept:
             raise ProviderError("empty_output", "fal result carried no image")
         images: list[bytes] = []
-        downloaded = False
         for i, item in enumerate(kept):
             url = item.get("url") if isinstance(item, dict) else None
             if not isinstance(url, str):
@@ -169,10 +142,6 @@ class FalAdapter(Adapter):
                 images.append(decode_b64(url, f"images[{i}].url"))
             else:
                 images.append(await self.download(url, watch))
-                downloaded = True
-        if not downloaded:
-            stamp(watch, "download_start", watch.marks_ns["ttfb"])
-            stamp(watch, "done", watch.marks_ns["body_done"])
         return ProviderReply(
             images=images, extra={"seed": data.get("seed")} if "seed" in data else {}
         )

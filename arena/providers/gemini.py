@@ -9,17 +9,15 @@ import httpx
 
 from arena.errors import ProviderError
 from arena.providers import shapes
-from arena.providers.base import (
-    Adapter,
-    ImageRequest,
-    ProviderReply,
-    Stopwatch,
+from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
+from arena.providers.wire import (
     decode_b64,
     error_from_status,
+    exchange,
     parse_duration_s,
     parse_json,
+    stamp,
 )
-from arena.providers.wire import exchange, stamp
 
 # finishReason values that mean a safety/policy block; NO_IMAGE, IMAGE_OTHER, STOP or MAX_TOKENS
 # without an image mean the model produced none without being blocked (empty_output).

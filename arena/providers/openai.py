@@ -9,12 +9,9 @@ from collections.abc import AsyncIterator
 import httpx
 
 from arena.errors import ProviderError
-from arena.providers.base import (
+from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
+from arena.providers.wire import (
     REFUSAL_CODES,
-    Adapter,
-    ImageRequest,
-    ProviderReply,
-    Stopwatch,
     classify_exception,
     decode_b64,
     error_from_status,

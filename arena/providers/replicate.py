@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime
 
@@ -10,18 +9,18 @@ import httpx
 
 from arena.errors import ProviderError
 from arena.providers import shapes
-from arena.providers.base import (
-    Adapter,
-    ImageRequest,
-    ProviderReply,
-    Stopwatch,
-    decode_b64,
-    parse_json,
-)
-from arena.providers.wire import cancel_on_exit, default_error, exchange, get_status, stamp
+from arena.providers.base import ImageRequest, ProviderReply, Stopwatch
+from arena.providers.queued import Job, Phase, QueuedAdapter
+from arena.providers.wire import decode_b64
 
 MAX_WAIT_S = 60  # Replicate holds a `Prefer: wait` request at most this long
-TERMINAL = ("succeeded", "failed", "canceled")
+PHASES = {
+    "starting": Phase.QUEUED,
+    "processing": Phase.RUNNING,
+    "succeeded": Phase.DONE,
+    "failed": Phase.FAILED,
+    "canceled": Phase.FAILED,
+}
 # Input images are model-specific fields: (model id prefix, field, takes a list).
 IMAGE_FIELDS = (
     ("google/nano-banana", "image_input", True),
@@ -33,7 +32,7 @@ REFUSAL_PATTERN = re.compile(
 )
 
 
-class ReplicateAdapter(Adapter):
+class ReplicateAdapter(QueuedAdapter):
     """POST /models/{owner}/{name}/predictions (or /predictions with a version) and GET urls.get."""
 
     protocol = "replicate"
@@ -71,94 +70,61 @@ class ReplicateAdapter(Adapter):
         model_input.update(params)
         return model_input
 
-    async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
+    def submit_request(self, request: ImageRequest) -> httpx.Request:
         url, body = self.endpoint_and_body(request)
         wait_s = max(1, min(MAX_WAIT_S, int(self.provider.timeout_s)))
-        headers = self._headers()
-        create = self.client.build_request(
-            "POST", url, json=body, headers={**headers, "Prefer": f"wait={wait_s}"}
+        return self.client.build_request(
+            "POST", url, json=body, headers={**self._headers(), "Prefer": f"wait={wait_s}"}
         )
-        watch.start()
-        response, raw, ack_ns = await exchange(self, create, "Replicate create prediction")
-        stamp(watch, "submit_ack", ack_ns)
-        if response.status_code >= 400:
-            raise default_error(self, response, raw)
-        prediction = parse_json(raw, "Replicate prediction")
-        if prediction.get("status") in TERMINAL:
-            stamp(watch, "completed", ack_ns)
-            stamp(watch, "ttfb", ack_ns)
-            watch.mark("body_done")
-        else:
-            prediction = await self.poll_until_done(prediction, response.headers, watch)
-        outputs = self.outputs_of(prediction)
-        images = await self.fetch_outputs(outputs, watch)
-        reply = ProviderReply(images=images, request_id=prediction.get("id"))
-        self.set_phases(reply, prediction, watch)
-        return reply
 
-    async def poll_until_done(
-        self, prediction: dict, headers: httpx.Headers, watch: Stopwatch
-    ) -> dict:
-        urls = prediction.get("urls") if isinstance(prediction.get("urls"), dict) else {}
+    def read_job(self, submitted: dict, headers: httpx.Headers) -> Job:
+        """The prediction as created; `Prefer: wait` may have held it until it ended."""
+        urls = submitted.get("urls") if isinstance(submitted.get("urls"), dict) else {}
         get_url = urls.get("get") or headers.get("location")
-        if not get_url and prediction.get("id"):
-            get_url = f"{self.provider.base_url}/predictions/{prediction['id']}"
-        if not get_url:
-            raise ProviderError(
-                "bad_response", "Replicate prediction has no id or urls.get to poll"
-            )
-        cancel_url = urls.get("cancel") or f"{get_url}/cancel"
-        at_ns = watch.marks_ns["submit_ack"]
-        try:
-            while True:
-                if prediction.get("status") == "processing" and "started" not in watch.marks_ns:
-                    stamp(watch, "started", at_ns)
-                await asyncio.sleep(self.provider.poll_interval_s)
-                prediction, at_ns = await get_status(
-                    self, get_url, self._headers(), "Replicate poll"
-                )
-                state = prediction.get("status")
-                if state in TERMINAL:
-                    stamp(watch, "completed", at_ns)
-                    stamp(watch, "ttfb", at_ns)  # this reply carries the output URLs
-                    watch.mark("body_done")
-                    return prediction
-                if state not in ("starting", "processing"):
-                    raise ProviderError(
-                        "bad_response", f"Replicate status {str(state)[:40]!r} is not known"
-                    )
-        except (Exception, asyncio.CancelledError):
-            await cancel_on_exit(self, "POST", cancel_url, self._headers())  # stop paying for it
-            raise
+        if not get_url and submitted.get("id"):
+            get_url = f"{self.provider.base_url}/predictions/{submitted['id']}"
+        state = submitted.get("status")
+        return Job(
+            submitted,
+            id=submitted.get("id"),
+            status_url=get_url,
+            cancel_url=urls.get("cancel") or (f"{get_url}/cancel" if get_url else None),
+            # An unknown word here is left to the first poll to judge.
+            phase=PHASES.get(state, Phase.QUEUED) if isinstance(state, str) else Phase.QUEUED,
+        )
 
-    def outputs_of(self, prediction: dict) -> list[str]:
-        state = prediction.get("status")
-        error = self.redact(str(prediction.get("error") or ""))[:300]
-        if state == "failed":
-            # Safety filters report as a failed prediction whose error names them (E005).
-            failure = "refused" if REFUSAL_PATTERN.search(error) else "server_error"
-            raise ProviderError(failure, f"prediction failed: {error or 'no error given'}")
-        if state == "canceled":
-            raise ProviderError("server_error", "prediction was canceled on Replicate's side")
-        output = prediction.get("output")
+    def phase_of(self, status: dict) -> Phase:
+        state = status.get("status")
+        phase = PHASES.get(state) if isinstance(state, str) else None
+        if phase is None:
+            raise ProviderError(
+                "bad_response", f"Replicate status {str(state)[:40]!r} is not known"
+            )
+        return phase
+
+    def failure_of(self, status: dict) -> ProviderError:
+        error = self.redact(str(status.get("error") or ""))[:300]
+        if status.get("status") == "canceled":
+            return ProviderError("server_error", "prediction was canceled on Replicate's side")
+        # Safety filters report as a failed prediction whose error names them (E005).
+        failure = "refused" if REFUSAL_PATTERN.search(error) else "server_error"
+        return ProviderError(failure, f"prediction failed: {error or 'no error given'}")
+
+    async def read_result(self, result: dict, job: Job, watch: Stopwatch) -> ProviderReply:
+        """A succeeded prediction's output: one URL or a list (replicate.delivery keeps them 1 hour)."""
+        output = result.get("output")
         outputs = output if isinstance(output, list) else [output] if output is not None else []
         if not outputs:
             raise ProviderError("empty_output", "prediction succeeded with no output")
         if not all(isinstance(o, str) for o in outputs):
             raise ProviderError("bad_response", "prediction output is not a URL or a list of URLs")
-        return outputs
-
-    async def fetch_outputs(self, outputs: list[str], watch: Stopwatch) -> list[bytes]:
         images = []
         for i, output in enumerate(outputs):
             if output.startswith("data:"):
                 images.append(decode_b64(output, f"output[{i}]"))
             else:
-                images.append(await self.download(output, watch))  # replicate.delivery: 1 hour
-        if "download_start" not in watch.marks_ns:
-            stamp(watch, "download_start", watch.marks_ns["ttfb"])
-            stamp(watch, "done", watch.marks_ns["body_done"])
-        return images
+                images.append(await self.download(output, watch))
+        return ProviderReply(images=images)
 
     def set_phases(self, reply: ProviderReply, prediction: dict, watch: Stopwatch) -> None:
         # Replicate's own timestamps are exact where our polls (and Prefer: wait) see only snapshots.

@@ -6,16 +6,8 @@ import httpx
 
 from arena.errors import ProviderError
 from arena.providers import shapes
-from arena.providers.base import (
-    Adapter,
-    ImageRequest,
-    ProviderReply,
-    Stopwatch,
-    decode_b64,
-    error_from_status,
-    parse_json,
-)
-from arena.providers.wire import exchange, stamp
+from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
+from arena.providers.wire import decode_b64, error_from_status, exchange, parse_json, stamp
 
 USD_TICKS = 1e10  # usage.cost_in_usd_ticks: 10^10 ticks are one US dollar
 REFUSAL_WORDS = ("moderation", "content policy", "safety", "not allowed", "blocked")

@@ -19,8 +19,7 @@ import sqlalchemy as sa
 
 from arena import stats, store, tuning
 from arena.challenges import load_challenges
-from arena.errors import ArenaError
-from arena.providers.base import FAILURE_CLASSES
+from arena.errors import FAILURE_CLASSES, ArenaError
 from arena.ratings import RatingOptions
 from arena.report import charts, downloads
 from arena.report.digest import (
@@ -527,9 +526,7 @@ class _Site:
             options=RatingOptions(),
             data_through=None if newest is None else pd.Timestamp(newest).isoformat(),
         )
-        self.out.text(
-            "downloads/leaderboard.json", json.dumps(board, indent=2, default=str) + "\n"
-        )
+        self.out.text("downloads/leaderboard.json", json.dumps(board, indent=2, default=str) + "\n")
         for static in sorted(STATIC_DIR.iterdir()):
             self.out.bytes(f"static/{static.name}", static.read_bytes())
         written = (

@@ -22,14 +22,9 @@ from starlette.routing import Route
 from arena.config import ProviderConfig
 from arena.errors import ProviderError
 from arena.harness import make_client
-from arena.providers.base import (
-    ImageRequest,
-    InputImage,
-    ProviderReply,
-    Stopwatch,
-    classify_exception,
-)
+from arena.providers.base import ImageRequest, InputImage, ProviderReply, Stopwatch
 from arena.providers.local import free_port
+from arena.providers.wire import classify_exception
 
 KEY = "sk-test-0123456789abcdef"  # what the fakes expect; tests assert it never leaks into errors
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "providers"
