@@ -92,9 +92,8 @@ class GeminiAdapter(Adapter):
         if requested_ratio(request.size, request.aspect_ratio):
             image_config["aspectRatio"] = requested_ratio(request.size, request.aspect_ratio)
         if request.resolution or requested_pixels(request.size):
-            image_config["imageSize"] = requested_tier(
-                request.size, request.resolution
-            )  # "1K" / "2K" / "4K", upper-case K
+            tier = requested_tier(request.size, request.resolution)
+            image_config["imageSize"] = tier  # "1K" / "2K" / "4K", upper-case K
         if image_config:
             generation["imageConfig"] = image_config
         body: dict[str, object] = {

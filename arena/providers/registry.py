@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 
 from arena.config import ProtocolFacts
 from arena.errors import ConfigError
+from arena.params import SHAPE_FORMS, Handling, parse_capabilities
 
 ENTRY_POINT_GROUP = "arena.providers"
 
@@ -49,13 +50,23 @@ def _load(protocol: str, target: str):
         raise ConfigError(
             "providers", "protocol", f"the adapter for {protocol!r} ({target}) cannot load: {exc}"
         ) from None
-    if getattr(cls, "protocol", None) != protocol:
-        raise ConfigError(
-            "providers",
-            "protocol",
-            f"{target} declares protocol {getattr(cls, 'protocol', None)!r}, registered as {protocol!r}",
-        )
+    _check_facts(cls, protocol, target)
     return cls
+
+
+def _check_facts(cls, protocol: str, target: str) -> None:
+    """A plugin's facts fail here, naming the class, rather than deep inside a run."""
+
+    def fail(problem: str):
+        raise ConfigError("providers", "protocol", f"{target}: {problem}")
+
+    if getattr(cls, "protocol", None) != protocol:
+        fail(f"declares protocol {getattr(cls, 'protocol', None)!r}, registered as {protocol!r}")
+    if cls.shape_form not in SHAPE_FORMS:
+        fail(f"shape_form {cls.shape_form!r} is not one of {SHAPE_FORMS}")
+    if not all(isinstance(h, Handling) for h in cls.parameters.values()):
+        fail("parameters must map each parameter to an arena.params.Handling")
+    parse_capabilities(cls.default_capabilities, f"{target}.default_capabilities")
 
 
 def adapter_class(protocol: str):

@@ -301,3 +301,16 @@ def test_a_wrong_default_table_is_caught():
     for check in (check_xai, check_gemini):
         with pytest.raises(AssertionError):
             check(out)
+
+
+def test_a_plugin_with_bad_facts_is_named_when_used_and_leaves_the_others_working(
+    plugin, monkeypatch
+):
+    monkeypatch.setattr(plugin, "shape_form", "pixels")
+    with pytest.raises(ConfigError, match=r"InkAdapter: shape_form 'pixels' is not one of"):
+        adapter_class("ink")
+    assert "ink" not in protocol_facts() and "openai" in protocol_facts()
+    monkeypatch.setattr(plugin, "shape_form", "ratio")
+    monkeypatch.setattr(plugin, "default_capabilities", {"aspect_ratio": ["1:1"]})
+    with pytest.raises(ConfigError, match="default_capabilities: capabilities.aspect_ratio"):
+        adapter_class("ink")
