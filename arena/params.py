@@ -14,6 +14,8 @@ size or the aspect ratio, and the scale from the resolution.
 A capability table (``Route.capabilities`` in arena.toml) says what a model takes; requested values map
 to the nearest supported one. Ratios are compared on a log scale (so 2:1 and 1:2 are equally far from
 1:1, and 7:1 is nearer 8:1 than 4:1), scales by log pixel area. The README's "Request parameters" section has the schema.
+A route that declares no table gets its adapter's ``default_capabilities``; the functions here take
+whichever table applies, and the adapter's ``shape_form`` for when the table does not say.
 """
 
 from __future__ import annotations
