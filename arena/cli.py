@@ -18,9 +18,9 @@ EXIT_INTERRUPTED = 130
 
 def _settings(args):
     from arena.config import load_settings
-    from arena.providers import known_protocols
+    from arena.providers import protocol_facts
 
-    return load_settings(args.config, protocols=known_protocols())
+    return load_settings(args.config, protocols=protocol_facts())
 
 
 def _print_json(data) -> None:
@@ -194,9 +194,9 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from arena.config import demo_settings
-    from arena.providers import known_protocols
+    from arena.providers import protocol_facts
 
-    settings = demo_settings(known_protocols())
+    settings = demo_settings(protocol_facts())
     if os.environ.get("ARENA_DEMO_CHALLENGES"):  # a smaller demo for quick checks
         from dataclasses import replace
 

@@ -5,14 +5,27 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from arena.errors import ConfigError
 
-PROTOCOLS_BUILTIN = ("openai", "local", "xai", "fal", "bfl", "replicate", "gemini")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 DEFAULT_DATA_DIR = "data"
+
+
+@dataclass(frozen=True)
+class ProtocolFacts:
+    """What config needs to know about one protocol, read from its adapter class by the registry.
+
+    Config is the bottom layer and never imports the adapters: whoever loads settings passes these
+    (arena.providers.protocol_facts() for the built-ins and the installed plugins).
+    """
+
+    needs_key: bool = True  # a provider of this protocol must name api_key_env
+    baseline: bool = False  # its providers are baselines unless they say otherwise
+    base_url_required: bool = True  # False: an empty base_url means arena starts the server itself
 
 
 @dataclass(frozen=True)
@@ -156,7 +169,9 @@ TOP_KEYS = {
 }
 
 
-def _parse_provider(name: str, table: dict, source: str, protocols: set[str]) -> ProviderConfig:
+def _parse_provider(
+    name: str, table: dict, source: str, protocols: Mapping[str, ProtocolFacts]
+) -> ProviderConfig:
     where = f"providers.{name}"
     if not isinstance(table, dict):
         raise ConfigError(source, where, "must be a table")
@@ -176,8 +191,9 @@ def _parse_provider(name: str, table: dict, source: str, protocols: set[str]) ->
             f"{where}.protocol",
             f"unknown protocol {protocol!r} (known: {', '.join(sorted(protocols))})",
         )
+    facts = protocols[protocol]
     base_url = _get(
-        table, "base_url", str, where, source, default="" if protocol == "local" else None
+        table, "base_url", str, where, source, default=None if facts.base_url_required else ""
     )
     if base_url is None:
         raise ConfigError(source, f"{where}.base_url", "missing (required)")
@@ -192,6 +208,12 @@ def _parse_provider(name: str, table: dict, source: str, protocols: set[str]) ->
             source,
             f"{where}.api_key_env",
             "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not a key",
+        )
+    if key_env is None and facts.needs_key:
+        raise ConfigError(
+            source,
+            f"{where}.api_key_env",
+            f"missing: protocol {protocol} sends a key; name the environment variable holding it",
         )
     kwargs = {}
     for key, kind in (
@@ -216,8 +238,7 @@ def _parse_provider(name: str, table: dict, source: str, protocols: set[str]) ->
         value = _get(table, key, bool, where, source)
         if value is not None:
             kwargs[key] = value
-    if protocol == "local":
-        kwargs.setdefault("baseline", True)
+    kwargs.setdefault("baseline", facts.baseline)
     return ProviderConfig(
         name=name, protocol=protocol, base_url=base_url.rstrip("/"), api_key_env=key_env, **kwargs
     )
@@ -309,10 +330,14 @@ def _parse_model(
 
 
 def parse_settings(
-    data: dict, source: str, base_dir: Path, protocols: set[str] | None = None
+    data: dict, source: str, base_dir: Path, protocols: Mapping[str, ProtocolFacts]
 ) -> Settings:
-    """Validate a parsed config table; every problem names the source, the field and the problem."""
-    protocols = protocols or set(PROTOCOLS_BUILTIN)
+    """Validate a parsed config table; every problem names the source, the field and the problem.
+
+    `protocols` names every protocol a provider may use, with its facts
+    (arena.providers.protocol_facts()).
+    """
+    _check_protocols(protocols)
     for key in data:
         if key not in TOP_KEYS:
             raise ConfigError(
@@ -363,7 +388,19 @@ def parse_settings(
     )
 
 
-def load_settings(path: str | Path | None = None, protocols: set[str] | None = None) -> Settings:
+def _check_protocols(protocols) -> None:
+    """A clear error for a caller that passes protocol names (the old API) instead of their facts."""
+    if not isinstance(protocols, Mapping) or not all(
+        isinstance(f, ProtocolFacts) for f in protocols.values()
+    ):
+        raise TypeError(
+            "protocols must map protocol names to ProtocolFacts: pass arena.providers.protocol_facts()"
+        )
+
+
+def load_settings(
+    path: str | Path | None = None, *, protocols: Mapping[str, ProtocolFacts]
+) -> Settings:
     """Settings from --config, else $ARENA_CONFIG, else ./arena.toml, else the built-in demo config."""
     path = path or os.environ.get("ARENA_CONFIG")
     if path is None and Path("arena.toml").is_file():
@@ -425,7 +462,7 @@ DEMO_CONFIG = {
 }
 
 
-def demo_settings(protocols: set[str] | None = None) -> Settings:
+def demo_settings(protocols: Mapping[str, ProtocolFacts]) -> Settings:
     """The built-in config: only the local baseline provider, every shipped challenge."""
     root = project_root()
     return parse_settings(DEMO_CONFIG, "<built-in demo config>", root, protocols)

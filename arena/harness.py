@@ -26,7 +26,7 @@ from arena.errors import ImageError, ProviderError
 from arena.images import ImageInfo, inspect_image
 from arena.limits import ProviderLimiter
 from arena.params import normalize_request
-from arena.providers import adapter_class
+from arena.providers import adapter_class, route_capabilities
 from arena.providers.base import Adapter, ImageRequest, InputImage, ProviderReply, Stopwatch
 from arena.providers.emulation import emulate
 from arena.providers.wire import classify_exception
@@ -279,7 +279,7 @@ class Harness:
         # thread wanting the GIL delays the event loop's wake-ups.
         self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-image-check")
         for job in jobs:  # a size no model supports is a config error before any request is sent
-            self._request_for(job, self.settings.providers[job.provider].protocol)
+            self._request_for(job, adapters[job.provider])
         heartbeat = asyncio.create_task(self._measure_loop_lag())
         # Process-wide knobs (arena.tuning.timed_run from the CLI) are the caller's to choose;
         # entered here, after the plan is built, so they cover what lives for the whole run.
@@ -336,7 +336,7 @@ class Harness:
             )
         )
 
-    def _request_for(self, job: Job, protocol: str) -> ImageRequest:
+    def _request_for(self, job: Job, adapter: Adapter) -> ImageRequest:
         """Built once per (challenge, model, provider): sources read once, sizes normalized to the model."""
         key = (job.challenge, job.model, job.provider)
         if key not in self._requests:
@@ -344,8 +344,8 @@ class Harness:
             route = self._routes[(job.model, job.provider)]
             self._requests[key] = normalize_request(
                 build_request(challenge, route),
-                route.capabilities,
-                protocol,
+                route_capabilities(route.capabilities, adapter),
+                adapter.shape_form,
                 source=f"challenge {challenge.slug} on {route.target}",
             )
         return self._requests[key]
@@ -408,7 +408,7 @@ class Harness:
     ) -> AttemptRecord:
         challenge = self.challenges[job.challenge]
         route = self._routes[(job.model, job.provider)]
-        request = self._request_for(job, adapter.provider.protocol)
+        request = self._request_for(job, adapter)
         limiter_wait_ms = await limiter.pace()
         result = await call_adapter(
             adapter, request, route.price_for(challenge.resolution), self._checker

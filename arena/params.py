@@ -1,4 +1,4 @@
-"""One request vocabulary (size, aspect_ratio, resolution) mapped to what each model supports, and how each protocol handles each parameter.
+"""One request vocabulary (size, aspect_ratio, resolution) mapped to what each model supports, and the Handling type adapters use to say what they do with each parameter.
 
 Pure: no I/O. The vocabulary:
 
@@ -14,6 +14,8 @@ size or the aspect ratio, and the scale from the resolution.
 A capability table (``Route.capabilities`` in arena.toml) says what a model takes; requested values map
 to the nearest supported one. Ratios are compared on a log scale (so 2:1 and 1:2 are equally far from
 1:1, and 7:1 is nearer 8:1 than 4:1), scales by log pixel area. The README's "Request parameters" section has the schema.
+A route that declares no table gets its adapter's ``default_capabilities``; the functions here take
+whichever table applies, and the adapter's ``shape_form`` for when the table does not say.
 """
 
 from __future__ import annotations
@@ -37,17 +39,10 @@ RATIO_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
 K_TIER_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*k\s*$", re.IGNORECASE)
 MP_TIER_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:mp)?\s*$", re.IGNORECASE)
 
-# How each protocol takes a shape: "size" (WxH pixels) or "ratio" (aspect_ratio + resolution names).
-PROTOCOL_FORMS = {
-    "openai": "size",
-    "local": "size",
-    "xai": "ratio",
-    "fal": "ratio",
-    "bfl": "ratio",
-    "replicate": "ratio",
-    "gemini": "ratio",
-}
-
+SHAPE_FORMS = ("size", "ratio")  # how a protocol takes a shape: WxH pixels, or aspect_ratio + tier
+# Ratios most image APIs accept; a WxH size read for a ratio-taking API becomes the nearest of them.
+COMMON_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "9:21")
+COMMON_RATIOS += ("1:2", "2:1")
 PROTOCOLS_SHAPE_NOTE = {
     "size": "sends size WxH as asked; ratios and tiers become WxH (sides / 16)",
     "ratio": "sends aspect_ratio and resolution as asked; a WxH size becomes ratio + tier",
@@ -81,15 +76,18 @@ class Capabilities:
     max_pixels: int | None = None
     max_ratio: float | None = None
 
-    def form(self, protocol: str) -> str:
-        """ "size" if the model takes WxH, "ratio" if it takes aspect_ratio + resolution."""
+    def form(self, default: str) -> str:
+        """ "size" if the model takes WxH, "ratio" if it takes aspect_ratio + resolution.
+
+        A table that says neither leaves it to `default`, the protocol's own shape form.
+        """
         if self.sizes:
             return "size"
         if self.aspect_ratios or self.resolutions:
             return "ratio"
         if any(getattr(self, key) is not None for key in FREE_FORM_KEYS):
             return "size"
-        return PROTOCOL_FORMS.get(protocol, "ratio")
+        return default
 
     @property
     def declared(self) -> bool:
@@ -388,14 +386,14 @@ def resolve_shape(
     aspect_ratio: str | None,
     resolution: str | None,
     caps: Capabilities,
-    protocol: str,
+    shape_form: str,
     source: str = "request",
 ) -> Shape:
     """Map the request's shape fields onto what the model takes (see the module docstring)."""
     exact, ratio, area = _requested(size, aspect_ratio, resolution, source)
     if exact is None and ratio is None and area is None:
         return Shape()  # nothing asked: the provider's default
-    if caps.form(protocol) == "size":
+    if caps.form(shape_form) == "size":
         return _resolve_size_form(size, exact, ratio, area, caps, source)
     return _resolve_ratio_form(size, aspect_ratio, resolution, exact, ratio, area, caps)
 
@@ -445,8 +443,11 @@ def _resolve_ratio_form(size, aspect_ratio, resolution, exact, ratio, area, caps
     return Shape(aspect_ratio=ratio_out, resolution=tier_out, width_px=width, height_px=height)
 
 
-def normalize_request(request, capabilities: dict | None, protocol: str, source: str = "request"):
+def normalize_request(request, capabilities: dict | None, shape_form: str, source: str = "request"):
     """The request with size / aspect_ratio / resolution mapped to what the route's model takes.
+
+    `capabilities` is the route's table (or its adapter's default one); `shape_form` is the
+    adapter's, deciding when the table does not.
 
     A model that takes sizes gets `size` set (aspect_ratio and resolution cleared); a model that
     takes ratios gets `aspect_ratio` and `resolution` set (size cleared). Other fields, and every
@@ -454,14 +455,63 @@ def normalize_request(request, capabilities: dict | None, protocol: str, source:
     """
     caps = parse_capabilities(capabilities, source)
     shape = resolve_shape(
-        request.size, request.aspect_ratio, request.resolution, caps, protocol, source
+        request.size, request.aspect_ratio, request.resolution, caps, shape_form, source
     )
     return replace(
         request, size=shape.size, aspect_ratio=shape.aspect_ratio, resolution=shape.resolution
     )
 
 
-# --- how each protocol handles each parameter -----------------------------------------------------
+# --- a request's shape as asked ---------------------------------------------------------------
+# What an adapter reads from a request to build its body. Normalization (above) has usually mapped
+# the fields to the model's table already; these read whatever is left, in the spelling asked.
+
+
+def requested_pixels(size: str | None) -> tuple[int, int] | None:
+    """(width, height) when `size` names pixels ("1536x1024"), else None."""
+    match = SIZE_RE.match(size or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def requested_ratio(size: str | None, aspect_ratio: str | None) -> str | None:
+    """The shape as "W:H": a W:H size, else aspect_ratio, else the common ratio nearest a WxH size."""
+    if size is not None and RATIO_RE.match(size):
+        return size.strip()
+    if aspect_ratio:
+        return aspect_ratio
+    pixels = requested_pixels(size)
+    if pixels is None:
+        return None
+    return nearest_ratio(pixels[0] / pixels[1], COMMON_RATIOS)
+
+
+def requested_tier(size: str | None, resolution: str | None) -> str | None:
+    """The scale tier ("1K", "2K", ...): the resolution asked for, else the one nearest a WxH size."""
+    if resolution and not is_auto(resolution):
+        return resolution.upper()
+    pixels = requested_pixels(size)
+    if pixels is None:
+        return None
+    return nearest_tier(float(pixels[0] * pixels[1]), STANDARD_TIERS)
+
+
+def requested_dimensions(
+    size: str | None, aspect_ratio: str | None, resolution: str | None, multiple_px: int = 16
+) -> tuple[int, int] | None:
+    """(width, height): a WxH size, else the ratio at the tier's area (1K when none), sides rounded."""
+    pixels = requested_pixels(size)
+    if pixels:
+        return pixels
+    ratio = requested_ratio(size, aspect_ratio)
+    if ratio is None or is_auto(ratio):
+        return None
+    tier = requested_tier(size, resolution) or "1K"
+    caps = Capabilities(size_multiple=multiple_px)
+    return tier_dimensions(parse_ratio(ratio), tier_area_px(tier), caps)
+
+
+# --- how an adapter handles each parameter --------------------------------------------------------
+# Each adapter class declares its table (Adapter.parameters); these are its building blocks.
 
 HANDLING_KINDS = ("passthrough", "renamed", "converted", "emulated")
 
@@ -474,105 +524,35 @@ class Handling:
     sent_as: str = ""  # the provider's field, when renamed or converted
     note: str = ""
 
+    def __post_init__(self) -> None:
+        if self.kind not in HANDLING_KINDS:
+            raise ValueError(f"handling kind {self.kind!r} is not one of {HANDLING_KINDS}")
 
-def _h(kind: str, sent_as: str = "", note: str = "") -> Handling:
-    assert kind in HANDLING_KINDS, kind
-    return Handling(kind, sent_as, note)
 
-
-_SHAPE_TO_SIZE = {
-    "size": _h(
+# The shape parameters of a protocol that takes WxH, and of one that takes aspect_ratio + tier.
+SHAPE_AS_SIZE = {
+    "size": Handling(
         "converted", "size", "nearest supported WxH; a W:H size becomes WxH at the resolution"
     ),
-    "aspect_ratio": _h("converted", "size", "with resolution, to the nearest supported WxH"),
-    "resolution": _h("converted", "size", "with aspect_ratio, to the nearest supported WxH"),
+    "aspect_ratio": Handling("converted", "size", "with resolution, to the nearest supported WxH"),
+    "resolution": Handling("converted", "size", "with aspect_ratio, to the nearest supported WxH"),
 }
-_SHAPE_TO_RATIO = {
-    "size": _h("converted", "aspect_ratio + resolution", "nearest supported ratio and tier"),
-    "aspect_ratio": _h("passthrough", "aspect_ratio", "nearest supported ratio"),
-    "resolution": _h("passthrough", "resolution", "nearest supported tier, as the table spells it"),
-}
-_OUTPUT_CONVERTED = {
-    "output_format": _h("emulated", "", "the returned image is converted to the format"),
-    "output_compression": _h("emulated", "", "applied when arena converts the returned image"),
-    "response_format": _h(
-        "emulated", "", "arena downloads URLs at once; bytes are kept either way"
+SHAPE_AS_RATIO = {
+    "size": Handling("converted", "aspect_ratio + resolution", "nearest supported ratio and tier"),
+    "aspect_ratio": Handling("passthrough", "aspect_ratio", "nearest supported ratio"),
+    "resolution": Handling(
+        "passthrough", "resolution", "nearest supported tier, as the table spells it"
     ),
 }
-
-# Parameters not listed for a protocol pass through unchanged (handling_for says so).
-PARAMETER_HANDLING: dict[str, dict[str, Handling]] = {
-    "openai": {
-        **_SHAPE_TO_SIZE,
-        "n": _h("passthrough", "n"),
-        "output_format": _h("passthrough", "output_format"),
-        "output_compression": _h("passthrough", "output_compression"),
-        "response_format": _h(
-            "passthrough", "response_format", "DALL-E only; GPT image replies are base64"
-        ),
-        "stream": _h("passthrough", "stream", "SSE; time to the first partial image recorded"),
-        "partial_images": _h("passthrough", "partial_images"),
-        "images": _h("renamed", "image[]", "multipart files, one part per input image"),
-    },
-    "local": {
-        **_SHAPE_TO_SIZE,
-        "n": _h("passthrough", "n"),
-        "output_format": _h("passthrough", "output_format", "the baselines always answer PNG"),
-        "response_format": _h("passthrough", "response_format"),
-        "stream": _h("passthrough", "stream", "the baselines answer in one reply"),
-        "images": _h("renamed", "image[]", "multipart files"),
-    },
-    "xai": {
-        **_SHAPE_TO_RATIO,
-        "resolution": _h("converted", "resolution", "nearest tier, lower-case (1k, 2k)"),
-        "n": _h("passthrough", "n"),
-        "response_format": _h("passthrough", "response_format"),
-        "output_format": _OUTPUT_CONVERTED["output_format"],
-        "output_compression": _OUTPUT_CONVERTED["output_compression"],
-        "images": _h("converted", "image / images[]", "data URIs, {url} objects, at most 3"),
-    },
-    "fal": {
-        **_SHAPE_TO_RATIO,
-        "size": _h(
-            "converted",
-            "image_size {width, height} or aspect_ratio",
-            "pixels if the table lists sizes",
-        ),
-        "n": _h("renamed", "num_images"),
-        "output_format": _h("passthrough", "output_format"),
-        "output_compression": _OUTPUT_CONVERTED["output_compression"],
-        "response_format": _OUTPUT_CONVERTED["response_format"],
-        "images": _h("converted", "image_url / image_urls", "data URIs"),
-    },
-    "bfl": {
-        **_SHAPE_TO_RATIO,
-        "size": _h(
-            "converted", "width + height or aspect_ratio", "FLUX.2 takes pixels, Kontext ratios"
-        ),
-        "n": _h("emulated", "", "parallel requests, one image each"),
-        "output_format": _h("passthrough", "output_format", "jpeg or png"),
-        "output_compression": _OUTPUT_CONVERTED["output_compression"],
-        "response_format": _OUTPUT_CONVERTED["response_format"],
-        "images": _h("renamed", "input_image, input_image_2..", "base64"),
-    },
-    "replicate": {
-        **_SHAPE_TO_RATIO,
-        "n": _h("emulated", "", "parallel predictions, one image each"),
-        "output_format": _h("passthrough", "input.output_format"),
-        "output_compression": _OUTPUT_CONVERTED["output_compression"],
-        "response_format": _OUTPUT_CONVERTED["response_format"],
-        "images": _h("converted", "input.image_input / input_image", "data URIs"),
-    },
-    "gemini": {
-        "size": _h(
-            "converted", "imageConfig.aspectRatio + imageSize", "nearest supported ratio and tier"
-        ),
-        "aspect_ratio": _h("renamed", "imageConfig.aspectRatio"),
-        "resolution": _h("renamed", "imageConfig.imageSize"),
-        "n": _h("emulated", "", "parallel requests, one image each"),
-        **_OUTPUT_CONVERTED,
-        "images": _h("converted", "inline_data parts", "base64 with mime_type"),
-    },
+# Output parameters a protocol cannot take, made to hold by arena's emulation wrapper.
+OUTPUT_EMULATED = {
+    "output_format": Handling("emulated", "", "the returned image is converted to the format"),
+    "output_compression": Handling(
+        "emulated", "", "applied when arena converts the returned image"
+    ),
+    "response_format": Handling(
+        "emulated", "", "arena downloads URLs at once; bytes are kept either way"
+    ),
 }
 PARAMETERS = (
     "size",
@@ -589,11 +569,11 @@ PARAMETERS = (
 PASSTHROUGH = Handling("passthrough", note="sent as given")
 
 
-def handling_for(protocol: str, parameter: str) -> Handling:
-    """How a protocol handles a parameter; unknown parameters (and protocols) pass through."""
-    return PARAMETER_HANDLING.get(protocol, {}).get(parameter, PASSTHROUGH)
+def handling_for(parameters: dict[str, Handling], parameter: str) -> Handling:
+    """How an adapter's table handles a parameter; parameters it does not list pass through."""
+    return parameters.get(parameter, PASSTHROUGH)
 
 
-def handling_table(protocol: str) -> dict[str, Handling]:
-    """Every vocabulary parameter's handling for a protocol, in PARAMETERS order."""
-    return {name: handling_for(protocol, name) for name in PARAMETERS}
+def handling_table(parameters: dict[str, Handling]) -> dict[str, Handling]:
+    """Every vocabulary parameter's handling in an adapter's table, in PARAMETERS order."""
+    return {name: handling_for(parameters, name) for name in PARAMETERS}

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from arena.config import demo_settings, load_settings, parse_settings
+from arena.config import ProtocolFacts, demo_settings, load_settings, parse_settings
 from arena.errors import ConfigError
+from arena.providers import protocol_facts
+
+FACTS = protocol_facts()
 
 GOOD = """
 data_dir = "d"
@@ -33,7 +36,7 @@ price_usd = 0.04
 def _load(tmp_path, text):
     path = tmp_path / "arena.toml"
     path.write_text(text)
-    return load_settings(path)
+    return load_settings(path, protocols=FACTS)
 
 
 def test_one_model_on_two_providers_is_one_model_with_two_routes(tmp_path):
@@ -61,16 +64,16 @@ def test_config_path_from_arena_config_env(tmp_path, monkeypatch):
     path = tmp_path / "custom.toml"
     path.write_text(GOOD)
     monkeypatch.setenv("ARENA_CONFIG", str(path))
-    assert load_settings().source == str(path)
+    assert load_settings(protocols=FACTS).source == str(path)
 
 
 def test_no_config_means_the_builtin_demo_with_only_local():
-    settings = load_settings()
+    settings = load_settings(protocols=FACTS)
     assert settings.source == "<built-in demo config>"
     assert set(settings.providers) == {"local"} and settings.providers["local"].baseline
     assert all(m.baseline for m in settings.models.values())
     assert "identity" in settings.models and settings.models["identity"].tasks == ("edit",)
-    assert demo_settings().challenges_dir.name == "challenges"
+    assert demo_settings(FACTS).challenges_dir.name == "challenges"
 
 
 def test_api_key_is_read_from_the_environment_only(monkeypatch, tmp_path):
@@ -166,22 +169,43 @@ def test_invalid_toml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"arena.toml: not valid TOML"):
         _load(tmp_path, "[providers\n")
     with pytest.raises(ConfigError, match="config file not found"):
-        load_settings(tmp_path / "nope.toml")
+        load_settings(tmp_path / "nope.toml", protocols=FACTS)
 
 
 def test_no_providers_or_models(tmp_path):
     with pytest.raises(ConfigError, match="providers: needs at least one"):
-        parse_settings({}, "x.toml", tmp_path)
+        parse_settings({}, "x.toml", tmp_path, FACTS)
     with pytest.raises(ConfigError, match="models: needs at least one"):
-        parse_settings({"providers": {"local": {"protocol": "local"}}}, "x.toml", tmp_path)
+        parse_settings({"providers": {"local": {"protocol": "local"}}}, "x.toml", tmp_path, FACTS)
 
 
 def test_config_knows_exactly_the_protocols_that_have_adapters():
-    from arena.config import PROTOCOLS_BUILTIN
     from arena.providers import BUILTIN, adapter_class
 
-    assert set(PROTOCOLS_BUILTIN) == set(
-        BUILTIN
-    )  # config cannot import providers: kept in step here
-    for protocol in PROTOCOLS_BUILTIN:
-        assert adapter_class(protocol).__name__.endswith("Adapter")
+    # config cannot import providers: the registry hands it every adapter's facts.
+    assert set(BUILTIN) <= set(FACTS)
+    for protocol in BUILTIN:
+        cls = adapter_class(protocol)
+        assert cls.__name__.endswith("Adapter") and cls.protocol == protocol
+        assert FACTS[protocol].needs_key == cls.needs_key
+    assert FACTS["local"] == ProtocolFacts(needs_key=False, baseline=True, base_url_required=False)
+
+
+def test_a_protocol_that_sends_a_key_needs_api_key_env(tmp_path):
+    text = GOOD.replace(
+        'protocol = "openai"\nbase_url = "https://api.openai.com/v1"',
+        'protocol = "xai"\nbase_url = "https://api.x.ai/v1"',
+    )
+    text = text.replace('api_key_env = "OPENAI_API_KEY"\n', "", 1)
+    with pytest.raises(
+        ConfigError, match="providers.openai.api_key_env: missing: protocol xai sends a key"
+    ):
+        _load(tmp_path, text)
+    # the OpenAI protocol also serves keyless OpenAI-compatible servers: a key is optional there
+    settings = _load(tmp_path, GOOD.replace('api_key_env = "OPENAI_API_KEY"\n', "", 1))
+    assert settings.providers["openai"].api_key() is None
+
+
+def test_protocol_names_alone_are_refused_with_a_pointer_to_the_facts(tmp_path):
+    with pytest.raises(TypeError, match="protocol_facts"):
+        parse_settings({}, "x.toml", tmp_path, {"openai", "local"})

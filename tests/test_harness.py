@@ -9,7 +9,7 @@ from support import write_config
 from arena import store
 from arena.app.runs import run_benchmark
 from arena.config import load_settings
-from arena.providers import known_protocols
+from arena.providers import protocol_facts
 
 BOTH = ["text-to-image", "edit"]
 
@@ -25,7 +25,7 @@ def _run(tmp_path, fault_server, challenge_dir, db_url, models, **kwargs):
         data_dir=tmp_path / "data",
         **kwargs,
     )
-    settings = load_settings(cfg, known_protocols())
+    settings = load_settings(cfg, protocols=protocol_facts())
     report = run_benchmark(settings, **run_kwargs)
     engine = store.open_engine(db_url)
     return (

@@ -6,19 +6,22 @@ import os
 
 from arena.config import Settings
 from arena.params import PROTOCOLS_SHAPE_NOTE, handling_table, parse_capabilities
+from arena.providers import adapter_class, route_capabilities
 
 
 def provider_catalog(settings: Settings) -> list[dict]:
     """One plain record per provider, in config order; capability tables are validated on the way."""
     catalog = []
     for name, provider in settings.providers.items():
+        adapter = adapter_class(provider.protocol)
         models = []
         for model in settings.models.values():
             for route in model.routes:
                 if route.provider != name:
                     continue
+                applied = route_capabilities(route.capabilities, adapter)
                 caps = parse_capabilities(
-                    route.capabilities, f"{settings.source}: models.{model.name}.providers.{name}"
+                    applied, f"{settings.source}: models.{model.name}.providers.{name}"
                 )
                 models.append(
                     {
@@ -30,7 +33,9 @@ def provider_catalog(settings: Settings) -> list[dict]:
                         "price_usd_by_tier": dict(route.price_usd_by_tier),
                         "starting_price_usd": route.starting_price_usd,
                         "capabilities": dict(route.capabilities),
-                        "takes": caps.form(provider.protocol),
+                        # The adapter's table, when the route declares none and it applies instead.
+                        "default_capabilities": None if route.capabilities else dict(applied),
+                        "takes": caps.form(adapter.shape_form),
                     }
                 )
         prices = [m["starting_price_usd"] for m in models if m["starting_price_usd"] is not None]
@@ -50,7 +55,7 @@ def provider_catalog(settings: Settings) -> list[dict]:
                 "models": models,
                 "parameters": {
                     param: {"kind": h.kind, "sent_as": h.sent_as, "note": h.note}
-                    for param, h in handling_table(provider.protocol).items()
+                    for param, h in handling_table(adapter.parameters).items()
                 },
             }
         )
@@ -64,14 +69,15 @@ def _price(value: float | None) -> str:
 
 
 def _capabilities(model: dict) -> str:
-    caps = model["capabilities"]
+    caps = model["capabilities"] or model["default_capabilities"]
     if not caps:
         return f"no capability table: {PROTOCOLS_SHAPE_NOTE[model['takes']]}"
     parts = []
     for key, value in caps.items():
         shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         parts.append(f"{key}: {shown}")
-    return "; ".join(parts)
+    default = "" if model["capabilities"] else "the protocol's default table: "
+    return default + "; ".join(parts)
 
 
 def format_catalog(catalog: list[dict]) -> str:

@@ -12,7 +12,7 @@ from arena.config import Route, Settings
 from arena.errors import ConfigError
 from arena.harness import CallResult, build_request, call_adapter, make_client
 from arena.params import normalize_request, parse_capabilities, resolve_shape
-from arena.providers import adapter_class
+from arena.providers import adapter_class, route_capabilities
 from arena.providers.emulation import emulate
 
 TIMINGS = (
@@ -84,15 +84,17 @@ def probe(
         )
     provider = settings.providers[route.provider]
     source = f"challenge {challenge.slug} on {route.target}"
+    adapter_cls = adapter_class(provider.protocol)
+    capabilities = route_capabilities(route.capabilities, adapter_cls)
     request = normalize_request(
-        build_request(challenge, route), route.capabilities, provider.protocol, source
+        build_request(challenge, route), capabilities, adapter_cls.shape_form, source
     )
     shape = resolve_shape(
         request.size,
         request.aspect_ratio,
         request.resolution,
-        parse_capabilities(route.capabilities, source),
-        provider.protocol,
+        parse_capabilities(capabilities, source),
+        adapter_cls.shape_form,
         source,
     )
     result = ProbeResult(

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 import httpx
 
 from arena.config import ProviderConfig
+from arena.params import Handling
 from arena.providers import wire
 
 
@@ -105,9 +106,32 @@ class Adapter(ABC):
     Adapters call watch.start() right before sending the request that starts the work,
     watch.mark("ttfb") when the headers of the result-bearing response arrive and
     watch.mark("done") when the final image bytes are in hand (before decoding them).
+
+    A protocol's facts are class attributes, so a plugin adapter declares them the way a
+    built-in does; the registry reads them for config, normalization, emulation and
+    `arena providers`:
+
+    - protocol: the name providers use in arena.toml (`protocol = "..."`).
+    - needs_key: whether a provider of this protocol must name `api_key_env`.
+    - shape_form: "size" (the API takes WxH pixels) or "ratio" (aspect_ratio + resolution tier);
+      decides the form when a capability table does not.
+    - parameters: request parameter -> params.Handling (passthrough / renamed / converted /
+      emulated); parameters not listed pass through as given. "emulated" ones are made to hold
+      by arena (providers.emulation), so the adapter never sees them.
+    - default_capabilities: the capability table (params.CAPABILITY_KEYS) for a route that
+      declares none; values the protocol's API accepts. A route's own table wins.
+    - baseline: its providers are baselines (labelled so) unless they say otherwise.
+    - default_base_url: None when a provider must give base_url; "" when arena starts the
+      server itself if none is given.
     """
 
     protocol: str = ""
+    needs_key: bool = True
+    shape_form: str = "ratio"
+    parameters: dict[str, Handling] = {}
+    default_capabilities: dict = {}
+    baseline: bool = False
+    default_base_url: str | None = None
 
     def __init__(
         self, provider: ProviderConfig, client: httpx.AsyncClient, api_key: str | None

@@ -8,7 +8,13 @@ import json
 import httpx
 
 from arena.errors import ProviderError
-from arena.providers import shapes
+from arena.params import (
+    OUTPUT_EMULATED,
+    SHAPE_AS_RATIO,
+    Handling,
+    requested_dimensions,
+    requested_ratio,
+)
 from arena.providers.base import ImageRequest, ProviderReply, Stopwatch
 from arena.providers.queued import Job, Phase, QueuedAdapter
 
@@ -21,6 +27,25 @@ class BFLAdapter(QueuedAdapter):
     """POST {base}/{model} with x-key -> {id, polling_url}; GET polling_url until Ready."""
 
     protocol = "bfl"
+    needs_key = True
+    shape_form = "ratio"
+    parameters = {
+        **SHAPE_AS_RATIO,
+        "size": Handling(
+            "converted", "width + height or aspect_ratio", "FLUX.2 takes pixels, Kontext ratios"
+        ),
+        "n": Handling("emulated", "", "parallel requests, one image each"),
+        "output_format": Handling("passthrough", "output_format", "jpeg or png"),
+        "output_compression": OUTPUT_EMULATED["output_compression"],
+        "response_format": OUTPUT_EMULATED["response_format"],
+        "images": Handling("renamed", "input_image, input_image_2..", "base64"),
+    }
+    # Kontext takes ratios between 21:9 and 9:21; FLUX.2 sizes them at 1K (its limit is 4 MP,
+    # which a 2K tier passes at most ratios once sides are rounded to 16).
+    default_capabilities = {
+        "aspect_ratios": ["21:9", "16:9", "3:2", "4:3", "1:1", "3:4", "2:3", "9:16", "9:21"],
+        "resolutions": ["1K"],
+    }
 
     def _headers(self) -> dict[str, str]:
         return {"x-key": self._api_key, "accept": "application/json"} if self._api_key else {}
@@ -28,11 +53,13 @@ class BFLAdapter(QueuedAdapter):
     def build_body(self, request: ImageRequest) -> dict:
         body: dict[str, object] = {"prompt": request.prompt}
         if request.model_id.startswith(PIXEL_MODELS):
-            dims = shapes.dimensions(request, multiple_px=16)
+            dims = requested_dimensions(
+                request.size, request.aspect_ratio, request.resolution, multiple_px=16
+            )
             if dims:
                 body["width"], body["height"] = dims
-        elif shapes.aspect_ratio(request):
-            body["aspect_ratio"] = shapes.aspect_ratio(request)
+        elif requested_ratio(request.size, request.aspect_ratio):
+            body["aspect_ratio"] = requested_ratio(request.size, request.aspect_ratio)
         for i, image in enumerate(request.images):
             # input_image, input_image_2, input_image_3...: base64 without a data: prefix
             body["input_image" if i == 0 else f"input_image_{i + 1}"] = base64.b64encode(

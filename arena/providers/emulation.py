@@ -1,7 +1,7 @@
 """Emulated parameters: `n` by parallel single-image requests, `output_format` by converting the image.
 
-params.PARAMETER_HANDLING says, per protocol, which parameters the provider cannot take; this
-wrapper makes the request vocabulary hold for every adapter anyway, without the adapters knowing.
+Each adapter class's `parameters` table says which parameters its provider cannot take ("emulated");
+this wrapper makes the request vocabulary hold for every adapter anyway, without the adapters knowing.
 """
 
 from __future__ import annotations
@@ -15,6 +15,16 @@ from arena.images import open_image
 from arena.params import handling_for
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
 
+FACTS = (
+    "protocol",
+    "needs_key",
+    "shape_form",
+    "parameters",
+    "default_capabilities",
+    "baseline",
+    "default_base_url",
+)
+EMULABLE = ("n", "output_format", "response_format")
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 
 
@@ -48,13 +58,14 @@ class EmulatingAdapter(Adapter):
     def __init__(self, inner: Adapter) -> None:
         super().__init__(inner.provider, inner.client, None)
         self.inner = inner
-        self.protocol = inner.protocol
+        for fact in FACTS:  # the wrapper answers for the protocol it wraps
+            setattr(self, fact, getattr(inner, fact))
 
     def __repr__(self) -> str:
         return f"<emulated {self.inner!r}>"
 
     def _emulated(self, parameter: str) -> bool:
-        return handling_for(self.provider.protocol, parameter).kind == "emulated"
+        return handling_for(self.inner.parameters, parameter).kind == "emulated"
 
     async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:
         params = dict(request.params)
@@ -109,8 +120,5 @@ class EmulatingAdapter(Adapter):
 
 def emulate(adapter: Adapter) -> Adapter:
     """The adapter itself when its protocol needs no emulation, else the wrapper."""
-    needs = any(
-        handling_for(adapter.provider.protocol, p).kind == "emulated"
-        for p in ("n", "output_format", "response_format")
-    )
+    needs = any(handling_for(adapter.parameters, p).kind == "emulated" for p in EMULABLE)
     return EmulatingAdapter(adapter) if needs else adapter

@@ -7,7 +7,13 @@ import json
 import httpx
 
 from arena.errors import ProviderError
-from arena.providers import shapes
+from arena.params import (
+    OUTPUT_EMULATED,
+    SHAPE_AS_RATIO,
+    Handling,
+    requested_pixels,
+    requested_ratio,
+)
 from arena.providers.base import ImageRequest, ProviderReply, Stopwatch
 from arena.providers.queued import Job, Phase, QueuedAdapter
 from arena.providers.wire import decode_b64, default_error
@@ -30,6 +36,24 @@ class FalAdapter(QueuedAdapter):
     """POST queue.fal.run/{endpoint} -> request_id + status/response/cancel URLs, used exactly as returned."""
 
     protocol = "fal"
+    needs_key = True
+    shape_form = "ratio"
+    parameters = {
+        **SHAPE_AS_RATIO,
+        "size": Handling(
+            "converted",
+            "image_size {width, height} or aspect_ratio",
+            "pixels if the table lists sizes",
+        ),
+        "n": Handling("renamed", "num_images"),
+        "output_format": Handling("passthrough", "output_format"),
+        "output_compression": OUTPUT_EMULATED["output_compression"],
+        "response_format": OUTPUT_EMULATED["response_format"],
+        "images": Handling("converted", "image_url / image_urls", "data URIs"),
+    }
+    # The ratios fal's FLUX Kontext, nano-banana and grok-imagine endpoints all take; no tier
+    # (most endpoints have no resolution input: a route whose model has one declares it).
+    default_capabilities = {"aspect_ratios": ["1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16"]}
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Key {self._api_key}"} if self._api_key else {}  # Key, not Bearer
@@ -40,11 +64,11 @@ class FalAdapter(QueuedAdapter):
         body: dict[str, object] = {"prompt": request.prompt}
         if request.n != 1:
             body["num_images"] = request.n
-        pixels = shapes.pixel_size(request)
+        pixels = requested_pixels(request.size)
         if pixels:
             body["image_size"] = {"width": pixels[0], "height": pixels[1]}
-        elif shapes.aspect_ratio(request):
-            body["aspect_ratio"] = shapes.aspect_ratio(request)
+        elif requested_ratio(request.size, request.aspect_ratio):
+            body["aspect_ratio"] = requested_ratio(request.size, request.aspect_ratio)
         if request.resolution:
             body["resolution"] = request.resolution
         if request.task == "edit" and request.images:

@@ -8,7 +8,13 @@ import json
 import httpx
 
 from arena.errors import ProviderError
-from arena.providers import shapes
+from arena.params import (
+    OUTPUT_EMULATED,
+    Handling,
+    requested_pixels,
+    requested_ratio,
+    requested_tier,
+)
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
 from arena.providers.wire import (
     decode_b64,
@@ -45,6 +51,23 @@ class GeminiAdapter(Adapter):
     """POST {base}/models/{model}:generateContent with x-goog-api-key; images come back as inlineData parts."""
 
     protocol = "gemini"
+    needs_key = True
+    shape_form = "ratio"
+    parameters = {
+        "size": Handling(
+            "converted", "imageConfig.aspectRatio + imageSize", "nearest supported ratio and tier"
+        ),
+        "aspect_ratio": Handling("renamed", "imageConfig.aspectRatio"),
+        "resolution": Handling("renamed", "imageConfig.imageSize"),
+        "n": Handling("emulated", "", "parallel requests, one image each"),
+        **OUTPUT_EMULATED,
+        "images": Handling("converted", "inline_data parts", "base64 with mime_type"),
+    }
+    # imageConfig's documented aspectRatio values and imageSize tiers (upper-case K).
+    default_capabilities = {
+        "aspect_ratios": ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"],
+        "resolutions": ["1K", "2K", "4K"],
+    }
 
     def _headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._api_key} if self._api_key else {}
@@ -64,10 +87,11 @@ class GeminiAdapter(Adapter):
         )  # images first, then the instruction that refers to them
         generation: dict[str, object] = {"responseModalities": ["IMAGE"]}
         image_config: dict[str, str] = {}
-        if shapes.aspect_ratio(request):
-            image_config["aspectRatio"] = shapes.aspect_ratio(request)
-        if request.resolution or shapes.pixel_size(request):
-            image_config["imageSize"] = shapes.tier(request)  # "1K" / "2K" / "4K", upper-case K
+        if requested_ratio(request.size, request.aspect_ratio):
+            image_config["aspectRatio"] = requested_ratio(request.size, request.aspect_ratio)
+        if request.resolution or requested_pixels(request.size):
+            tier = requested_tier(request.size, request.resolution)
+            image_config["imageSize"] = tier  # "1K" / "2K" / "4K", upper-case K
         if image_config:
             generation["imageConfig"] = image_config
         body: dict[str, object] = {

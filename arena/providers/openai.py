@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from arena.errors import ProviderError
+from arena.params import SHAPE_AS_SIZE, Handling
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
 from arena.providers.wire import (
     REFUSAL_CODES,
@@ -38,6 +39,24 @@ class OpenAIAdapter(Adapter):
     """
 
     protocol = "openai"
+    needs_key = False  # OpenAI-compatible servers on a private network may take none
+    shape_form = "size"
+    parameters = {
+        **SHAPE_AS_SIZE,
+        "n": Handling("passthrough", "n"),
+        "output_format": Handling("passthrough", "output_format"),
+        "output_compression": Handling("passthrough", "output_compression"),
+        "response_format": Handling(
+            "passthrough", "response_format", "DALL-E only; GPT image replies are base64"
+        ),
+        "stream": Handling(
+            "passthrough", "stream", "SSE; time to the first partial image recorded"
+        ),
+        "partial_images": Handling("passthrough", "partial_images"),
+        "images": Handling("renamed", "image[]", "multipart files, one part per input image"),
+    }
+    # The sizes every GPT image model takes (gpt-image-1, -1-mini, -1.5, -2); gateways map them too.
+    default_capabilities = {"sizes": ["1024x1024", "1536x1024", "1024x1536", "auto"]}
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}

@@ -8,7 +8,7 @@ from datetime import datetime
 import httpx
 
 from arena.errors import ProviderError
-from arena.providers import shapes
+from arena.params import OUTPUT_EMULATED, SHAPE_AS_RATIO, Handling, requested_ratio
 from arena.providers.base import ImageRequest, ProviderReply, Stopwatch
 from arena.providers.queued import Job, Phase, QueuedAdapter
 from arena.providers.wire import decode_b64
@@ -36,6 +36,19 @@ class ReplicateAdapter(QueuedAdapter):
     """POST /models/{owner}/{name}/predictions (or /predictions with a version) and GET urls.get."""
 
     protocol = "replicate"
+    needs_key = True
+    shape_form = "ratio"
+    parameters = {
+        **SHAPE_AS_RATIO,
+        "n": Handling("emulated", "", "parallel predictions, one image each"),
+        "output_format": Handling("passthrough", "input.output_format"),
+        "output_compression": OUTPUT_EMULATED["output_compression"],
+        "response_format": OUTPUT_EMULATED["response_format"],
+        "images": Handling("converted", "input.image_input / input_image", "data URIs"),
+    }
+    # The ratios nano-banana, flux-kontext and grok-imagine all take on Replicate; no tier (few
+    # models have a resolution input: a route whose model has one declares it).
+    default_capabilities = {"aspect_ratios": ["1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16"]}
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -55,8 +68,8 @@ class ReplicateAdapter(QueuedAdapter):
         params = dict(request.params)
         directive = params.pop("arena_image_field", None)  # a directive to us, not a model input
         model_input: dict[str, object] = {"prompt": request.prompt}
-        if shapes.aspect_ratio(request):
-            model_input["aspect_ratio"] = shapes.aspect_ratio(request)
+        if requested_ratio(request.size, request.aspect_ratio):
+            model_input["aspect_ratio"] = requested_ratio(request.size, request.aspect_ratio)
         if request.resolution:
             model_input["resolution"] = request.resolution
         if request.images:

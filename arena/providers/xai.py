@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from arena.errors import ProviderError
-from arena.providers import shapes
+from arena.params import OUTPUT_EMULATED, SHAPE_AS_RATIO, Handling, requested_ratio, requested_tier
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
 from arena.providers.wire import decode_b64, error_from_status, exchange, parse_json, stamp
 
@@ -17,6 +17,24 @@ class XAIAdapter(Adapter):
     """POST /images/generations and /images/edits (JSON only; input images as URLs or data URIs)."""
 
     protocol = "xai"
+    needs_key = True
+    shape_form = "ratio"
+    parameters = {
+        **SHAPE_AS_RATIO,
+        "resolution": Handling("converted", "resolution", "nearest tier, lower-case (1k, 2k)"),
+        "n": Handling("passthrough", "n"),
+        "response_format": Handling("passthrough", "response_format"),
+        "output_format": OUTPUT_EMULATED["output_format"],
+        "output_compression": OUTPUT_EMULATED["output_compression"],
+        "images": Handling("converted", "image / images[]", "data URIs, {url} objects, at most 3"),
+    }
+    # docs.x.ai images: the aspect_ratio enum and the two tiers; short sides are even in its tables.
+    default_capabilities = {
+        "aspect_ratios": ["1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2", "9:19.5", "19.5:9"]
+        + ["9:20", "20:9", "1:2", "2:1", "auto"],
+        "resolutions": ["1k", "2k"],
+        "short_side_multiple": 2,
+    }
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -26,7 +44,8 @@ class XAIAdapter(Adapter):
         body: dict[str, object] = {"model": request.model_id, "prompt": request.prompt}
         if request.n != 1:
             body["n"] = request.n
-        ratio, tier = shapes.aspect_ratio(request), shapes.tier(request)
+        ratio = requested_ratio(request.size, request.aspect_ratio)
+        tier = requested_tier(request.size, request.resolution)
         if ratio:
             body["aspect_ratio"] = ratio
         if tier:

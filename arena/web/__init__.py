@@ -134,6 +134,6 @@ def app_from_env(config_path: str | None = None) -> Starlette:
     Also a factory for any ASGI server: `uvicorn --factory arena.web:app_from_env`.
     """
     from arena.config import load_settings
-    from arena.providers import known_protocols
+    from arena.providers import protocol_facts
 
-    return create_app(load_settings(config_path, protocols=known_protocols()), options_from_env())
+    return create_app(load_settings(config_path, protocols=protocol_facts()), options_from_env())

@@ -88,6 +88,7 @@ def run_ours(port: int, jobs: int, rate: float, in_flight: int, transport: str) 
     from arena.app.runs import run_benchmark
     from arena.challenges import Challenge
     from arena.config import parse_settings
+    from arena.providers import protocol_facts
 
     tmp = Path(tempfile.mkdtemp(prefix="arena-bench-"))
     settings = parse_settings(
@@ -112,6 +113,7 @@ def run_ours(port: int, jobs: int, rate: float, in_flight: int, transport: str) 
         },
         "<bench>",
         tmp,
+        protocol_facts(),
     )
     settings = replace(settings, samples=jobs)
     challenge = Challenge(

@@ -94,11 +94,12 @@ def build_store(
 
     from arena import store
     from arena.config import parse_settings
+    from arena.providers import protocol_facts
     from arena.store.tables import Attempt, Run, StoredImage, Vote
 
     config = synthetic_config(models, providers, directory)
     challenges = write_challenges(directory / "challenges", n_challenges)
-    settings = parse_settings(config, "<synthetic>", directory)
+    settings = parse_settings(config, "<synthetic>", directory, protocol_facts())
     engine = store.open_engine(settings.database_url)
     rng = np.random.default_rng(0)
     start = datetime(2025, 1, 1, 2, 0, tzinfo=UTC)

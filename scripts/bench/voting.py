@@ -55,10 +55,10 @@ SESSION_VOTES = (
 def make_store(data_dir: Path, database_url: str) -> None:
     from arena.app.runs import run_benchmark
     from arena.config import demo_settings
-    from arena.providers import known_protocols
+    from arena.providers import protocol_facts
 
     settings = replace(
-        demo_settings(known_protocols()), data_dir=data_dir, database_url=database_url, samples=3
+        demo_settings(protocol_facts()), data_dir=data_dir, database_url=database_url, samples=3
     )
     run_benchmark(settings)
 

@@ -11,7 +11,7 @@ import pytest
 
 from arena import store
 from arena.config import parse_settings
-from arena.providers import known_protocols
+from arena.providers import protocol_facts
 
 ROOT = Path(__file__).resolve().parents[2]
 EVIL_MODEL = '<script>alert("model")</script>'
@@ -119,9 +119,7 @@ def golden(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("golden")
     write_challenges(directory / "challenges")
-    settings = parse_settings(
-        golden_config(directory), "<golden>", directory, set(known_protocols())
-    )
+    settings = parse_settings(golden_config(directory), "<golden>", directory, protocol_facts())
     report = run_benchmark(settings)
     assert report.status == "completed"
     engine = store.open_engine(settings.database_url)

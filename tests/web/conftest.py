@@ -36,11 +36,11 @@ def demo_template(tmp_path_factory):
     """The demo's own store (local baseline models, three shipped challenges) with derivatives made, built once."""
     from arena.app.runs import run_benchmark
     from arena.config import demo_settings
-    from arena.providers import known_protocols
+    from arena.providers import protocol_facts
 
     root = tmp_path_factory.mktemp("demo")
     settings = replace(
-        demo_settings(known_protocols()),
+        demo_settings(protocol_facts()),
         data_dir=root / "data",
         database_url=f"sqlite:///{root / 'data' / 'arena.db'}",
         challenges=("bald-man", "vintage-cafe-logo", "night-sky"),

@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from arena import store
 from arena.config import parse_settings
+from arena.providers import protocol_facts
 from arena.store.tables import Attempt, StoredImage
 from arena.web.options import WebOptions
 
@@ -104,7 +105,9 @@ def config_table(
 def settings_for(
     root: Path, db_url: str, challenges_dir: Path, models: dict[str, str] | None = None
 ):
-    return parse_settings(config_table(root, db_url, challenges_dir, models), "<test>", root)
+    return parse_settings(
+        config_table(root, db_url, challenges_dir, models), "<test>", root, protocol_facts()
+    )
 
 
 def write_toml(path: Path, table: dict) -> Path:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from arena import store
 from arena.config import load_settings
+from arena.providers import protocol_facts
 
 from .factory import config_table, fill_store, write_challenges, write_toml
 from .serving import free_port
@@ -81,7 +82,7 @@ def test_every_vote_of_fifty_concurrent_clients_is_stored_exactly_once(tmp_path,
     workers = 2 if db_url.startswith("postgresql") else 1
     challenges = write_challenges(tmp_path / "challenges")
     config = write_toml(tmp_path / "arena.toml", config_table(tmp_path, db_url, challenges))
-    settings = load_settings(config)
+    settings = load_settings(config, protocols=protocol_facts())
     fill_store(
         settings, samples=6
     )  # 24 outputs per challenge: every client gets 20 battles of unseen images
