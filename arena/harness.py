@@ -179,8 +179,6 @@ class RunOutcome:
     attempted: int = 0
     succeeded: int = 0
     failed: int = 0
-    jobs_done: int = 0
-    jobs_skipped_budget: int = 0
     spent_usd: float = 0.0
     budget_stopped: bool = False
     failures: dict[str, int] = field(default_factory=dict)
@@ -368,7 +366,6 @@ class Harness:
                 # Once one job would pass the budget, nothing later is scheduled: the run stops in plan order.
                 self._stop_scheduling = True
                 self.outcome.budget_stopped = True
-                self.outcome.jobs_skipped_budget += 1
                 return
             expected = job.expected_cost_usd or 0.0
             try:
@@ -390,7 +387,6 @@ class Harness:
                         )
                         await asyncio.sleep(wait_s)
                         continue
-                    self.outcome.jobs_done += 1
                     break
             finally:
                 self._reserved_usd -= expected

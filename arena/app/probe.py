@@ -15,15 +15,6 @@ from arena.params import normalize_request, parse_capabilities, resolve_shape
 from arena.providers import adapter_class, route_capabilities
 from arena.providers.emulation import emulate
 
-TIMINGS = (
-    "ttfb_ms",
-    "first_partial_ms",
-    "queue_ms",
-    "processing_ms",
-    "download_ms",
-    "generation_ms",
-)
-
 
 @dataclass
 class ProbeResult:

@@ -23,7 +23,6 @@ class RunReport:
     status: str
     outcome: RunOutcome
     summary: dict
-    resumed: bool
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -137,5 +136,4 @@ def run_benchmark(
         status=status,
         outcome=outcome,
         summary=store.run_summary(engine, run.id),
-        resumed=bool(resume),
     )

@@ -12,7 +12,7 @@ Its modules, each one concern:
 The names below are the store's public face; callers write ``store.read_votes(engine)``.
 """
 
-from arena.store.engine import as_utc, engine_url, open_engine
+from arena.store.engine import engine_url, open_engine
 from arena.store.frames import add_votes, read_attempts, read_image_paths, read_jobs, read_votes
 from arena.store.runs import (
     create_run,
@@ -36,7 +36,6 @@ __all__ = [
     "StoredImage",
     "Vote",
     "add_votes",
-    "as_utc",
     "create_run",
     "engine_url",
     "get_run",

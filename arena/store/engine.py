@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -48,10 +47,3 @@ def open_engine(url: str, create: bool = True) -> sa.Engine:
         except OperationalError as exc:
             raise StoreError(f"cannot open the database: {exc.orig}") from None
     return engine
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; everything we store is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value

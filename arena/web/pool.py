@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +43,6 @@ class Pool:
     uncertainty: dict[str, dict[tuple[str, str], float]] = field(
         default_factory=dict
     )  # by challenge
-    loaded_at: float = 0.0
 
 
 def _ingest(
@@ -140,7 +138,6 @@ def load_pool(engine: sa.Engine, settings: Settings, options: WebOptions) -> Poo
         outputs=shown,
         challenge_votes=counts,
         uncertainty=by_challenge,
-        loaded_at=time.monotonic(),
     )
 
 
