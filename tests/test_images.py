@@ -7,10 +7,10 @@ import hashlib
 import io
 
 import pytest
-from faultserver import make_bomb_png, make_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from support.images import make_bomb_png, make_png
 
 from arena.errors import ImageError
 from arena.images import image_path, inspect_image, save_image
