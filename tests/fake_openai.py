@@ -168,14 +168,14 @@ class FakeOpenAI:
         return await self._answer(exchange, "image_generation")
 
     async def edits(self, request: Request) -> Response:
-        form = await request.form()
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        files: dict[str, list[tuple]] = {}
-        parts = []
-        for key, value in form.multi_items():
-            if not isinstance(value, str):
-                files.setdefault(key, []).append(value)
-                parts.append((key, value.filename, value.content_type))
+        async with request.form() as form:  # closes the uploads' spooled files
+            fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+            files: dict[str, list[tuple]] = {}
+            parts = []
+            for key, value in form.multi_items():
+                if not isinstance(value, str):
+                    files.setdefault(key, []).append(value)
+                    parts.append((key, value.filename, value.content_type))
         body = form_as_json(fields, files, "CreateImageEditRequest")
         exchange = Exchange("/images/edits", dict(request.headers), body, parts)
         return await self._answer(exchange, "image_edit")

@@ -8,10 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import sqlalchemy as sa
 from support import write_config
 
 from arena import store
+
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses
 
 
 def _done_jobs(db_url: str) -> int:

@@ -13,7 +13,7 @@ from arena.web import create_app
 
 from .factory import SCREENSHOTS, TEST_OPTIONS
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -276,6 +276,7 @@ def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_
     )
 
 
+@pytest.mark.slow
 def test_the_wal_is_checkpointed_by_a_thread_not_inside_a_commit(tmp_path, monkeypatch):
     import sqlite3
 
