@@ -47,8 +47,9 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
     )
     env = {**os.environ, "ARENA_CONFIG": str(cfg)}
     cmd = [sys.executable, "-m", "arena.cli", "run", "--samples", "2"]
+    # Output unread (a pipe nobody drains could fill and stall the run, and stays open after the kill).
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
     deadline = time.monotonic() + 60
     done = 0
