@@ -79,7 +79,7 @@ def fault_server():
 @pytest.fixture
 def challenge_dir(tmp_path):
     """A small challenge set: one text-to-image and one edit."""
-    from faultserver import make_png
+    from support.images import make_png
 
     directory = tmp_path / "challenges"
     (directory / "images").mkdir(parents=True)

@@ -9,23 +9,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import io
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import uvicorn
 from jsonschema import Draft202012Validator
-from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-
-from arena.providers.local import free_port
+from support.images import make_png
+from support.servers import serve_in_thread
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "openai-images-openapi.json"
 # The spec lags the API: replies name sizes and qualities its enums do not list yet (gpt-image-2's
@@ -35,13 +31,7 @@ SLOW_S = 1.5  # a "slow" reply outlasts the tests' client timeout, then lets the
 STEP_S = 0.05  # pause between streamed events, so the first partial image comes measurably early
 
 
-def make_png(width: int = 48, height: int = 32, colour=(30, 120, 200)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-PNG = make_png()
+PNG = make_png(48, 32, (30, 120, 200))
 PARTIAL_PNG = make_png(12, 8, (90, 90, 90))
 
 
@@ -142,7 +132,6 @@ class FakeOpenAI:
     stream-unfinished, refuse, rate-limited, server-error, slow, malformed, truncated."""
 
     def __init__(self) -> None:
-        self.port = free_port()
         self.exchanges: list[Exchange] = []
         self._files: dict[str, bytes] = {}
         self.app = Starlette(
@@ -152,33 +141,20 @@ class FakeOpenAI:
                 Route("/v1/files/{token}", self.file, methods=["GET"]),
             ]
         )
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="error",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
+        self._served = serve_in_thread(
+            self.app, name="fake-openai", log_level="error", lifespan="off"
         )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self._served.url}/v1"
 
     def __enter__(self) -> FakeOpenAI:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake OpenAI server did not start")
-            time.sleep(0.01)
+        self._served.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self._served.__exit__(*exc)
 
     async def file(self, request: Request) -> Response:
         data = self._files.get(request.path_params["token"])
@@ -192,14 +168,14 @@ class FakeOpenAI:
         return await self._answer(exchange, "image_generation")
 
     async def edits(self, request: Request) -> Response:
-        form = await request.form()
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        files: dict[str, list[tuple]] = {}
-        parts = []
-        for key, value in form.multi_items():
-            if not isinstance(value, str):
-                files.setdefault(key, []).append(value)
-                parts.append((key, value.filename, value.content_type))
+        async with request.form() as form:  # closes the uploads' spooled files
+            fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+            files: dict[str, list[tuple]] = {}
+            parts = []
+            for key, value in form.multi_items():
+                if not isinstance(value, str):
+                    files.setdefault(key, []).append(value)
+                    parts.append((key, value.filename, value.content_type))
         body = form_as_json(fields, files, "CreateImageEditRequest")
         exchange = Exchange("/images/edits", dict(request.headers), body, parts)
         return await self._answer(exchange, "image_edit")

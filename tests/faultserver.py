@@ -8,30 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import re
-import struct
-import threading
-import zlib
 
-from PIL import Image
-
-
-def make_png(width: int = 64, height: int = 48, colour=(200, 100, 50)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_bomb_png(side: int = 60000) -> bytes:
-    """A tiny PNG whose header claims side x side pixels (a decompression bomb on decode)."""
-    png = bytearray(make_png(16, 16))
-    ihdr = struct.pack(">II", side, side) + bytes(png[24:29])
-    png[16:29] = ihdr
-    png[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
-    return bytes(png)
-
+from support.images import make_bomb_png, make_png
+from support.servers import serve_in_thread
 
 GOOD_PNG = make_png()
 
@@ -63,36 +44,19 @@ class FaultServer:
     def __init__(self, delay_s: float = 0.3) -> None:
         self.delay_s = delay_s
         self.requests: dict[str, int] = {}
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._served = serve_in_thread(on_connection=self._handle, name="fault-server")
         self._seen_keys: set[str] = set()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self._served.url}/v1"
 
     def __enter__(self) -> FaultServer:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop
-        )
-        self._server = future.result(5)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._served.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _shutdown(self) -> None:
-        self._server.close()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._served.__exit__(*exc)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -60,6 +60,7 @@ def test_bad_window_and_unknown_resume_are_clear_errors(tmp_path, capsys, monkey
     assert "no run to resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_subset_then_stats_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ARENA_DATA_DIR", str(tmp_path / "d"))
     monkeypatch.setenv("ARENA_DEMO_CHALLENGES", "bald-man,vintage-cafe-logo")
@@ -127,6 +128,7 @@ def test_api_key_never_reaches_db_output_or_files(
             assert secret.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow  # a subprocess
 def test_console_script_is_installed():
     result = subprocess.run(
         [sys.executable, "-m", "arena.cli", "--version"], capture_output=True, text=True

@@ -9,8 +9,8 @@ import io
 import httpx
 import numpy as np
 import pytest
-from faultserver import make_png
 from PIL import Image
+from support.images import make_png
 
 from arena.config import ProviderConfig
 from arena.errors import ProviderError

@@ -123,10 +123,12 @@ def coverage(
     return covered / total
 
 
+@pytest.mark.slow
 def test_closed_form_intervals_cover_the_truth_95_percent():
     assert 0.93 <= coverage(RatingOptions(intervals="closed_form"), 400) <= 0.97
 
 
+@pytest.mark.slow
 def test_bootstrap_intervals_cover_the_truth_95_percent():
     assert 0.93 <= coverage(RatingOptions(bootstrap_rounds=400), 250) <= 0.97
 

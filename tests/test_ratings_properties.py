@@ -53,6 +53,7 @@ def assert_same_board(first: pd.DataFrame, second: pd.DataFrame, tolerance: floa
 
 
 @PROPERTY_SETTINGS
+@pytest.mark.slow
 @given(votes=vote_lists(), options=OPTION_SETS, seed=st.integers(0, 2**32 - 1))
 def test_invariant_to_vote_order(votes, options, seed):
     board = compute_board(votes_frame(votes), options)
@@ -61,6 +62,7 @@ def test_invariant_to_vote_order(votes, options, seed):
 
 
 @PROPERTY_SETTINGS
+@pytest.mark.slow
 @given(votes=vote_lists(), options=OPTION_SETS)
 def test_swapping_sides_with_flipped_outcomes_changes_nothing(votes, options):
     board = compute_board(votes_frame(votes), options)
@@ -69,6 +71,7 @@ def test_swapping_sides_with_flipped_outcomes_changes_nothing(votes, options):
 
 
 @PROPERTY_SETTINGS
+@pytest.mark.slow
 @given(votes=vote_lists(), order=st.permutations(range(len(MODELS))))
 def test_invariant_to_renaming_models(votes, order):
     # New names sort in a different order, so the fit sees the models permuted.
@@ -87,6 +90,7 @@ def mle_exists_for(votes) -> bool:
 
 
 @PROPERTY_SETTINGS
+@pytest.mark.slow
 @given(votes=vote_lists(min_votes=3), data=st.data())
 def test_more_wins_never_lower_a_rating(votes, data):
     """Turning one of a model's losses into a win, or adding a win, never lowers its rating.
@@ -121,6 +125,7 @@ def test_more_wins_never_lower_a_rating(votes, data):
 
 
 @PROPERTY_SETTINGS
+@pytest.mark.slow
 @given(votes=vote_lists())
 def test_every_rating_is_finite_and_intervals_are_ordered(votes):
     """Closed-form intervals always hold the rating; percentile bootstrap bounds need not on a

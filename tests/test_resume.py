@@ -8,10 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import sqlalchemy as sa
 from support import write_config
 
 from arena import store
+
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses
 
 
 def _done_jobs(db_url: str) -> int:
@@ -44,8 +47,9 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
     )
     env = {**os.environ, "ARENA_CONFIG": str(cfg)}
     cmd = [sys.executable, "-m", "arena.cli", "run", "--samples", "2"]
+    # Output unread (a pipe nobody drains could fill and stall the run, and stays open after the kill).
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
     deadline = time.monotonic() + 60
     done = 0

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import pytest
+from support.servers import serve_in_thread
 
 from .fake_bfl import FakeBFL
 from .fake_fal import FakeFal
 from .fake_gemini import FakeGemini
 from .fake_replicate import FakeReplicate
 from .fake_xai import FakeXAI
-from .loopback import Loopback
 
 
 def _serve(fake_class):
     @pytest.fixture(scope="session")
     def server():
-        with Loopback(fake_class()) as fake:
+        fake = fake_class()
+        name = f"fake-{fake_class.__name__}"
+        with serve_in_thread(fake.app(), name=name, log_level="critical", lifespan="off") as served:
+            fake.base = served.url
             yield fake
 
     return server

@@ -7,8 +7,9 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support.images import make_png
 
-from .loopback import KEY, RESULT_PNG, FakeProvider, b64, make_png, recorded
+from .loopback import KEY, RESULT_PNG, FakeProvider, b64, recorded
 
 DRAFT_PNG = make_png(16, 16, (0, 0, 0))
 

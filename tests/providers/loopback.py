@@ -1,29 +1,26 @@
-"""Loopback provider servers for adapter tests: real HTTP on 127.0.0.1, behaviour switched per test."""
+"""What the protocol fakes share (recorded calls, result files, failure modes switched per test), and
+calling an adapter against one served on loopback the way the harness does."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
-from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support.images import make_png
 
 from arena.config import ProviderConfig
 from arena.errors import ProviderError
 from arena.harness import make_client
 from arena.providers.base import ImageRequest, InputImage, ProviderReply, Stopwatch
-from arena.providers.local import free_port
 from arena.providers.wire import classify_exception
 
 KEY = "sk-test-0123456789abcdef"  # what the fakes expect; tests assert it never leaks into errors
@@ -33,13 +30,7 @@ HANG_S = (
 )
 
 
-def make_png(width: int = 64, height: int = 48, colour: tuple = (200, 60, 30)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-RESULT_PNG = make_png()
+RESULT_PNG = make_png(64, 48, (200, 60, 30))
 SOURCE_A = InputImage(data=make_png(32, 32, (10, 200, 10)), mime="image/png", name="a.png")
 SOURCE_B = InputImage(data=make_png(40, 30, (10, 10, 200)), mime="image/png", name="b.png")
 
@@ -174,41 +165,6 @@ class FakeProvider:
             await asyncio.sleep(HANG_S)
             return JSONResponse({})
         return self.unauthorized(request)
-
-
-class Loopback:
-    """Runs a fake provider under uvicorn in a daemon thread on a free loopback port."""
-
-    def __init__(self, fake: FakeProvider) -> None:
-        self.fake = fake
-        port = free_port()
-        fake.base = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            fake.app(),
-            host="127.0.0.1",
-            port=port,
-            log_level="critical",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, name=f"fake-{type(fake).__name__}", daemon=True
-        )
-
-    def __enter__(self) -> FakeProvider:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake provider did not start")
-            time.sleep(0.01)
-        return self.fake
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
 
 
 @dataclass

@@ -25,6 +25,7 @@ SHOTS = ROOT / "test-output" / "screenshots"
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_index_and_model_page_from_file_urls_with_a_sortable_board(golden_site, tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -43,6 +43,7 @@ def _votes(n: int = 3000, seed: int = 5, categorical: bool = False) -> pd.DataFr
     return frame
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("categorical", [False, True])
 def test_records_per_model_are_head_to_heads(categorical):
     votes = _votes(categorical=categorical)

@@ -15,6 +15,9 @@ from arena.cli import main
 
 from .conftest import ROOT
 
+# Real runs of the local baseline; the scripts/nightly ones in subprocesses, building a venv.
+pytestmark = pytest.mark.slow
+
 CONFIG = """\
 data_dir = "{data}"
 challenges_dir = "{challenges}"

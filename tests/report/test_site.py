@@ -289,6 +289,7 @@ def test_lean_reads_equal_the_default_reads(golden):
     )
 
 
+@pytest.mark.slow
 def test_same_store_gives_the_same_bytes_but_the_stamp(golden, golden_site, tmp_path):
     from datetime import UTC, datetime
 
@@ -363,6 +364,7 @@ def test_models_without_votes_are_listed_with_the_no_votes_message(golden, tmp_p
     assert "No votes for this model yet" in page and "fastest through local" in page.lower()
 
 
+@pytest.mark.slow
 def test_arena_report_command_prints_the_path_and_how_to_vote(golden, tmp_path, capsys):
     config = tmp_path / "arena.toml"
     config.write_text(_toml(golden))

@@ -416,6 +416,7 @@ def test_challenge_text_is_escaped_in_the_page_and_plain_in_json(tmp_path, sqlit
     assert voter.battle().json()["challenge"]["prompt"] == prompt  # the JS sets it with textContent
 
 
+@pytest.mark.slow  # builds the demo store (a session fixture the browser test shares)
 def test_the_demo_store_serves_battles_of_baselines_labelled_only_after_the_vote(
     demo_settings_copy,
 ):

@@ -6,14 +6,14 @@ import shutil
 from dataclasses import replace
 
 import pytest
+from support.servers import serve_in_thread
 
 from arena import store
 from arena.web import create_app
 
 from .factory import SCREENSHOTS, TEST_OPTIONS
-from .serving import ServerThread
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -47,7 +47,7 @@ def test_vote_by_click_and_by_key_with_reveal_and_next_battle(demo_settings_copy
 
     app = create_app(demo_settings_copy, replace(TEST_OPTIONS, box_px=768))
     errors: list[str] = []
-    with ServerThread(app) as server, sync_playwright() as playwright:
+    with serve_in_thread(app, name="arena-web") as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
         )

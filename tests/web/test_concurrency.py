@@ -6,19 +6,19 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from support.processes import start_server
+from support.servers import free_port
 
 from arena import store
 from arena.config import load_settings
 from arena.providers import protocol_facts
 
 from .factory import config_table, fill_store, write_challenges, write_toml
-from .serving import free_port
 
 CLIENTS, VOTES_EACH = 50, 20
 ARENA = str(Path(sys.executable).with_name("arena"))
@@ -49,6 +49,7 @@ async def _swarm(base: str) -> tuple[list, list]:
 
 
 def _serve(config: Path, workers: int, tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    """`arena serve` on a free port, returned once its /api/health answers; its output in serve.log."""
     port = free_port()
     env = {
         **os.environ,
@@ -56,26 +57,15 @@ def _serve(config: Path, workers: int, tmp_path: Path) -> tuple[subprocess.Popen
         "ARENA_WEB_SESSION_PER_MIN": "0",
         "ARENA_WEB_BOX_PX": "128",
     }
-    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(
         [ARENA, "serve", "--config", str(config), "--port", str(port), "--workers", str(workers)],
+        health_url=base + "/api/health",
+        log_path=tmp_path / "serve.log",
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
         cwd=tmp_path,
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/api/health", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError((tmp_path / "serve.log").read_text())
-        time.sleep(0.1)
+    return proc, base
 
 
 def test_every_vote_of_fifty_concurrent_clients_is_stored_exactly_once(tmp_path, db_url):
@@ -105,4 +95,5 @@ def test_every_vote_of_fifty_concurrent_clients_is_stored_exactly_once(tmp_path,
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
 
 
-pytestmark = pytest.mark.timeout(120)
+# Up to 120 s to start on a loaded machine, then the swarm itself.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

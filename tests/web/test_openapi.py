@@ -40,6 +40,7 @@ def credentials(voting_app):
     }
 
 
+@pytest.mark.slow
 def test_the_api_matches_its_description_and_never_fails_with_500(voting_app, credentials):
     """Every operation, a dozen generated requests each (schemathesis's pytest plugin predates pytest 9)."""
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", voting_app)

@@ -8,12 +8,12 @@ import asyncio
 import os
 import signal
 import socket
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
+from support.processes import wait_until
 
 from arena import store
 from arena.errors import ArenaError
@@ -218,6 +218,7 @@ def _sockets_on(port: int, state: str) -> set[str]:
     return inodes
 
 
+@pytest.mark.slow
 def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_url):
     config = write_toml(
         tmp_path / "arena.toml",
@@ -227,10 +228,8 @@ def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_
     port = int(base.rsplit(":", 1)[1])
     clients = []
     try:
-        deadline = time.monotonic() + 30
-        while len(_sockets_on(port, "0A")) < 2:  # both workers listening, each on its own socket
-            assert time.monotonic() < deadline, "the second worker never listened"
-            time.sleep(0.1)
+        # both workers listening, each on its own socket
+        wait_until(lambda: len(_sockets_on(port, "0A")) >= 2, what="the second worker to listen")
         for _ in range(40):  # keep-alive connections, opened at once as a browser crowd does
             sock = socket.create_connection(("127.0.0.1", port))
             sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -253,10 +252,10 @@ def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_
         # a worker that dies is started again
         dead = next(iter(workers))
         os.kill(dead, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while dead in _listening_workers(proc.pid) or len(_sockets_on(port, "0A")) < 2:
-            assert time.monotonic() < deadline, "the dead worker was not replaced"
-            time.sleep(0.1)
+        wait_until(
+            lambda: dead not in _listening_workers(proc.pid) and len(_sockets_on(port, "0A")) >= 2,
+            what="the dead worker to be replaced",
+        )
     finally:
         for sock in clients:
             sock.close()
@@ -270,14 +269,14 @@ def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_
         except OSError:
             return False
 
-    deadline = (
-        time.monotonic() + 15
-    )  # (multiprocessing's resource tracker leaves a moment after its parent)
-    while any(running(pid) for pid in alive) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert alive and not any(running(pid) for pid in alive), "workers outlived the server"
+    assert alive
+    # (multiprocessing's resource tracker leaves a moment after its parent)
+    wait_until(
+        lambda: not any(running(pid) for pid in alive), what="the workers to end with the server"
+    )
 
 
+@pytest.mark.slow
 def test_the_wal_is_checkpointed_by_a_thread_not_inside_a_commit(tmp_path, monkeypatch):
     import sqlite3
 
@@ -307,9 +306,9 @@ def test_the_wal_is_checkpointed_by_a_thread_not_inside_a_commit(tmp_path, monke
     assert in_main_file() == 0
     monkeypatch.setattr(WalCheckpointer, "INTERVAL_S", 0.05)
     checkpointer = WalCheckpointer(str(path))
-    deadline = time.monotonic() + 10
-    while in_main_file() < 2000 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    checkpointer.stop()
+    try:
+        wait_until(lambda: in_main_file() >= 2000, what="a checkpoint to copy every row")
+    finally:
+        checkpointer.stop()
     writer.close()
     assert in_main_file() == 2000

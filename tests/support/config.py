@@ -1,4 +1,4 @@
-"""Helpers shared by tests: an arena.toml for a provider on loopback."""
+"""An arena.toml for a provider on loopback."""
 
 from __future__ import annotations
 

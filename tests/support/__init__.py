@@ -1,0 +1,7 @@
+"""Helpers the tests share: config files, loopback servers, server processes, and images."""
+
+from __future__ import annotations
+
+from .config import write_config
+
+__all__ = ["write_config"]
