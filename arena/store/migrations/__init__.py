@@ -114,7 +114,7 @@ def schema_state(engine: sa.Engine) -> SchemaState:
         return _state(conn)
 
 
-def newer_error(engine: sa.Engine, state: SchemaState) -> StoreError:
+def _newer_error(engine: sa.Engine, state: SchemaState) -> StoreError:
     return StoreError(
         f"the database at {engine.url.render_as_string(hide_password=True)} is at schema revision "
         f"{state.revision}, which this arena does not know (its newest is {state.head}): "
@@ -164,11 +164,11 @@ def upgrade(engine: sa.Engine) -> tuple[SchemaState, SchemaState]:
     if before.status == "up to date":
         return before, before
     if before.status == "newer":
-        raise newer_error(engine, before)
+        raise _newer_error(engine, before)
     with _reported_errors(), _locked_transaction(engine) as conn:
         before = _state(conn)  # again: another process may have upgraded it meanwhile
         if before.status == "newer":
-            raise newer_error(engine, before)
+            raise _newer_error(engine, before)
         if before.status == "behind":
             command.upgrade(alembic_config(conn), "head")
         after = _state(conn)
