@@ -349,6 +349,50 @@ def cmd_ratings(args) -> int:
     return 0
 
 
+# --- db ----------------------------------------------------------------------------------------
+
+
+def _schema_line(state) -> str:
+    note = {
+        "behind": "; `arena db upgrade` (or any command that opens it) upgrades it",
+        "newer": "; a newer arena upgraded it",
+    }.get(state.status, "")
+    return f"revision: {state.label}, {state.status} (this arena's newest is {state.head}){note}"
+
+
+def cmd_db_current(args) -> int:
+    from arena.app.database import database_state
+
+    settings = _settings(args)
+    state = database_state(settings)
+    print(f"database: {_safe_url(settings.database_url)}")
+    print(_schema_line(state))
+    return 0
+
+
+def cmd_db_upgrade(args) -> int:
+    from arena.app.database import upgrade_database
+
+    settings = _settings(args)
+    before, after = upgrade_database(settings)
+    where = _safe_url(settings.database_url)
+    if before.revision == after.revision:
+        print(f"database: {where}: already at {after.label} (up to date)")
+    else:
+        print(f"database: {where}: upgraded from {before.label} to {after.label}")
+    return 0
+
+
+def cmd_db_history(args) -> int:
+    from arena.app.database import schema_history
+
+    revisions = schema_history()
+    for revision in revisions:
+        head = "  (head)" if revision is revisions[-1] else ""
+        print(f"{revision.id}  {revision.message}{head}")
+    return 0
+
+
 # --- local provider ----------------------------------------------------------------------------
 
 
@@ -572,6 +616,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes (use PostgreSQL for more than 1)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("db", help="the database's schema: its revision, its upgrade, the revisions")
+    db = p.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    q = db.add_parser(
+        "current", parents=[common], help="the database's schema revision, and whether it is behind"
+    )
+    q.set_defaults(func=cmd_db_current)
+    q = db.add_parser(
+        "upgrade",
+        parents=[common],
+        help="upgrade the database to this arena's newest revision (opening it does so too)",
+    )
+    q.set_defaults(func=cmd_db_upgrade)
+    q = db.add_parser("history", help="every schema revision, oldest first, with what it does")
+    q.set_defaults(func=cmd_db_history)
 
     p = sub.add_parser("local-provider", help="serve the local baseline provider alone")
     p.add_argument("--host", default="127.0.0.1")

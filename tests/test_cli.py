@@ -11,7 +11,7 @@ from support import write_config
 
 from arena.cli import build_parser, main
 
-COMMANDS = ["demo", "run", "stats", "challenges", "validate", "local-provider"]
+COMMANDS = ["demo", "run", "stats", "challenges", "validate", "local-provider", "db"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -38,6 +38,11 @@ WINNER_SPELLINGS = {
     "tie_(both_bad)": "both_bad",
 }
 FILE_COLUMNS_REQUIRED = ("model_a", "model_b", "winner")
+# The newest downloads schema version (arena.report.downloads.DOWNLOADS_SCHEMA_VERSION) these readers
+# know. A file says its version in a `schema_version` column or key, in a JSON document
+# {"schema_version": N, "votes": [...]}, or in the manifest.json beside it that lists it; a file
+# that says none is read as it always was.
+NEWEST_SCHEMA_VERSION = 1
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"", "0", "false", "no", "n", "f", "none", "nan"}
 
@@ -58,13 +63,55 @@ def read_votes_file(path: str | Path) -> pd.DataFrame:
         row_numbers = np.arange(1, len(rows) + 1)
         where = "row"
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        rows, row_numbers = _read_json_lines(path)
+        rows, row_numbers, version = _read_json_lines(path)
+        _check_schema_version(version, f"{path}: schema_version")
         where = "line"
     else:
         raise VoteDataError(f"{path}: unknown votes file type {suffix!r}; use .csv or .jsonl")
+    _check_schema_version(
+        _manifest_version(path), f"{path.parent / 'manifest.json'}: schema_version"
+    )
+    if "schema_version" in rows.columns:
+        for value in pd.unique(rows["schema_version"]):
+            _check_schema_version(value, f"{path}: schema_version")
+        rows = rows.drop(columns="schema_version")
     if rows.empty:
         raise VoteDataError(f"{path}: no votes in the file")
     return votes_from_rows(rows, source=str(path), row_numbers=row_numbers, row_word=where)
+
+
+def _check_schema_version(value, where: str) -> None:
+    """A stated schema version must be one these readers know (absent: the file is read as it is)."""
+    if isinstance(value, float | np.floating) and not np.isnan(value) and float(value).is_integer():
+        value = int(value)  # a JSON-lines column with gaps reads as floats
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return
+    text = str(value).strip()
+    if not text:
+        return
+    if isinstance(value, bool) or not text.isdigit():
+        raise VoteDataError(f"{where}: {value!r} is not a whole number")
+    version = int(text)
+    if version > NEWEST_SCHEMA_VERSION:
+        raise VoteDataError(
+            f"{where}: version {version} is newer than this arena reads (up to "
+            f"{NEWEST_SCHEMA_VERSION}); upgrade arena to read it"
+        )
+
+
+def _manifest_version(path: Path):
+    """The schema version of the manifest.json beside a downloaded file that lists it, if any."""
+    manifest = path.parent / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise VoteDataError(f"{manifest}: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        return None
+    names = [f.get("name") for f in data.get("files", []) if isinstance(f, dict)]
+    return data.get("schema_version") if path.name in names else None
 
 
 def votes_from_rows(
@@ -185,10 +232,17 @@ def unknown_outcome_error(votes: pd.DataFrame, unknown: list) -> VoteDataError:
     )
 
 
-def _read_json_lines(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """One JSON object per line (blank lines skipped), or one JSON array of objects."""
+def _read_json_lines(path: Path) -> tuple[pd.DataFrame, np.ndarray, object]:
+    """One JSON object per line (blank lines skipped), one JSON array of objects, or one document
+    {"schema_version": N, "votes": [objects]}; and the document's schema version (None otherwise)."""
     text = path.read_text(encoding="utf-8", errors="strict")
-    if text.lstrip().startswith("["):
+    document = _votes_document(text)
+    version = None
+    if document is not None:
+        version, records = document.get("schema_version"), document["votes"]
+        numbers = list(range(1, len(records) + 1))
+        word = "item"
+    elif text.lstrip().startswith("["):
         try:
             records = json.loads(text)
         except json.JSONDecodeError as error:
@@ -210,7 +264,20 @@ def _read_json_lines(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
             raise VoteDataError(
                 f"{path}: {word} {number}: expected a JSON object, got {type(record).__name__}"
             )
-    return pd.DataFrame.from_records(records), np.asarray(numbers, dtype=int)
+    return pd.DataFrame.from_records(records), np.asarray(numbers, dtype=int), version
+
+
+def _votes_document(text: str) -> dict | None:
+    """The file as one {"votes": [...]} document, or None (a JSON array, or JSON lines)."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None  # JSON lines: each line is read on its own
+    if isinstance(data, dict) and isinstance(data.get("votes"), list):
+        return data
+    return None
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -1,4 +1,5 @@
-"""The site's downloads: leaderboard.json, generations.csv and votes.csv (no voter ids, no IPs)."""
+"""The site's downloads: leaderboard.json, generations.csv, votes.csv (no voter ids, no IPs), and
+manifest.json, which names each file's columns and the schema version they follow."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ import numpy as np
 import pandas as pd
 
 from arena.ratings import RatingOptions, board_records
+
+# The downloads' format: bumped when a column or key is renamed, removed or changes meaning (adding
+# one is not a change). leaderboard.json and manifest.json carry it; the CSVs are listed in the
+# manifest; arena.ratings.frames reads vote files up to the version it knows.
+DOWNLOADS_SCHEMA_VERSION = 1
 
 VOTE_FIELDS = (
     "battle_id",
@@ -127,6 +133,7 @@ def leaderboard(
 ) -> dict:
     """The boards as JSON: each row is ratings.board_records' row plus the model's speed and price."""
     return {
+        "schema_version": DOWNLOADS_SCHEMA_VERSION,
         "data_through": data_through,
         "rating_options": asdict(options),
         "boards": [
@@ -138,5 +145,32 @@ def leaderboard(
                 "models": [{**row, **extras.get(row["model"], {})} for row in board_records(board)],
             }
             for task, board in boards.items()
+        ],
+    }
+
+
+def manifest() -> dict:
+    """manifest.json: the schema version, and each download with what it holds (CSVs: their columns)."""
+    return {
+        "schema_version": DOWNLOADS_SCHEMA_VERSION,
+        "files": [
+            {
+                "name": "leaderboard.json",
+                "format": "json",
+                "description": "every board with intervals, ranks and vote counts, plus each "
+                "model's fastest provider and price; carries schema_version itself",
+            },
+            {
+                "name": "generations.csv",
+                "format": "csv",
+                "description": "every attempt (warm-ups excluded), oldest first",
+                "columns": list(GENERATION_FIELDS),
+            },
+            {
+                "name": "votes.csv",
+                "format": "csv",
+                "description": "every vote, flagged ones marked; no voter ids, no IP data",
+                "columns": list(VOTE_FIELDS),
+            },
         ],
     }

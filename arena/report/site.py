@@ -526,7 +526,8 @@ class _Site:
             options=RatingOptions(),
             data_through=None if newest is None else pd.Timestamp(newest).isoformat(),
         )
-        self.out.text("downloads/leaderboard.json", json.dumps(board, indent=2, default=str) + "\n")
+        for name, data in (("leaderboard", board), ("manifest", downloads.manifest())):
+            self.out.text(f"downloads/{name}.json", json.dumps(data, indent=2, default=str) + "\n")
         for static in sorted(STATIC_DIR.iterdir()):
             self.out.bytes(f"static/{static.name}", static.read_bytes())
         written = (

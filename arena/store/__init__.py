@@ -3,6 +3,7 @@
 Its modules, each one concern:
 
     engine      a database URL -> an engine (drivers, SQLite pragmas, migrations on open)
+    migrations  the schema's Alembic revisions, the upgrade (under a lock) and its state
     tables      the SQLModel tables
     runs        runs and their jobs
     writer      the harness's results writer (attempts, images, finished jobs)

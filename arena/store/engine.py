@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
-from sqlmodel import SQLModel
 
 from arena.errors import StoreError
+from arena.store import migrations
+
+log = logging.getLogger("arena.store")
 
 
 def engine_url(url: str) -> str:
@@ -28,7 +30,11 @@ def apply_sqlite_pragmas(dbapi_conn) -> None:
 
 
 def open_engine(url: str, create: bool = True) -> sa.Engine:
-    """An engine with the tables created; SQLite gets WAL and a busy timeout for concurrent readers."""
+    """An engine on a database at the code's schema revision (created, or upgraded and said so once).
+
+    `create=False` leaves the schema alone (no upgrade, no check): for a reader of a database that
+    another call has opened already. SQLite gets WAL and a busy timeout for concurrent readers.
+    """
     url = engine_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -43,7 +49,15 @@ def open_engine(url: str, create: bool = True) -> sa.Engine:
         engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     if create:
         try:
-            SQLModel.metadata.create_all(engine)
-        except OperationalError as exc:
-            raise StoreError(f"cannot open the database: {exc.orig}") from None
+            before, after = migrations.upgrade(engine)
+        except StoreError:
+            engine.dispose()
+            raise
+        if before.has_tables and before.revision != after.revision:
+            log.warning(
+                "arena: upgraded the database at %s from %s to %s",
+                engine.url.render_as_string(hide_password=True),
+                before.label,
+                after.label,
+            )
     return engine

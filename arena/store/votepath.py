@@ -16,18 +16,8 @@ import sqlalchemy as sa
 
 from arena.errors import ArenaError
 from arena.store.engine import apply_sqlite_pragmas
-from arena.store.tables import VOTES_BY_VOTER, Attempt, Battle, Derivative, StoredImage
+from arena.store.tables import Attempt, Derivative, StoredImage
 from arena.store.writer import insert_ignoring_duplicates
-
-
-def ensure_voting_indexes(engine: sa.Engine) -> None:
-    """Indexes that create_all does not add to tables made before them (and one they replace)."""
-    VOTES_BY_VOTER.create(engine, checkfirst=True)
-    next(iter(Battle.__table__.indexes)).create(engine, checkfirst=True)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text("DROP INDEX IF EXISTS ix_battles_session")
-        )  # (session) alone: the new one leads with it
 
 
 def successful_outputs(engine: sa.Engine) -> list[dict]:

@@ -15,7 +15,6 @@ from starlette.templating import Jinja2Templates
 
 from arena import store, tuning
 from arena.config import Settings, project_root
-from arena.store import votepath
 from arena.web import api, page
 from arena.web.battles import ApiError, Voting
 from arena.web.options import WebOptions, options_from_env
@@ -59,7 +58,6 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> Starlet
     """The voting app for these settings: opens the store, makes missing derivatives, loads the pool."""
     options = (options or WebOptions()).with_secret(settings.data_dir)
     engine = store.open_engine(settings.database_url)
-    votepath.ensure_voting_indexes(engine)
     signer = Signer(options.secret)
     voting = Voting(
         engine=engine,
