@@ -165,6 +165,33 @@ def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
     return checked
 
 
+def unflagged(votes: pd.DataFrame) -> pd.DataFrame:
+    """The checked frame without its flagged votes (the frame itself when none is flagged)."""
+    votes = check_vote_frame(votes)
+    flagged = votes["flagged"].to_numpy(dtype=bool)
+    return votes[~flagged] if flagged.any() else votes
+
+
+def label_names(*columns: pd.Series) -> np.ndarray:
+    """The sorted distinct labels of some columns (categoricals: the categories they use)."""
+    found = set()
+    for column in columns:
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            used = np.unique(column.cat.codes.to_numpy())
+            found.update(column.cat.categories[used[used >= 0]])
+        else:
+            found.update(pd.unique(column))
+    return np.array(sorted(str(v) for v in found), dtype=object)
+
+
+def label_codes(column: pd.Series, names: np.ndarray) -> np.ndarray:
+    """Positions of a label column's values in the sorted array `names` (which holds them all)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        at = np.searchsorted(names, np.asarray(column.cat.categories, dtype=object))
+        return at[column.cat.codes.to_numpy()]
+    return np.searchsorted(names, column.to_numpy(dtype=object))
+
+
 def require_vote_columns(votes: pd.DataFrame) -> None:
     """Raise when the frame lacks a column a rating needs."""
     missing = [
