@@ -135,9 +135,11 @@ def votes_from_rows(
     ).reset_index(drop=True)
 
 
-def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
+def check_vote_frame(votes: pd.DataFrame, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The canonical vote frame with defaults for absent optional columns; raises on bad rows.
 
+    With `columns`, only those (besides the models, outcome and flagged) are kept, checked and
+    defaulted: a reader of a few columns does not pay for looking through the other labels.
     Row numbers in errors are 1-based positions in the frame.
     """
     require_vote_columns(votes)
@@ -145,6 +147,9 @@ def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
     unknown = [value for value in outcomes if value not in OUTCOMES]
     if unknown:
         raise unknown_outcome_error(votes, unknown)
+    if columns is not None:
+        wanted = {"model_left", "model_right", "outcome", "flagged", *columns}
+        votes = votes[[name for name in votes.columns if name in wanted]]
     defaults = {
         "battle_id": "",
         "challenge": "",
@@ -154,6 +159,8 @@ def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
         "created_at": pd.Series(pd.NaT, index=votes.index, dtype="datetime64[ns, UTC]"),
         "flagged": False,
     }
+    if columns is not None:
+        defaults = {name: value for name, value in defaults.items() if name in wanted}
     absent = {name: value for name, value in defaults.items() if name not in votes.columns}
     # Missing labels fall back to the same defaults, so no vote silently drops out of a grouping.
     for name in ("challenge", "task", "category"):
@@ -165,9 +172,9 @@ def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
     return checked
 
 
-def unflagged(votes: pd.DataFrame) -> pd.DataFrame:
-    """The checked frame without its flagged votes (the frame itself when none is flagged)."""
-    votes = check_vote_frame(votes)
+def unflagged(votes: pd.DataFrame, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The checked frame (of `columns`, as check_vote_frame) without its flagged votes."""
+    votes = check_vote_frame(votes, columns)
     flagged = votes["flagged"].to_numpy(dtype=bool)
     return votes[~flagged] if flagged.any() else votes
 

@@ -30,7 +30,7 @@ def online_elo(
     Returns one row per model per vote: vote (0-based position), created_at, battle_id, model,
     rating after the vote. Votes the options drop (ties="drop", both_bad="drop") move no rating.
     """
-    votes = unflagged(votes)
+    votes = unflagged(votes, ("battle_id", "created_at"))
     order, models, left, right, after_left, after_right = _run(votes, k, initial_rating, options)
     votes = votes.iloc[order]
     positions = np.arange(len(votes))
@@ -59,7 +59,7 @@ def elo_series(
     Every vote still moves the ratings, so the series are online_elo's exactly; only the rows of
     `models` are kept (the full history is two rows per vote). A model without votes is left out.
     """
-    votes = unflagged(votes)
+    votes = unflagged(votes, ("created_at",))
     if votes.empty or not models:
         return {}
     order, names, left, right, after_left, after_right = _run(votes, k, initial_rating, options)

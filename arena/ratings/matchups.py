@@ -103,7 +103,7 @@ def count_records(votes: pd.DataFrame, *, by: str | None = "challenge") -> Recor
     (left, right, slice, outcome) cell, and each cell adds to the left model's record against the
     right one and the other way round.
     """
-    rated = unflagged(votes)
+    rated = unflagged(votes, (by,) if by else ())
     if rated.empty:
         columns = ["model", "opponent", *([by] if by else []), *RESULTS]
         empty = np.array([], dtype=object)
