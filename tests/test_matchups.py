@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from ratings_synth import draw_votes, votes_frame
 
-from arena.ratings import RatingOptions
-from arena.ratings.matchups import (
+from arena.ratings import (
+    RatingOptions,
     battle_matrix,
     best_for,
     head_to_head,

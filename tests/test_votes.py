@@ -179,3 +179,29 @@ def test_check_vote_frame_fills_defaults_and_names_bad_rows():
         check_vote_frame(bad)
     with pytest.raises(VoteDataError, match=r"missing column\(s\) outcome"):
         check_vote_frame(frame.drop(columns="outcome"))
+
+
+def test_check_vote_frame_of_a_few_columns_checks_and_keeps_only_those():
+    frame = pd.DataFrame(
+        {
+            "model_left": ["a", "b"],
+            "model_right": ["b", "a"],
+            "outcome": ["left", "both_bad"],
+            "challenge": [None, "c1"],
+            "voter": ["v", "w"],
+            "flagged": [None, True],
+        }
+    )
+    checked = check_vote_frame(frame, ("challenge", "created_at"))
+    assert list(checked.columns) == [
+        "model_left",
+        "model_right",
+        "outcome",
+        "challenge",
+        "flagged",
+        "created_at",
+    ]
+    assert checked["challenge"].tolist() == ["", "c1"] and checked["created_at"].isna().all()
+    assert checked["flagged"].tolist() == [False, True]
+    with pytest.raises(VoteDataError, match=r"row 1: unknown outcome 'win'"):
+        check_vote_frame(frame.assign(outcome=["win", "tie"]), ("created_at",))

@@ -3,7 +3,8 @@
     frames          the canonical vote DataFrame: reading released vote files, validation
     bradley_terry   the Bradley–Terry fit on pair counts (Newton MLE, Davidson ties, bootstrap)
     boards          leaderboards on the Elo scale: intervals, ranks, groups, JSON records
-    matchups        head-to-head, win matrices, best-for, online Elo history, position bias
+    matchups        head-to-head records, win and battle matrices, best-for, position bias
+    history         online Elo, vote by vote in time order (ratings over time)
     text            boards as aligned plain text
 
 No module here does I/O on the store or the network; anyone can recompute every board.
@@ -21,19 +22,44 @@ from arena.ratings.boards import (
     compute_boards,
     tally_votes,
 )
+from arena.ratings.frames import CANONICAL_COLUMNS, check_vote_frame, read_votes_file
+from arena.ratings.history import elo_series, online_elo
+from arena.ratings.matchups import (
+    HEAD_TO_HEAD_COLUMNS,
+    Records,
+    battle_matrix,
+    best_for,
+    count_records,
+    head_to_head,
+    position_bias,
+    win_matrix,
+)
 from arena.ratings.text import format_board_text, format_boards_text
 
 __all__ = [
     "BOARD_COLUMNS",
     "BY_CHOICES",
+    "CANONICAL_COLUMNS",
     "ELO_PER_LOGIT",
+    "HEAD_TO_HEAD_COLUMNS",
     "RatingOptions",
+    "Records",
     "Tally",
+    "battle_matrix",
+    "best_for",
     "board_records",
     "boards_records",
+    "check_vote_frame",
     "compute_board",
     "compute_boards",
+    "count_records",
+    "elo_series",
     "format_board_text",
     "format_boards_text",
+    "head_to_head",
+    "online_elo",
+    "position_bias",
+    "read_votes_file",
     "tally_votes",
+    "win_matrix",
 ]

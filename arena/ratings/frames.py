@@ -182,9 +182,11 @@ def votes_from_rows(
     ).reset_index(drop=True)
 
 
-def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
+def check_vote_frame(votes: pd.DataFrame, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The canonical vote frame with defaults for absent optional columns; raises on bad rows.
 
+    With `columns`, only those (besides the models, outcome and flagged) are kept, checked and
+    defaulted: a reader of a few columns does not pay for looking through the other labels.
     Row numbers in errors are 1-based positions in the frame.
     """
     require_vote_columns(votes)
@@ -192,6 +194,9 @@ def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
     unknown = [value for value in outcomes if value not in OUTCOMES]
     if unknown:
         raise unknown_outcome_error(votes, unknown)
+    if columns is not None:
+        wanted = {"model_left", "model_right", "outcome", "flagged", *columns}
+        votes = votes[[name for name in votes.columns if name in wanted]]
     defaults = {
         "battle_id": "",
         "challenge": "",
@@ -201,6 +206,8 @@ def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
         "created_at": pd.Series(pd.NaT, index=votes.index, dtype="datetime64[ns, UTC]"),
         "flagged": False,
     }
+    if columns is not None:
+        defaults = {name: value for name, value in defaults.items() if name in wanted}
     absent = {name: value for name, value in defaults.items() if name not in votes.columns}
     # Missing labels fall back to the same defaults, so no vote silently drops out of a grouping.
     for name in ("challenge", "task", "category"):
@@ -210,6 +217,33 @@ def check_vote_frame(votes: pd.DataFrame) -> pd.DataFrame:
     if checked["flagged"].dtype != bool:
         checked = checked.assign(flagged=checked["flagged"].fillna(False).astype(bool))
     return checked
+
+
+def unflagged(votes: pd.DataFrame, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The checked frame (of `columns`, as check_vote_frame) without its flagged votes."""
+    votes = check_vote_frame(votes, columns)
+    flagged = votes["flagged"].to_numpy(dtype=bool)
+    return votes[~flagged] if flagged.any() else votes
+
+
+def label_names(*columns: pd.Series) -> np.ndarray:
+    """The sorted distinct labels of some columns (categoricals: the categories they use)."""
+    found = set()
+    for column in columns:
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            used = np.unique(column.cat.codes.to_numpy())
+            found.update(column.cat.categories[used[used >= 0]])
+        else:
+            found.update(pd.unique(column))
+    return np.array(sorted(str(v) for v in found), dtype=object)
+
+
+def label_codes(column: pd.Series, names: np.ndarray) -> np.ndarray:
+    """Positions of a label column's values in the sorted array `names` (which holds them all)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        at = np.searchsorted(names, np.asarray(column.cat.categories, dtype=object))
+        return at[column.cat.codes.to_numpy()]
+    return np.searchsorted(names, column.to_numpy(dtype=object))
 
 
 def require_vote_columns(votes: pd.DataFrame) -> None:

@@ -1,15 +1,17 @@
-"""Views of votes beside the board: head-to-head, win matrices, best-for, online Elo, position bias."""
+"""Views of votes beside the board: head-to-head records, win matrices, best-for, position bias."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from arena.ratings.boards import ELO_PER_LOGIT, RatingOptions, compute_boards, tally_votes
-from arena.ratings.frames import check_vote_frame
+from arena.ratings.boards import RatingOptions, compute_boards, tally_votes
+from arena.ratings.frames import label_codes, label_names, unflagged
 
 HEAD_TO_HEAD_COLUMNS = (
     "opponent",
@@ -23,6 +25,10 @@ HEAD_TO_HEAD_COLUMNS = (
     "loss_pct",
     "tie_pct",
 )
+RESULTS = ("wins", "losses", "ties", "both_bad")  # a model's record, from its own side
+# Column of RESULTS an outcome adds to, for the left model and for the right model.
+_FOR_LEFT = {"left": 0, "right": 1, "tie": 2, "both_bad": 3}
+_FOR_RIGHT = {"left": 1, "right": 0, "tie": 2, "both_bad": 3}
 
 
 def head_to_head(votes: pd.DataFrame, model: str, *, by: str | None = "challenge") -> pd.DataFrame:
@@ -31,42 +37,118 @@ def head_to_head(votes: pd.DataFrame, model: str, *, by: str | None = "challenge
     Percentages are of all the matchup's votes; tie_pct includes both_bad. A model without votes
     gets an empty frame.
     """
-    votes = _unflagged(votes)
-    on_left, on_right = votes["model_left"] == model, votes["model_right"] == model
-    mine = votes[on_left | on_right]
-    keys = ["opponent"] + ([by] if by else [])
     columns = [c for c in HEAD_TO_HEAD_COLUMNS if by or c != "challenge"]
     if by and by != "challenge":
         columns = [by if c == "challenge" else c for c in columns]
-    if mine.empty:
+    records = count_records(votes, by=by)
+    code = int(np.searchsorted(records.models, model))
+    if code == len(records.models) or records.models[code] != model:
         return pd.DataFrame(columns=columns)
-    left_side = on_left[mine.index].to_numpy()
-    outcome = mine["outcome"].to_numpy()
-    result = np.select(
-        [outcome == "tie", outcome == "both_bad", (outcome == "left") == left_side],
-        ["ties", "both_bad", "wins"],
-        default="losses",
+    mine = records.counts[records.counts["model"].to_numpy() == code]
+    keys = ["opponent"] + ([by] if by else [])
+    ((_, table),) = replace(records, counts=mine).per_model(keys)
+    return table[columns]
+
+
+@dataclass(frozen=True)
+class Records:
+    """Every model's wins, losses, ties and both_bad against each opponent within each slice.
+
+    `counts` holds codes: model and opponent index `models`, the `by` column (when there is one)
+    indexes `slices`; codes follow the sorted names, so sorting codes sorts names.
+    """
+
+    models: np.ndarray
+    slices: np.ndarray
+    by: str | None
+    counts: pd.DataFrame  # model, opponent, [by], *RESULTS; one row per pair and slice that met
+
+    def per_model(
+        self, keys: list[str], head: int | None = None
+    ) -> Iterator[tuple[str, pd.DataFrame]]:
+        """Each model's record summed per `keys` (opponent and/or the by column), labelled, with
+        votes and head_to_head's percentages, most votes first then by the keys' names; `head` rows
+        at most per model."""
+        every = ["opponent"] + ([self.by] if self.by else [])
+        table = self.counts
+        if list(keys) != every:
+            table = table.groupby(["model", *keys], sort=False)[list(RESULTS)].sum().reset_index()
+        else:
+            table = table.copy()
+        table.insert(table.columns.get_loc("wins"), "votes", table[list(RESULTS)].sum(axis=1))
+        table["win_pct"] = 100 * table["wins"] / table["votes"]
+        table["loss_pct"] = 100 * table["losses"] / table["votes"]
+        table["tie_pct"] = 100 * (table["ties"] + table["both_bad"]) / table["votes"]
+        table = table.sort_values(
+            ["model", "votes", *keys],
+            ascending=[True, False] + [True] * len(keys),
+            ignore_index=True,
+        )
+        names = {"opponent": self.models, self.by: self.slices}
+        for key in keys:
+            table[key] = names[key][table[key].to_numpy()]
+        bounds = np.flatnonzero(np.diff(table["model"].to_numpy())) + 1
+        for rows in np.split(np.arange(len(table)), bounds) if len(table) else ():
+            mine = table.iloc[rows if head is None else rows[:head]]
+            yield (
+                str(self.models[mine["model"].iat[0]]),
+                mine.drop(columns="model").reset_index(drop=True),
+            )
+
+
+def count_records(votes: pd.DataFrame, *, by: str | None = "challenge") -> Records:
+    """Every model's record per opponent (and `by` slice), counted once from the unflagged votes.
+
+    What head_to_head gives for each model, for all models in one pass: votes are counted per
+    (left, right, slice, outcome) cell, and each cell adds to the left model's record against the
+    right one and the other way round.
+    """
+    rated = unflagged(votes, (by,) if by else ())
+    if rated.empty:
+        columns = ["model", "opponent", *([by] if by else []), *RESULTS]
+        empty = np.array([], dtype=object)
+        return Records(empty, empty, by, pd.DataFrame({c: np.array([], int) for c in columns}))
+    models = label_names(rated["model_left"], rated["model_right"])
+    slices = label_names(rated[by]) if by else np.array([""], dtype=object)
+    outcomes = np.array(sorted(_FOR_LEFT), dtype=object)
+    m, c, o = len(models), len(slices), len(outcomes)
+    key = label_codes(rated["model_left"], models) * (m * c * o)
+    key += label_codes(rated["model_right"], models) * (c * o)
+    if by:
+        key += label_codes(rated[by], slices) * o
+    key += label_codes(rated["outcome"], outcomes)
+    if m * m * c * o <= 1 << 22:  # a dense count per cell while that stays small
+        votes_per_cell = np.bincount(key, minlength=m * m * c * o)
+        cells = np.flatnonzero(votes_per_cell)
+        votes_per_cell = votes_per_cell[cells]
+    else:
+        cells, votes_per_cell = np.unique(key, return_counts=True)
+    del key
+    rest, outcome = np.divmod(cells, o)
+    rest, piece = np.divmod(rest, c)
+    left, right = np.divmod(rest, m)
+    for_left = np.array([_FOR_LEFT[x] for x in outcomes])[outcome]
+    for_right = np.array([_FOR_RIGHT[x] for x in outcomes])[outcome]
+    model, opponent = np.concatenate([left, right]), np.concatenate([right, left])
+    matchup = (model * m + opponent) * c + np.concatenate([piece, piece])
+    result = np.concatenate([for_left, for_right])
+    keys, at = np.unique(matchup, return_inverse=True)
+    cell = at * len(RESULTS) + result
+    counts = np.bincount(
+        cell, np.concatenate([votes_per_cell, votes_per_cell]), len(keys) * len(RESULTS)
     )
+    counts = counts.round().astype(np.int64).reshape(len(keys), len(RESULTS))
+    rest, piece = np.divmod(keys, c)
+    model, opponent = np.divmod(rest, m)
     frame = pd.DataFrame(
         {
-            "opponent": np.where(left_side, mine["model_right"], mine["model_left"]),
-            "result": result,
-            **({by: mine[by].to_numpy()} if by else {}),
+            "model": model,
+            "opponent": opponent,
+            **({by: piece} if by else {}),
+            **{name: counts[:, k] for k, name in enumerate(RESULTS)},
         }
     )
-    table = frame.groupby(keys + ["result"]).size().unstack("result", fill_value=0)
-    table = table.reindex(
-        columns=["wins", "losses", "ties", "both_bad"], fill_value=0
-    ).reset_index()
-    table["votes"] = table[["wins", "losses", "ties", "both_bad"]].sum(axis=1)
-    table["win_pct"] = 100 * table["wins"] / table["votes"]
-    table["loss_pct"] = 100 * table["losses"] / table["votes"]
-    table["tie_pct"] = 100 * (table["ties"] + table["both_bad"]) / table["votes"]
-    table = table.sort_values(
-        ["votes"] + keys, ascending=[False] + [True] * len(keys), ignore_index=True
-    )
-    table.columns.name = None
-    return table[columns]
+    return Records(models, slices, by, frame)
 
 
 def battle_matrix(votes: pd.DataFrame) -> pd.DataFrame:
@@ -131,55 +213,9 @@ def best_for(
     )
 
 
-def online_elo(
-    votes: pd.DataFrame,
-    *,
-    k: float = 4.0,
-    initial_rating: float = 1000.0,
-    options: RatingOptions | None = None,
-) -> pd.DataFrame:
-    """Elo updated vote by vote in time order (file order breaks ties), for rating-over-time charts.
-
-    Secondary to the Bradley–Terry board: it depends on vote order and on K. Returns one row per model
-    per vote: vote (0-based position), created_at, battle_id, model, rating after the vote.
-    """
-    options = options or RatingOptions()
-    votes = _unflagged(votes)
-    order = np.argsort(votes["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")
-    votes = votes.iloc[order]  # NaT sorts last, keeping undated votes in file order
-    outcome = votes["outcome"].to_numpy()
-    score_left = np.select([outcome == "left", outcome == "right"], [1.0, 0.0], default=0.5)
-    counted = ~((outcome == "tie") & (options.ties == "drop"))
-    counted &= ~(
-        (outcome == "both_bad") & ((options.both_bad == "drop") | (options.ties == "drop"))
-    )
-    left, right = votes["model_left"].to_numpy(), votes["model_right"].to_numpy()
-    ratings: dict[str, float] = {}
-    after_left, after_right = np.empty(len(votes)), np.empty(len(votes))
-    for n in range(len(votes)):
-        a, b = left[n], right[n]
-        rating_a, rating_b = ratings.get(a, initial_rating), ratings.get(b, initial_rating)
-        if counted[n]:
-            expected_a = 1.0 / (1.0 + math.exp((rating_b - rating_a) / ELO_PER_LOGIT))
-            change = k * (score_left[n] - expected_a)
-            rating_a, rating_b = rating_a + change, rating_b - change
-        ratings[a], ratings[b] = after_left[n], after_right[n] = rating_a, rating_b
-    positions = np.arange(len(votes))
-    history = pd.DataFrame(
-        {
-            "vote": np.concatenate([positions, positions]),
-            "created_at": pd.concat([votes["created_at"]] * 2, ignore_index=True),
-            "battle_id": np.concatenate([votes["battle_id"].to_numpy()] * 2),
-            "model": np.concatenate([left, right]),
-            "rating": np.concatenate([after_left, after_right]),
-        }
-    )
-    return history.sort_values(["vote", "model"], ignore_index=True)
-
-
 def position_bias(votes: pd.DataFrame, confidence: float = 0.95) -> dict:
     """P(left wins | a model won) with a Wilson interval; 0.5 means the side shown does not matter."""
-    votes = _unflagged(votes)
+    votes = unflagged(votes)
     left_wins = int((votes["outcome"] == "left").sum())
     right_wins = int((votes["outcome"] == "right").sum())
     n = left_wins + right_wins
@@ -204,8 +240,3 @@ def position_bias(votes: pd.DataFrame, confidence: float = 0.95) -> dict:
         "lower": max(0.0, centre - half_width),
         "upper": min(1.0, centre + half_width),
     }
-
-
-def _unflagged(votes: pd.DataFrame) -> pd.DataFrame:
-    votes = check_vote_frame(votes)
-    return votes[~votes["flagged"].to_numpy(dtype=bool)]

@@ -11,6 +11,7 @@ import collections
 import contextlib
 import re
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -135,7 +136,7 @@ _DWELL_MS = {  # milliseconds from the battle's issue to :now, to 0.1 ms (SQLite
     "sqlite": "ROUND((JULIANDAY(:now) - JULIANDAY(battles.issued_at)) * 86400000.0, 1)",
 }
 _VOTE_PATH_SQL = {
-    # (id, challenge, task, image_left, image_right, view_source, expires_at, open, issued_at) in issue order
+    # the columns of SessionBattle, in issue order
     "session_battles": "SELECT b.id, b.challenge, b.task, b.image_left, b.image_right, b.view_source, b.expires_at, "
     "CASE WHEN v.id IS NULL AND b.expires_at > :now THEN 1 ELSE 0 END, b.issued_at "
     "FROM battles b LEFT JOIN votes v ON v.battle_id = b.id "
@@ -355,6 +356,49 @@ class WalCheckpointer:
 ASYNC_COMMIT = frozenset({"issue_battle", "session_battles", "views"})
 
 
+# The rows VotePath returns: named tuples, so the server reads fields by name at a tuple's cost.
+
+
+class SessionBattle(NamedTuple):
+    """One of a session's battles, as session_battles lists them."""
+
+    id: str
+    challenge: str
+    task: str
+    image_left: str
+    image_right: str
+    view_source: str | None
+    expires_at: datetime
+    is_open: int  # 1 when not voted on and not expired at the time asked, else 0
+    issued_at: datetime
+
+
+class StoredVote(NamedTuple):
+    """Who made each side of the battle a vote just consumed (what the voter is shown)."""
+
+    model_left: str
+    provider_left: str
+    model_right: str
+    provider_right: str
+
+
+class VoteState(NamedTuple):
+    """Why a battle took no vote: whose it is, when it expires, and its vote's id if it has one."""
+
+    session: str
+    expires_at: datetime
+    vote_id: int | None
+
+
+class BattleViews(NamedTuple):
+    """The blind derivative files a battle shows, and the session they are shown to."""
+
+    session: str
+    view_left: str | None
+    view_right: str | None
+    view_source: str | None
+
+
 class VotePath:
     """The vote path's statements, as coroutines for the server's event loop.
 
@@ -466,13 +510,11 @@ class VotePath:
 
     # --- statements ---
 
-    async def session_battles(self, session: str, now: datetime) -> list[tuple]:
-        """A session's battles in issue order: (id, challenge, task, image_left, image_right, view_source,
-        expires_at, open, issued_at), open = not voted on and not expired at `now`; times as datetimes."""
+    async def session_battles(self, session: str, now: datetime) -> list[SessionBattle]:
+        """A session's battles in issue order, is_open as of `now`; times as datetimes."""
         rows = await self._rows("session_battles", {"session": session, "now": self._time(now)})
-        return [
-            (*row[:6], self._read_time(row[6]), row[7], self._read_time(row[8])) for row in rows
-        ]
+        read = self._read_time
+        return [SessionBattle(*row[:6], read(row[6]), row[7], read(row[8])) for row in rows]
 
     async def issue_battle(
         self, battle: dict, coin: bool, after: tuple[str, datetime] | None
@@ -532,24 +574,24 @@ class VotePath:
         conn.execute("COMMIT")
         return bool(sided)
 
-    async def vote(self, params: dict) -> tuple | None:
+    async def vote(self, params: dict) -> StoredVote | None:
         """Consume the battle with this vote, flags computed from the stored battle and the voter's votes.
 
         `params`: battle_id, voter, outcome, ip_hash, now, since (start of the burst window),
-        min_dwell_ms, burst_votes. Returns (model_left, provider_left, model_right, provider_right)
-        when this call stored the vote; None when the battle is unknown, another session's, expired
+        min_dwell_ms, burst_votes. Returns the battle's models and providers (StoredVote) when this
+        call stored the vote; None when the battle is unknown, another session's, expired
         or already voted on (vote_state tells which). The unique battle_id makes it atomic.
         """
         params = {**params, "now": self._time(params["now"]), "since": self._time(params["since"])}
         rows = await self._rows("vote", params)
-        return tuple(rows[0]) if rows else None
+        return StoredVote._make(rows[0]) if rows else None
 
-    async def vote_state(self, battle_id: str) -> tuple | None:
-        """(session, expires_at, vote id or None) of a battle, or None."""
+    async def vote_state(self, battle_id: str) -> VoteState | None:
+        """A battle's session, expiry and vote id (None before its vote), or None for no battle."""
         rows = await self._rows("vote_state", {"battle_id": battle_id})
-        return None if not rows else (rows[0][0], self._read_time(rows[0][1]), rows[0][2])
+        return None if not rows else VoteState(rows[0][0], self._read_time(rows[0][1]), rows[0][2])
 
-    async def views(self, battle_id: str) -> tuple | None:
-        """(session, view_left, view_right, view_source) of a battle, or None."""
+    async def views(self, battle_id: str) -> BattleViews | None:
+        """A battle's session and derivative files, or None."""
         rows = await self._rows("views", {"battle_id": battle_id})
-        return tuple(rows[0]) if rows else None
+        return BattleViews._make(rows[0]) if rows else None

@@ -19,7 +19,7 @@ from arena.web.pool import Pool
 from arena.web.security import Signer
 
 CHOICES = {"a": "left", "b": "right", "tie": "tie", "both_bad": "both_bad"}
-SLOTS = {"a": 1, "b": 2, "s": 3}  # columns of VotePath.views
+SLOTS = {"a": "view_left", "b": "view_right", "s": "view_source"}  # fields of votepath.BattleViews
 
 
 class ApiError(Exception):
@@ -117,15 +117,17 @@ class Voting:
         history = await self.db.session_battles(voter, now)
         pool = self.pool
         known = KnownSession(
-            seen={image for row in history for image in (row[3], row[4])},
-            latest=(history[-1][0], history[-1][8]) if history else None,
+            seen={image for row in history for image in (row.image_left, row.image_right)},
+            latest=(history[-1].id, history[-1].issued_at) if history else None,
             latest_may_be_open=False,
         )
         self._remember(voter, known)
-        for battle_id, slug, task, _, _, view_source, expires_at, is_open, _ in reversed(history):
-            if is_open and slug in pool.challenges:
-                known.latest_may_be_open = battle_id == known.latest[0]
-                return known, self.card(battle_id, slug, task, view_source, expires_at)
+        for row in reversed(history):
+            if row.is_open and row.challenge in pool.challenges:
+                known.latest_may_be_open = row.id == known.latest[0]
+                return known, self.card(
+                    row.id, row.challenge, row.task, row.view_source, row.expires_at
+                )
         return known, None
 
     async def _issue_new(
@@ -209,13 +211,13 @@ class Voting:
         )
         if stored is None:
             state = await self.db.vote_state(battle_id)
-            if state is None or state[0] != voter:
+            if state is None or state.session != voter:
                 raise ApiError(
                     404,
                     "battle_not_found",
                     "No such battle in this session; ask POST /api/battles for one.",
                 )
-            if state[2] is None and state[1] <= now:
+            if state.vote_id is None and state.expires_at <= now:
                 raise ApiError(
                     410,
                     "battle_expired",
@@ -229,13 +231,12 @@ class Voting:
         known = self.sessions.get(voter)
         if known is not None and known.latest is not None and known.latest[0] == battle_id:
             known.latest_may_be_open = False
-        model_left, provider_left, model_right, provider_right = stored
         return {
             "battle_id": battle_id,
             "choice": choice,
             "reveal": {
-                "a": self._reveal(model_left, provider_left),
-                "b": self._reveal(model_right, provider_right),
+                "a": self._reveal(stored.model_left, stored.provider_left),
+                "b": self._reveal(stored.model_right, stored.provider_right),
             },
         }
 
@@ -257,8 +258,8 @@ class Voting:
             raise ApiError(404, "image_not_found", "No such image in this session.")
         battle = await self.db.views(battle_id)
         view = (
-            battle[SLOTS[slot]]
-            if battle is not None and battle[0] == self.signer.voter(sid)
+            getattr(battle, SLOTS[slot])
+            if battle is not None and battle.session == self.signer.voter(sid)
             else None
         )
         if not view:

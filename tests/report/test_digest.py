@@ -1,4 +1,4 @@
-"""The vote digest counts what arena.ratings.matchups defines: records per model and the online Elo history."""
+"""The vote digest arranges what the ratings define: records per model and the online Elo history."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from ratings.oracles import head_to_head, online_elo
 
-from arena.ratings.matchups import head_to_head, online_elo
 from arena.report.digest import HISTORY_MODELS, MATCHUP_ROWS, digest_votes
 
 

@@ -8,7 +8,9 @@ import asyncio
 import os
 import signal
 import socket
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +20,16 @@ from support.processes import wait_until
 from arena import store
 from arena.errors import ArenaError
 from arena.store.tables import Battle
-from arena.store.votepath import Connections, asyncpg_connect_args, positional_sql
+from arena.store.votepath import (
+    BattleViews,
+    Connections,
+    SessionBattle,
+    StoredVote,
+    VotePath,
+    VoteState,
+    asyncpg_connect_args,
+    positional_sql,
+)
 from arena.web import create_app
 
 from .factory import (
@@ -128,6 +139,58 @@ def test_no_image_is_shown_twice_to_a_session_served_by_two_processes(make_app, 
     ]
     assert served >= 4 and len(images) == 2 * served
     assert len(set(images)) == len(images), "an image was shown twice to one session"
+
+
+def test_the_vote_path_returns_rows_named_as_their_columns(make_app, web_settings):
+    voter = Voter(make_app())
+    battle_id = voter.battle().json()["battle_id"]
+    (stored,) = _battles(web_settings)
+    stored = stored._asdict()
+    for time_column in ("issued_at", "expires_at"):  # SQLite hands them back without their zone
+        stored[time_column] = store.as_utc(stored[time_column])
+    stored = SimpleNamespace(**stored)
+    engine = store.open_engine(web_settings.database_url)
+    path = VotePath(engine)
+
+    async def read_vote_and_read_again():
+        before = await path.session_battles(stored.session, stored.issued_at)
+        views = await path.views(battle_id)
+        vote = await path.vote(
+            {
+                "battle_id": battle_id,
+                "voter": stored.session,
+                "outcome": "tie",
+                "ip_hash": "ip",
+                "now": stored.issued_at + timedelta(seconds=5),
+                "since": stored.issued_at,
+                "min_dwell_ms": 0.0,
+                "burst_votes": 100,
+            }
+        )
+        after = await path.session_battles(stored.session, stored.issued_at)
+        state = await path.vote_state(battle_id)
+        await path.aclose()
+        return before, views, vote, after, state
+
+    try:
+        before, views, vote, after, state = asyncio.run(read_vote_and_read_again())
+    finally:
+        engine.dispose()
+    (row,) = before
+    assert isinstance(row, SessionBattle)
+    for field in SessionBattle._fields:
+        if field != "is_open":
+            assert getattr(row, field) == getattr(stored, field), field
+    assert row.is_open == 1 and after[0].is_open == 0
+    assert isinstance(views, BattleViews) and views == BattleViews(
+        stored.session, stored.view_left, stored.view_right, stored.view_source
+    )
+    assert isinstance(vote, StoredVote) and vote == StoredVote(
+        stored.model_left, stored.provider_left, stored.model_right, stored.provider_right
+    )
+    assert isinstance(state, VoteState)
+    assert (state.session, state.expires_at) == (stored.session, stored.expires_at)
+    assert state.vote_id is not None
 
 
 def test_connection_sets_hold_at_most_their_size_and_drop_interrupted_connections(postgres_url):
