@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ratings_synth import draw_votes, model_names
+from ratings.synth import draw_votes, model_names
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from ratings_synth import votes_frame
+from ratings.synth import votes_frame
 
 from arena.ratings import RatingOptions, compute_board, tally_votes
 from arena.ratings import bradley_terry as bt

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from ratings_synth import draw_votes, votes_frame
+from ratings.synth import draw_votes, votes_frame
 
 from arena.ratings import (
     RatingOptions,

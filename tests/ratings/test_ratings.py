@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from ratings_synth import draw_votes, votes_frame
+from ratings.synth import draw_votes, votes_frame
 
 from arena.errors import VoteDataError
 from arena.ratings import (
