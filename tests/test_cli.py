@@ -134,3 +134,21 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "arena.cli", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout.startswith("arena ")
+
+
+@pytest.mark.slow  # a subprocess
+def test_python_dash_m_arena_is_the_same_command_line(tmp_path):
+    from arena import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", "arena", "--version"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"arena {__version__}"
+    bad = subprocess.run(
+        [sys.executable, "-m", "arena", "ratings", "--rounds", "x"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2 and "--rounds" in bad.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from support.store import add_votes
 
 from arena import store
 from arena.cli import main
@@ -65,7 +66,7 @@ def test_ratings_from_the_store_by_challenge(tmp_path, capsys, monkeypatch):
                 "voter": "v",
             }
         )
-    store.add_votes(engine, rows)
+    add_votes(engine, rows)
     assert main(["ratings", "--by", "challenge", "--json", "--rounds", "100"]) == 0
     boards = json.loads(capsys.readouterr().out)
     assert {b["key"] for b in boards} == {"bald-man", "night-sky"} and all(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from support import write_config
+from support.store import read_jobs
 
 from arena import store
 from arena.app.runs import run_benchmark
@@ -31,7 +32,7 @@ def _run(tmp_path, fault_server, challenge_dir, db_url, models, **kwargs):
     return (
         report,
         store.read_attempts(engine, include_warmup=True),
-        store.read_jobs(engine),
+        read_jobs(engine),
         settings,
     )
 
@@ -169,7 +170,7 @@ def test_max_cost_stops_scheduling_before_the_budget_is_passed(
     # Resuming with a larger budget finishes the rest, and nothing is done twice.
     report2 = run_benchmark(settings, resume=report.run_id, max_cost_usd=1.0)
     assert report2.status == "completed"
-    final = store.read_jobs(store.open_engine(db_url))
+    final = read_jobs(store.open_engine(db_url))
     assert set(final["status"]) == {"done"}
     assert len(store.read_attempts(store.open_engine(db_url))) == 2
 

@@ -11,6 +11,7 @@ import time
 import pytest
 import sqlalchemy as sa
 from support import write_config
+from support.store import read_jobs
 
 from arena import store
 
@@ -78,7 +79,7 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
     assert result.returncode == 0, result.stdout + result.stderr
     assert "completed" in result.stdout
     engine = store.open_engine(db_url)
-    jobs = store.read_jobs(engine)
+    jobs = read_jobs(engine)
     attempts = store.read_attempts(engine)
     assert (
         len(jobs) == total

@@ -7,14 +7,14 @@ Its modules, each one concern:
     tables      the SQLModel tables
     runs        runs and their jobs
     writer      the harness's results writer (attempts, images, finished jobs)
-    frames      reads into DataFrames (attempts, jobs, votes) and vote inserts
+    frames      reads into DataFrames (attempts, votes, image paths)
     votepath    the voting server's battles and votes (hand-written SQL on its own connections)
 
 The names below are the store's public face; callers write ``store.read_votes(engine)``.
 """
 
 from arena.store.engine import engine_url, open_engine
-from arena.store.frames import add_votes, read_attempts, read_image_paths, read_jobs, read_votes
+from arena.store.frames import read_attempts, read_image_paths, read_votes
 from arena.store.runs import (
     create_run,
     get_run,
@@ -36,7 +36,6 @@ __all__ = [
     "StoreWriter",
     "StoredImage",
     "Vote",
-    "add_votes",
     "create_run",
     "engine_url",
     "get_run",
@@ -46,7 +45,6 @@ __all__ = [
     "pending_jobs",
     "read_attempts",
     "read_image_paths",
-    "read_jobs",
     "read_votes",
     "record_results",
     "run_cost_usd",

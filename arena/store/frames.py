@@ -9,11 +9,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from pandas.api.types import union_categoricals
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
-from arena.errors import StoreError
-from arena.store.tables import Attempt, Job, StoredImage, Vote
+from arena.store.tables import Attempt, StoredImage, Vote
 
 ATTEMPT_COLUMNS = [c.name for c in Attempt.__table__.columns]
 # Text columns that name things (few distinct values): categoricals in lean reads. Per-row text
@@ -262,14 +259,6 @@ def read_image_paths(engine: sa.Engine) -> dict[str, tuple[str, str]]:
         return {sha: (path, fmt) for sha, path, fmt in rows}
 
 
-def read_jobs(engine: sa.Engine, run_id: str | None = None) -> pd.DataFrame:
-    query = select(Job)
-    if run_id is not None:
-        query = query.where(Job.run_id == run_id)
-    with engine.connect() as conn:
-        return pd.read_sql(query, conn)
-
-
 VOTE_COLUMNS = [
     "battle_id",
     "challenge",
@@ -282,18 +271,6 @@ VOTE_COLUMNS = [
     "created_at",
     "flagged",
 ]
-
-
-def add_votes(engine: sa.Engine, votes: list[dict]) -> int:
-    """Insert vote rows (dicts with Vote's columns) in one transaction; returns how many."""
-    if not votes:
-        return 0
-    try:
-        with engine.begin() as conn:
-            conn.execute(Vote.__table__.insert(), votes)
-    except IntegrityError as exc:
-        raise StoreError(f"vote rejected: {exc.orig}") from None
-    return len(votes)
 
 
 def read_votes(

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from ratings.synth import draw_votes, votes_frame
 
 from arena.ratings import (
     RatingOptions,
@@ -18,6 +17,7 @@ from arena.ratings import (
     position_bias,
     win_matrix,
 )
+from ratings.synth import draw_votes, votes_frame
 
 CLOSED = RatingOptions(intervals="closed_form")
 

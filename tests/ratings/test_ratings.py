@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from ratings.synth import draw_votes, votes_frame
 
 from arena.errors import VoteDataError
 from arena.ratings import (
@@ -22,6 +21,7 @@ from arena.ratings import (
     tally_votes,
 )
 from arena.ratings.frames import read_votes_file
+from ratings.synth import draw_votes, votes_frame
 
 CLOSED = RatingOptions(intervals="closed_form")
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ratings.synth import draw_votes, model_names
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
 from arena.ratings import ELO_PER_LOGIT, RatingOptions, compute_board, tally_votes
 from arena.ratings import bradley_terry as bt
+from ratings.synth import draw_votes, model_names
 
 
 def slow_direct_fit(votes, ties: str) -> dict[str, float]:

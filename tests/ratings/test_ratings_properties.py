@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from ratings.synth import votes_frame
 
 from arena.ratings import RatingOptions, compute_board, tally_votes
 from arena.ratings import bradley_terry as bt
+from ratings.synth import votes_frame
 
 MODELS = ["m0", "m1", "m2", "m3", "m4"]
 FLIP = {"left": "right", "right": "left", "tie": "tie", "both_bad": "both_bad"}

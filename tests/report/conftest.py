@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.store import add_votes
 
 from arena import store
 from arena.config import parse_settings
@@ -123,7 +124,7 @@ def golden(tmp_path_factory):
     report = run_benchmark(settings)
     assert report.status == "completed"
     engine = store.open_engine(settings.database_url)
-    store.add_votes(engine, synthetic_votes())
+    add_votes(engine, synthetic_votes())
     engine.dispose()
     return settings
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
+from support.store import read_jobs
 
 from arena import store
 from arena.cli import main
@@ -348,7 +349,7 @@ def test_a_database_made_before_migrations_is_upgraded_with_every_row(db_url, va
             assert list(votes["outcome"]) == ["left"] and bool(votes["flagged"].iloc[0])
         else:
             assert votes.empty
-        assert sorted(store.read_jobs(engine)["outcome"]) == ["success", "timeout"]
+        assert sorted(read_jobs(engine)["outcome"]) == ["success", "timeout"]
     finally:
         engine.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.store import add_votes
 
 from arena import store
 from arena.errors import StoreError
@@ -28,7 +29,7 @@ def _vote(i, outcome="left", flagged=False):
 def test_votes_round_trip_as_the_canonical_frame(db_url):
     engine = store.open_engine(db_url)
     assert store.read_votes(engine).empty
-    store.add_votes(engine, [_vote(1), _vote(2, "tie"), _vote(3, "both_bad", flagged=True)])
+    add_votes(engine, [_vote(1), _vote(2, "tie"), _vote(3, "both_bad", flagged=True)])
     frame = store.read_votes(engine)
     assert list(frame.columns) == list(CANONICAL_COLUMNS)
     assert frame["outcome"].tolist() == ["left", "tie", "both_bad"]
@@ -40,9 +41,9 @@ def test_votes_round_trip_as_the_canonical_frame(db_url):
 
 def test_a_battle_takes_one_vote(db_url):
     engine = store.open_engine(db_url)
-    store.add_votes(engine, [_vote(1)])
+    add_votes(engine, [_vote(1)])
     with pytest.raises(StoreError, match="vote rejected"):
-        store.add_votes(engine, [_vote(1, "right")])
+        add_votes(engine, [_vote(1, "right")])
     assert store.read_votes(engine)["outcome"].tolist() == ["left"]
 
 
@@ -51,7 +52,7 @@ def test_the_lean_read_holds_the_default_reads_values(db_url):
 
     engine = store.open_engine(db_url)
     assert store.read_votes(engine, labels_as_categories=True).empty
-    store.add_votes(engine, [_vote(1), _vote(2, "tie"), _vote(3, "both_bad", flagged=True)])
+    add_votes(engine, [_vote(1), _vote(2, "tie"), _vote(3, "both_bad", flagged=True)])
     for kwargs in (
         {},
         {"include_flagged": False},
@@ -80,7 +81,7 @@ def test_the_lean_read_holds_the_default_reads_values(db_url):
 def test_the_lean_read_of_labels_holding_its_join_character(db_url):
     engine = store.open_engine(db_url)
     odd = {**_vote(1), "challenge": "a\x1fb", "model_left": "x\x1f"}
-    store.add_votes(engine, [odd, _vote(2)])
+    add_votes(engine, [odd, _vote(2)])
     lean = store.read_votes(engine, labels_as_categories=True)
     assert lean["challenge"].astype(str).tolist() == ["a\x1fb", "bald-man"]
     assert lean["model_left"].astype(str).tolist() == ["x\x1f", "a"]
