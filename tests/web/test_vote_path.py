@@ -8,7 +8,7 @@ import asyncio
 import os
 import signal
 import socket
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -147,7 +147,8 @@ def test_the_vote_path_returns_rows_named_as_their_columns(make_app, web_setting
     (stored,) = _battles(web_settings)
     stored = stored._asdict()
     for time_column in ("issued_at", "expires_at"):  # SQLite hands them back without their zone
-        stored[time_column] = store.as_utc(stored[time_column])
+        value = stored[time_column]
+        stored[time_column] = value if value.tzinfo else value.replace(tzinfo=UTC)
     stored = SimpleNamespace(**stored)
     engine = store.open_engine(web_settings.database_url)
     path = VotePath(engine)
