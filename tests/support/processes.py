@@ -3,6 +3,9 @@ end of its output when it does not; and waiting for any other condition with the
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +46,11 @@ def start_server(
     """Start `command` (stdout and stderr into log_path) and return it once health_url answers 200.
     If it exits first, or ready_within_s passes, it is killed and the test fails with its log's tail."""
     with open(log_path, "w") as log:  # the child keeps its own descriptor
-        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own, so that stop() can end the server's workers with it even when
+        # the server itself dies or must be killed (a killed parent would orphan them).
+        proc = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + ready_within_s
     with httpx.Client(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
         while not _answers(client, health_url):
@@ -63,7 +70,10 @@ def start_server(
 
 
 def stop(proc: subprocess.Popen, within_s: float = 20.0) -> None:
-    """Terminate a server process and reap it; kill it if it has not exited within_s."""
+    """Terminate a server process and reap it; kill it if it has not exited within_s.
+
+    Whatever is left of its session afterwards (workers of a server that died) is killed too.
+    """
     if proc.poll() is None:
         proc.terminate()
     try:
@@ -71,6 +81,8 @@ def stop(proc: subprocess.Popen, within_s: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def tail(path: Path, lines: int = TAIL_LINES) -> str:

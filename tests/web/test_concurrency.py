@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from support.processes import start_server
+from support.processes import start_server, stop
 from support.servers import free_port
 
 from arena import store
@@ -80,8 +80,7 @@ def test_every_vote_of_fifty_concurrent_clients_is_stored_exactly_once(tmp_path,
     try:
         statuses, cast = asyncio.run(_swarm(base))
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop(proc)  # the server, then anything left of its session
     assert len(cast) == CLIENTS * VOTES_EACH
     assert set(statuses) == {200}, sorted(set(statuses))
     engine = store.open_engine(settings.database_url)

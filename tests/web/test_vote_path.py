@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
-from support.processes import wait_until
+from support.processes import stop, wait_until
 
 from arena import store
 from arena.errors import ArenaError
@@ -324,8 +324,7 @@ def test_server_workers_each_take_a_share_of_the_connections(tmp_path, postgres_
         for sock in clients:
             sock.close()
         alive = _listening_workers(proc.pid) if proc.poll() is None else []
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop(proc)  # the server, then anything left of its session
 
     def running(pid: int) -> bool:
         try:
