@@ -62,6 +62,25 @@ def run_benchmark(
     exactly once or pending for the next --resume.
     """
     engine = store.open_engine(settings.database_url)
+    try:
+        return _plan_and_execute(
+            engine,
+            settings,
+            resume,
+            max_cost_usd,
+            on_planned,
+            on_result,
+            challenges,
+            transport,
+            tuning,
+        )
+    finally:
+        engine.dispose()  # a nightly process runs many: each closes its connections
+
+
+def _plan_and_execute(
+    engine, settings, resume, max_cost_usd, on_planned, on_result, challenges, transport, tuning
+) -> RunReport:
     all_challenges = (
         challenges
         if challenges is not None
