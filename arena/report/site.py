@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import jinja2
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from arena import stats, store, tuning
+from arena import stats, store
 from arena.challenges import load_challenges
-from arena.errors import FAILURE_CLASSES, ArenaError
+from arena.errors import ArenaError
 from arena.ratings import RatingOptions
-from arena.report import charts, downloads
+from arena.report import charts, downloads, formats, reads
 from arena.report.digest import (
     AttemptDigest,
     VoteDigest,
     digest_attempts,
-    digest_votes,
     model_infos,
     ordered_tasks,
 )
@@ -34,8 +29,6 @@ from arena.report.pictures import Pictures
 
 MANIFEST = ".arena-site"
 STATIC_DIR = Path(__file__).parent / "static"
-TEMPLATES_DIR = Path(__file__).parent / "templates"
-TASK_TITLES = {"text-to-image": "Text to image", "edit": "Image editing"}
 
 
 @dataclass(frozen=True)
@@ -44,134 +37,6 @@ class BuildResult:
     index: Path
     pages: int
     files: int
-
-
-def slugify(name: str) -> str:
-    """A file-name-safe slug; names that are not already slugs get a short hash so two never collide."""
-    slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")[:60] or "x"
-    if slug != name:
-        slug += "-" + hashlib.sha1(str(name).encode()).hexdigest()[:8]
-    return slug
-
-
-# --- the two halves of the data ---------------------------------------------------------------
-
-
-def _vote_half(url: str, out_dir: str) -> VoteDigest:
-    """Read the votes, write votes.csv and digest them; runs in a worker process on large builds."""
-    engine = store.open_engine(url, create=False)
-    try:
-        votes = store.read_votes(engine, columns=downloads.VOTE_FIELDS, labels_as_categories=True)
-    finally:
-        engine.dispose()
-    downloads.write_votes_csv(votes, Path(out_dir) / "downloads" / "votes.csv")
-    del votes["battle_id"]  # a million unique strings no page shows
-    return digest_votes(votes)
-
-
-def _read_attempts(engine: sa.Engine) -> pd.DataFrame:
-    """Every attempt but warm-ups with the columns pages and generations.csv use, oldest first."""
-    columns = dict.fromkeys(downloads.GENERATION_FIELDS)  # ordered, no repeats
-    attempts = store.read_attempts(engine, columns=list(columns), labels_as_categories=True)
-    if attempts["started_at"].is_monotonic_increasing:  # ids follow time, as a harness writes them
-        return attempts
-    order = np.argsort(attempts["started_at"].to_numpy(), kind="stable")  # ties stay in id order
-    return attempts.take(order).reset_index(drop=True)
-
-
-def _vote_worker(url: str, out_dir: str) -> VoteDigest:
-    """_vote_half in the forked worker: a process of the report's own, so it may tune itself.
-
-    One malloc arena keeps the ratings' bootstrap threads from leaving ~90 MB behind, and the
-    lean read's millions of short-lived rows go uncollected (they form no cycles).
-    """
-    with tuning.one_malloc_arena(), tuning.paused_gc():
-        return _vote_half(url, out_dir)
-
-
-def _engine_url(engine: sa.Engine) -> str:
-    return engine.url.render_as_string(hide_password=False)
-
-
-def _can_fork(url: str) -> bool:
-    in_memory = url.startswith("sqlite") and (
-        url.endswith(":memory:") or url.rstrip("/") in ("sqlite:", "sqlite+pysqlite:")
-    )
-    return (
-        not in_memory
-        and (os.cpu_count() or 1) > 1
-        and "fork" in multiprocessing.get_all_start_methods()
-    )
-
-
-# --- formatting for templates -----------------------------------------------------------------
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
-def fmt_ms(value) -> str:
-    return "—" if _missing(value) else f"{value:,.0f} ms"
-
-
-def fmt_pct(value, digits: int = 1) -> str:
-    return "—" if _missing(value) else f"{100 * value:.{digits}f}%"
-
-
-def fmt_usd(value) -> str:
-    if _missing(value):
-        return "—"
-    return f"${value:.4f}" if 0 < value < 0.01 else f"${value:.3f}"
-
-
-def fmt_rating(value) -> str:
-    return "—" if _missing(value) else f"{value:.0f}"
-
-
-def fmt_count(value) -> str:
-    return "—" if _missing(value) else f"{int(value):,}"
-
-
-def sort_value(value) -> str:
-    """The exact number behind a cell (sorting and tests read it); empty when there is none."""
-    if _missing(value):
-        return ""
-    if isinstance(value, bool | np.bool_):
-        return "1" if value else "0"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return repr(float(value))
-    return str(value)
-
-
-def _when(value) -> str:
-    if value is None:
-        return "—"
-    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(
-        ms=fmt_ms,
-        pct=fmt_pct,
-        usd=fmt_usd,
-        rating=fmt_rating,
-        count=fmt_count,
-        sv=sort_value,
-        when=_when,
-    )
-    env.globals.update(task_title=lambda t: TASK_TITLES.get(t, t), failure_classes=FAILURE_CLASSES)
-    return env
 
 
 # --- the build -----------------------------------------------------------------------------------
@@ -202,7 +67,7 @@ class _Writer:
 def _resolve(source, data_dir, challenges_dir):
     """(settings or None, engine, data dir, challenges dir) from Settings or an engine."""
     if isinstance(source, sa.Engine):
-        url = _engine_url(source)
+        url = reads.engine_url(source)
         if data_dir is None and url.startswith("sqlite") and "///" in url:
             data_dir = Path(url.split("///", 1)[1]).parent
         return None, source, data_dir, challenges_dir
@@ -229,14 +94,14 @@ def build_site(
     out_dir = Path(out_dir)
     (out_dir / "downloads").mkdir(parents=True, exist_ok=True)
     settings, engine, data_dir, challenges_dir = _resolve(source, data_dir, challenges_dir)
-    url = _engine_url(engine)
-    parallel = _can_fork(url) if parallel is None else parallel
+    url = reads.engine_url(engine)
+    parallel = reads.can_fork(url) if parallel is None else parallel
     pool = None
     if parallel:
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        vote_future = pool.submit(_vote_worker, url, str(out_dir))
+        vote_future = pool.submit(reads.vote_worker, url, str(out_dir))
     try:
-        attempts = _read_attempts(engine)
+        attempts = reads.read_attempts(engine)
         downloads.write_generations_csv(attempts, out_dir / "downloads" / "generations.csv")
         attempt_digest = digest_attempts(attempts, window_days)
         pictures = Pictures(out_dir, data_dir, store.read_image_paths(engine))
@@ -245,7 +110,7 @@ def build_site(
         newest = attempt_digest.newest_images
         for sha in newest["image_sha256"] if len(newest) else ():
             pictures.of_sha(sha)  # thumbnails while the worker digests the votes
-        vote_digest = vote_future.result() if pool else _vote_half(url, str(out_dir))
+        vote_digest = vote_future.result() if pool else reads.vote_half(url, str(out_dir))
     finally:
         if pool:
             pool.shutdown()
@@ -281,7 +146,7 @@ class _Site:
         self.a, self.v = attempts, votes
         self.pictures = pictures
         self.window_days = window_days
-        self.env = _environment()
+        self.env = formats.environment()
         self.warnings: list[str] = []
         self.challenges = self._challenges(challenges_dir)
         rows = attempts.provider_rows
@@ -292,10 +157,10 @@ class _Site:
         from arena.report.digest import ModelInfo
 
         self.infos = {n: infos.get(n, ModelInfo(n)) for n in names}
-        self.model_slugs = {n: slugify(n) for n in sorted(names)}
+        self.model_slugs = {n: formats.slugify(n) for n in sorted(names)}
         providers = set(rows["provider"]) | (set(settings.providers) if settings else set())
-        self.provider_slugs = {p: slugify(p) for p in sorted(providers)}
-        self.challenge_slugs = {c: slugify(c) for c in sorted(self.challenges)}
+        self.provider_slugs = {p: formats.slugify(p) for p in sorted(providers)}
+        self.challenge_slugs = {c: formats.slugify(c) for c in sorted(self.challenges)}
 
     def _challenges(self, directory) -> dict[str, dict]:
         """Challenge slug -> what its page shows; files when readable, else what the data names."""
@@ -414,14 +279,14 @@ class _Site:
                     row["name"],
                     x,
                     row["rating"],
-                    None if _missing(row["lower"]) else row["lower"],
-                    None if _missing(row["upper"]) else row["upper"],
+                    None if formats.missing(row["lower"]) else row["lower"],
+                    None if formats.missing(row["upper"]) else row["upper"],
                     row["baseline"],
                 )
             )
         if len(points) < 2:
             return None  # one point has nothing to compare with
-        title = f"{TASK_TITLES.get(task, task)}: rating vs " + (
+        title = f"{formats.TASK_TITLES.get(task, task)}: rating vs " + (
             "price" if kind == "cost" else "speed"
         )
         x_label = (
@@ -455,7 +320,7 @@ class _Site:
             task: charts.rating_history(
                 f"history-{task}",
                 series,
-                f"{TASK_TITLES.get(task, task)}: rating over time (leading models)",
+                f"{formats.TASK_TITLES.get(task, task)}: rating over time (leading models)",
             )
             for task, series in self.v.history.items()
             if series
@@ -742,8 +607,8 @@ class _Site:
             chart = charts.provider_over_time(
                 f"nights-{self.provider_slugs[provider]}",
                 list(nights["model"]),
-                [None if _missing(v) else v / 1000 for v in nights["p50_ms"]],
-                [None if _missing(v) else v / 1000 for v in nights["p95_ms"]],
+                [None if formats.missing(v) else v / 1000 for v in nights["p50_ms"]],
+                [None if formats.missing(v) else v / 1000 for v in nights["p95_ms"]],
                 list(nights["success_rate"]),
                 f"{provider}: generation time and success rate per night",
             )

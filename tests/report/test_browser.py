@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from arena.report.site import slugify
+from arena.report.formats import slugify
 
 from .conftest import EVIL_MODEL, ROOT
 

@@ -16,7 +16,7 @@ from arena import stats, store
 from arena.cli import main
 from arena.ratings import board_records, compute_board
 from arena.report import build_site
-from arena.report.site import slugify
+from arena.report.formats import slugify
 
 from .conftest import EVIL_MODEL, EVIL_PROMPT, IP_SECRET, STAMP, VOTER_SECRET
 
