@@ -10,6 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pandas.api.types import union_categoricals
 
+from arena.ratings.frames import CANONICAL_COLUMNS
 from arena.store.tables import Attempt, StoredImage, Vote
 
 ATTEMPT_COLUMNS = [c.name for c in Attempt.__table__.columns]
@@ -259,18 +260,8 @@ def read_image_paths(engine: sa.Engine) -> dict[str, tuple[str, str]]:
         return {sha: (path, fmt) for sha, path, fmt in rows}
 
 
-VOTE_COLUMNS = [
-    "battle_id",
-    "challenge",
-    "task",
-    "category",
-    "model_left",
-    "model_right",
-    "outcome",
-    "voter",
-    "created_at",
-    "flagged",
-]
+# The default vote read is the canonical vote frame the ratings take.
+VOTE_COLUMNS = list(CANONICAL_COLUMNS)
 
 
 def read_votes(

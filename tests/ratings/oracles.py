@@ -13,19 +13,7 @@ import pandas as pd
 
 from arena.ratings import ELO_PER_LOGIT, RatingOptions
 from arena.ratings.frames import check_vote_frame
-
-HEAD_TO_HEAD_COLUMNS = (
-    "opponent",
-    "challenge",
-    "votes",
-    "wins",
-    "losses",
-    "ties",
-    "both_bad",
-    "win_pct",
-    "loss_pct",
-    "tie_pct",
-)
+from arena.ratings.matchups import HEAD_TO_HEAD_COLUMNS
 
 
 def head_to_head(votes: pd.DataFrame, model: str, *, by: str | None = "challenge") -> pd.DataFrame:
