@@ -85,6 +85,7 @@ class Attempt(SQLModel, table=True):
     processing_ms: float | None = None
     first_partial_ms: float | None = None
     limiter_wait_ms: float | None = None
+    client_wait_ms: float | None = None  # waiting for a connection, outside the generation clock
     retry_after_s: float | None = None
     cost_usd: float | None = None
     image_sha256: str | None = Field(default=None, max_length=64)
@@ -93,6 +94,19 @@ class Attempt(SQLModel, table=True):
     format: str | None = Field(default=None, max_length=8)
     served_by: str | None = Field(default=None, max_length=200)
     request_id: str | None = Field(default=None, max_length=200)
+
+
+class Lease(SQLModel, table=True):
+    """A named lease kept alive by one holder's heartbeat ("run:<id>", "nightly:<config>")."""
+
+    __tablename__ = "leases"
+    name: str = Field(primary_key=True, max_length=200)
+    holder: str = Field(max_length=200)  # host:pid:token of the live executor
+    host: str = Field(max_length=200)
+    pid: int
+    acquired_at: datetime = _ts(default_factory=utcnow)
+    heartbeat_at: datetime = _ts(default_factory=utcnow)
+    ttl_s: float  # a heartbeat older than this means the holder is gone
 
 
 class StoredImage(SQLModel, table=True):
