@@ -330,6 +330,9 @@ def fit_size(
     if caps.min_px and caps.max_px:  # no shape wider than max_px:min_px fits both bounds
         widest = caps.max_px / caps.min_px
         ratio = min(max(ratio, 1 / widest), widest)
+    if caps.min_px and caps.max_pixels:  # nor one wider than max_pixels / min_px² in area
+        widest = caps.max_pixels / caps.min_px**2
+        ratio = min(max(ratio, 1 / widest), widest)
     if caps.max_pixels:
         area = min(area, caps.max_pixels)
     width, height = math.sqrt(area * ratio), math.sqrt(area / ratio)

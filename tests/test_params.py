@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from arena.errors import ArenaError, ConfigError
@@ -210,6 +210,10 @@ fast = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 
 @fast
 @given(table=tables, request=requests)
+@example(  # found by hypothesis: min_px scaling pushed a 1:16 shape past max_pixels
+    table=({"size_multiple": 1, "min_px": 256, "max_pixels": 1048576}, "openai"),
+    request=ImageRequest(task="text-to-image", prompt="p", model_id="m", size="64x1025"),
+)
 def test_output_is_always_supported(table, request):
     caps_table, protocol = table
     caps = parse_capabilities(caps_table)
