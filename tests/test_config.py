@@ -188,7 +188,13 @@ def test_config_knows_exactly_the_protocols_that_have_adapters():
         cls = adapter_class(protocol)
         assert cls.__name__.endswith("Adapter") and cls.protocol == protocol
         assert FACTS[protocol].needs_key == cls.needs_key
-    assert FACTS["local"] == ProtocolFacts(needs_key=False, baseline=True, base_url_required=False)
+    assert FACTS["local"] == ProtocolFacts(
+        needs_key=False,
+        baseline=True,
+        base_url_required=False,
+        parameters=adapter_class("local").parameters,
+    )
+    assert FACTS["xai"].parameters["stream"].kind == "unsupported"
 
 
 def test_a_protocol_that_sends_a_key_needs_api_key_env(tmp_path):

@@ -36,6 +36,7 @@ def provider_catalog(settings: Settings) -> list[dict]:
                         # The adapter's table, when the route declares none and it applies instead.
                         "default_capabilities": None if route.capabilities else dict(applied),
                         "takes": caps.form(adapter.shape_form),
+                        "params": dict(route.params),
                     }
                 )
         prices = [m["starting_price_usd"] for m in models if m["starting_price_usd"] is not None]

@@ -63,6 +63,9 @@ def cmd_validate(args) -> int:
 
     settings = _settings(args)
     challenges = load_challenges(settings.challenges_dir, list(settings.challenges) or None)
+    from arena.harness import plan_jobs
+
+    plan_jobs(settings, challenges)  # what a run checks before storing its plan (challenge params)
     missing_keys = sorted(
         {
             p.api_key_env

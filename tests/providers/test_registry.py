@@ -92,7 +92,7 @@ def plugin(monkeypatch):
 def test_the_registry_reads_a_plugins_facts_from_its_class(plugin):
     assert adapter_class("ink") is plugin
     assert protocol_facts()["ink"] == ProtocolFacts(
-        needs_key=True, baseline=False, base_url_required=True
+        needs_key=True, baseline=False, base_url_required=True, parameters=plugin.parameters
     )
     assert route_capabilities({}, plugin) == plugin.default_capabilities
     assert route_capabilities({"aspect_ratios": ["16:9"]}, plugin) == {"aspect_ratios": ["16:9"]}
