@@ -150,7 +150,7 @@ def format_probe(result: ProbeResult) -> str:
     if result.ok:
         cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
         lines.append(
-            f"  result:  OK: {result.images} image(s), first {result.width}x{result.height} "
+            f"  result:  OK: {result.images} image{'' if result.images == 1 else 's'}, first {result.width}x{result.height} "
             f"{result.format}, {result.size_bytes} bytes; cost {cost}"
         )
     else:
