@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from arena.errors import VoteDataError
 from arena.cli.tables import board_table, boards_renderables, plain
+from arena.errors import VoteDataError
 from arena.ratings import (
     BOARD_COLUMNS,
     RatingOptions,
@@ -299,7 +299,9 @@ def test_text_and_json_output():
     boards = compute_boards(votes, CLOSED, by="category")
     payload = json.loads(json.dumps(boards_records(boards, by="category"), allow_nan=False))
     assert payload[0]["task"] == "text-to-image" and payload[0]["key"] == "uncategorized"
-    assert "text-to-image · category: uncategorized" in plain(boards_renderables(boards, by="category"))
+    assert "text-to-image · category: uncategorized" in plain(
+        boards_renderables(boards, by="category")
+    )
 
 
 def test_invalid_options_are_rejected():
