@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena.errors import ConfigError
+from arena.errors import ConfigError, expected
 from arena.params import Handling, check_params, check_params_for
 
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -137,8 +137,7 @@ def _get(table: dict, key: str, kind: type | tuple, where: str, source: str, def
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(source, f"{where}.{key}", f"must be a {name}, got {value!r}")
+        raise ConfigError(source, f"{where}.{key}", f"must be {expected(kind)}, got {value!r}")
     return value
 
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from arena.errors import ConfigError
+from arena.errors import ConfigError, expected
 
 AUTO = "auto"
 KILO_PX = 1024  # "1K" is a 1024 px square; a megapixel tier counts 1024 x 1024 px as 1 MP
@@ -210,7 +210,7 @@ def parse_capabilities(table: dict | None, source: str = "capabilities") -> Capa
             or (kind is int and value != int(value))
         ):
             raise ConfigError(
-                source, f"capabilities.{key}", f"must be a {kind.__name__}, got {value!r}"
+                source, f"capabilities.{key}", f"must be {expected(kind)}, got {value!r}"
             )
         if value < minimum:
             raise ConfigError(

@@ -119,7 +119,7 @@ def test_api_key_is_read_from_the_environment_only(monkeypatch, tmp_path):
         (
             lambda t: t.replace("max_concurrency = 3", 'max_concurrency = "many"', 1),
             "providers.openai.max_concurrency",
-            "must be a int",
+            "must be an integer",
         ),
         (
             lambda t: t.replace("max_concurrency = 3", "max_concurency = 3", 1),
