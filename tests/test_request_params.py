@@ -176,3 +176,21 @@ def test_openai_streaming_is_reachable_from_a_route(tmp_path, challenge_dir, ser
     (attempt,) = attempts.itertuples()
     assert attempt.ok and attempt.first_partial_ms > 0
     assert attempt.first_partial_ms < attempt.generation_ms
+
+
+def test_probe_refuses_a_challenge_param_its_route_cannot_take(tmp_path, challenge_dir, capsys):
+    _challenge_params(challenge_dir, "{ partial_images = 1 }")
+    cfg = _config(tmp_path, challenge_dir, protocol="bfl")
+    assert main(["probe", "m@p", "--challenge", "t2i", "--config", str(cfg)]) == 2
+    line = _one_error_line(capsys)
+    assert "t2i.toml: params.partial_images: not supported on m@p (protocol bfl)" in line
+
+
+def test_providers_lists_a_routes_params(tmp_path, challenge_dir, capsys):
+    cfg = _config(tmp_path, challenge_dir, params={"toml": '{ quality = "high", seed = 7 }'})
+    assert main(["providers", "--config", str(cfg)]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("m ")]
+    assert row.endswith("quality = 'high', seed = 7")
+    assert main(["providers", "--config", str(cfg), "--json"]) == 0
+    (provider,) = json.loads(capsys.readouterr().out)
+    assert provider["models"][0]["params"] == {"quality": "high", "seed": 7}
