@@ -1,4 +1,4 @@
-"""One request vocabulary (size, aspect_ratio, resolution) mapped to what each model supports, and the Handling type adapters use to say what they do with each parameter.
+"""One request vocabulary (size, aspect_ratio, resolution) mapped to what each model supports, the Handling type adapters use to say what they do with each parameter, and the checks of a route's or a challenge's `params` table against it.
 
 Pure: no I/O. The vocabulary:
 
