@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arena.errors import ChallengeError
+from arena.params import check_params, check_params_for
 
 TASKS = ("text-to-image", "edit")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -27,6 +28,7 @@ KNOWN_FIELDS = {
     "resolution",
     "notes",
     "attribution",
+    "params",
 }
 
 
@@ -47,6 +49,7 @@ class Challenge:
     resolution: str | None = None
     notes: str = ""
     attribution: str = ""
+    params: dict = field(default_factory=dict)  # extra request parameters, over each route's own
     extra: dict = field(default_factory=dict)
 
     @property
@@ -132,6 +135,14 @@ def parse_challenge(data: dict, path: Path) -> Challenge:
         resolution=_require_str(data, "resolution", path, required=False),
         notes=_require_str(data, "notes", path, required=False) or "",
         attribution=_require_str(data, "attribution", path, required=False) or "",
+        params=check_params(data.get("params", {}), path, "params", ChallengeError),
+    )
+
+
+def check_params_on_route(challenge: Challenge, target: str, protocol: str, parameters) -> None:
+    """The challenge's `params` against the handling table of one route's protocol (at planning)."""
+    check_params_for(
+        challenge.params, parameters, protocol, challenge.path, "params", ChallengeError, target
     )
 
 

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena.errors import ConfigError
+from arena.errors import ConfigError, expected
+from arena.params import Handling, check_params, check_params_for
 
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 DEFAULT_DATA_DIR = "data"
@@ -26,6 +27,9 @@ class ProtocolFacts:
     needs_key: bool = True  # a provider of this protocol must name api_key_env
     baseline: bool = False  # its providers are baselines unless they say otherwise
     base_url_required: bool = True  # False: an empty base_url means arena starts the server itself
+    # request parameter -> how the protocol handles it (the adapter's `parameters`); a route's
+    # `params` may name no parameter this marks "unsupported"
+    parameters: Mapping[str, Handling] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Route:
     price_usd: float | None = None
     price_usd_by_tier: dict[str, float] = field(default_factory=dict)
     capabilities: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)  # extra request parameters, sent to the provider
 
     @property
     def target(self) -> str:
@@ -132,8 +137,7 @@ def _get(table: dict, key: str, kind: type | tuple, where: str, source: str, def
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(source, f"{where}.{key}", f"must be a {name}, got {value!r}")
+        raise ConfigError(source, f"{where}.{key}", f"must be {expected(kind)}, got {value!r}")
     return value
 
 
@@ -156,7 +160,7 @@ PROVIDER_KEYS = {
     "poll_interval_s",
     "baseline",
 }
-ROUTE_KEYS = {"model_id", "price_usd", "price_usd_by_tier", "capabilities"}
+ROUTE_KEYS = {"model_id", "price_usd", "price_usd_by_tier", "capabilities", "params"}
 MODEL_KEYS = {"tasks", "providers", "baseline", "description"}
 TOP_KEYS = {
     "data_dir",
@@ -244,8 +248,23 @@ def _parse_provider(
     )
 
 
+def _parse_route_params(
+    table: dict, rwhere: str, source: str, protocol: str, facts: ProtocolFacts
+) -> dict:
+    """A route's `params`: checked on their own, then against its protocol's handling table."""
+    if "params" not in table:
+        return {}
+    params = check_params(table["params"], source, f"{rwhere}.params")
+    check_params_for(params, facts.parameters, protocol, source, f"{rwhere}.params")
+    return params
+
+
 def _parse_model(
-    name: str, table: dict, source: str, providers: dict[str, ProviderConfig]
+    name: str,
+    table: dict,
+    source: str,
+    providers: dict[str, ProviderConfig],
+    protocols: Mapping[str, ProtocolFacts],
 ) -> ModelConfig:
     where = f"models.{name}"
     if not isinstance(table, dict):
@@ -315,6 +334,13 @@ def _parse_model(
                 price_usd=price,
                 price_usd_by_tier={k: float(v) for k, v in tiers.items()},
                 capabilities=caps,
+                params=_parse_route_params(
+                    rt,
+                    rwhere,
+                    source,
+                    providers[provider].protocol,
+                    protocols[providers[provider].protocol],
+                ),
             )
         )
     baseline = _get(table, "baseline", bool, where, source)
@@ -350,7 +376,7 @@ def parse_settings(
     models_table = data.get("models", {})
     if not isinstance(models_table, dict) or not models_table:
         raise ConfigError(source, "models", "needs at least one [models.NAME] table")
-    models = {n: _parse_model(n, t, source, providers) for n, t in models_table.items()}
+    models = {n: _parse_model(n, t, source, providers, protocols) for n, t in models_table.items()}
     samples = _get(data, "samples", int, "", source, default=1)
     if samples < 1:
         raise ConfigError(source, "samples", "must be 1 or more")

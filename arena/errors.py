@@ -46,6 +46,23 @@ class Failure(StrEnum):
 FAILURE_CLASSES: tuple[str, ...] = tuple(failure.value for failure in Failure)
 
 
+# What a setting of each type must be, in a message's words ("must be an integer").
+TYPE_WORDS = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    dict: "a table",
+    list: "a list",
+}
+
+
+def expected(kind: type | tuple[type, ...]) -> str:
+    """'an integer', 'a number or a string': what a value of these types must be, for messages."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(TYPE_WORDS.get(k, f"a {k.__name__}") for k in kinds)
+
+
 class ArenaError(Exception):
     """Base class: the message is meant for the user, one line."""
 

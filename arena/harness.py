@@ -20,12 +20,12 @@ from typing import Protocol
 
 import httpx
 
-from arena.challenges import Challenge
+from arena.challenges import Challenge, check_params_on_route
 from arena.config import ProviderConfig, Route, Settings
 from arena.errors import ImageError, ProviderError
 from arena.images import ImageInfo, inspect_image
 from arena.limits import ProviderLimiter
-from arena.params import normalize_request
+from arena.params import merge_params, normalize_request
 from arena.providers import adapter_class, route_capabilities
 from arena.providers.base import Adapter, ImageRequest, InputImage, ProviderReply, Stopwatch
 from arena.providers.emulation import emulate
@@ -54,6 +54,11 @@ def plan_jobs(
             if challenge.kind not in model.tasks:
                 continue
             for route in model.routes:
+                if challenge.params:  # before anything is stored: the route must take them
+                    protocol = settings.providers[route.provider].protocol
+                    check_params_on_route(
+                        challenge, route.target, protocol, adapter_class(protocol).parameters
+                    )
                 for sample in range(samples):
                     jobs.append(
                         Job(
@@ -89,6 +94,7 @@ def build_request(challenge: Challenge, route: Route) -> ImageRequest:
         size=challenge.size,
         aspect_ratio=challenge.aspect_ratio,
         resolution=challenge.resolution,
+        params=merge_params(route.params, challenge.params),
     )
 
 

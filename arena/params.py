@@ -1,4 +1,4 @@
-"""One request vocabulary (size, aspect_ratio, resolution) mapped to what each model supports, and the Handling type adapters use to say what they do with each parameter.
+"""One request vocabulary (size, aspect_ratio, resolution) mapped to what each model supports, the Handling type adapters use to say what they do with each parameter, and the checks of a route's or a challenge's `params` table against it.
 
 Pure: no I/O. The vocabulary:
 
@@ -20,12 +20,14 @@ whichever table applies, and the adapter's ``shape_form`` for when the table doe
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from arena.errors import ConfigError
+from arena.errors import ConfigError, expected
 
 AUTO = "auto"
 KILO_PX = 1024  # "1K" is a 1024 px square; a megapixel tier counts 1024 x 1024 px as 1 MP
@@ -208,7 +210,7 @@ def parse_capabilities(table: dict | None, source: str = "capabilities") -> Capa
             or (kind is int and value != int(value))
         ):
             raise ConfigError(
-                source, f"capabilities.{key}", f"must be a {kind.__name__}, got {value!r}"
+                source, f"capabilities.{key}", f"must be {expected(kind)}, got {value!r}"
             )
         if value < minimum:
             raise ConfigError(
@@ -516,7 +518,7 @@ def requested_dimensions(
 # --- how an adapter handles each parameter --------------------------------------------------------
 # Each adapter class declares its table (Adapter.parameters); these are its building blocks.
 
-HANDLING_KINDS = ("passthrough", "renamed", "converted", "emulated")
+HANDLING_KINDS = ("passthrough", "renamed", "converted", "emulated", "unsupported")
 
 
 @dataclass(frozen=True)
@@ -570,6 +572,12 @@ PARAMETERS = (
     "images",
 )
 PASSTHROUGH = Handling("passthrough", note="sent as given")
+# A protocol that answers in one reply: it has no event stream to ask for (a `params` table naming
+# these for one of its routes is refused, instead of sending a field the API ignores or rejects).
+NO_STREAMING = {
+    "stream": Handling("unsupported", "", "one reply, no event stream"),
+    "partial_images": Handling("unsupported", "", "one reply, no event stream"),
+}
 
 
 def handling_for(parameters: dict[str, Handling], parameter: str) -> Handling:
@@ -580,3 +588,117 @@ def handling_for(parameters: dict[str, Handling], parameter: str) -> Handling:
 def handling_table(parameters: dict[str, Handling]) -> dict[str, Handling]:
     """Every vocabulary parameter's handling in an adapter's table, in PARAMETERS order."""
     return {name: handling_for(parameters, name) for name in PARAMETERS}
+
+
+# --- a `params` table (a route's or a challenge's) ------------------------------------------------
+# Extra request parameters pass through to the provider (quality, seed, guidance_scale, ...); these
+# checks catch what would be a mistake: a field arena sets itself, a typo of a vocabulary name, a
+# parameter the route's protocol declares unsupported, a value no API takes, a key in a file.
+
+RESERVED_PARAMS = {
+    "prompt": "the prompt is the challenge's `prompt`",
+    "model": "the model is the route's `model_id`",
+    "model_id": "the model is the route's `model_id`",
+    "size": "set `size` on the challenge: it is normalized to each model's table",
+    "aspect_ratio": "set `aspect_ratio` on the challenge: it is normalized to each model's table",
+    "resolution": "set `resolution` on the challenge: it is normalized to each model's table",
+    "images": "input images are the challenge's `source_images`",
+    "n": "arena asks one image per request; `samples` sets how many per challenge",
+}
+# A name with one of these words is a credential: keys come only from the environment.
+SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "authorization", "auth"}
+SECRET_WORDS |= {"credential", "credentials", "bearer"}
+OUTPUT_FORMATS = ("png", "jpeg", "jpg", "webp")  # what arena can also convert to (emulation)
+RESPONSE_FORMATS = ("url", "b64_json")
+MAX_PARTIAL_IMAGES = 3  # OpenAI's limit
+
+
+def _finite_json(value, source, field, error) -> None:
+    """Values the request body can carry as JSON: no dates, no NaN or infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error(source, field, f"must be a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite_json(item, source, f"{field}.{key}", error)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _finite_json(item, source, f"{field}[{index}]", error)
+    elif not isinstance(value, str | int | float | bool):
+        raise error(
+            source,
+            field,
+            f"must be a string, number, boolean, array or table, got {type(value).__name__}",
+        )
+
+
+def _check_value(name: str, value, source, field, error) -> None:
+    """The vocabulary parameters' values, where a wrong one would only fail at the provider."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if name == "stream" and not isinstance(value, bool):
+        raise error(source, field, f"must be true or false, got {value!r}")
+    if name == "partial_images" and not (is_int and 0 <= value <= MAX_PARTIAL_IMAGES):
+        raise error(
+            source, field, f"must be an integer from 0 to {MAX_PARTIAL_IMAGES}, got {value!r}"
+        )
+    if name == "output_compression" and not (is_int and 0 <= value <= 100):
+        raise error(source, field, f"must be an integer from 0 to 100, got {value!r}")
+    if name == "output_format" and str(value).lower() not in OUTPUT_FORMATS:
+        raise error(source, field, f"{value!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+    if name == "response_format" and value not in RESPONSE_FORMATS:
+        raise error(source, field, f"{value!r} is not one of {', '.join(RESPONSE_FORMATS)}")
+    _finite_json(value, source, field, error)
+
+
+def check_params(params, source: str, where: str = "params", error=ConfigError) -> dict:
+    """A `params` table checked on its own (no protocol yet); returns it as a plain dict.
+
+    `error` is the exception to raise (ConfigError for arena.toml, ChallengeError for a challenge).
+    """
+    if not isinstance(params, dict):
+        raise error(source, where, 'must be a table, e.g. { quality = "high" }')
+    known = tuple(PARAMETERS)
+    for name, value in params.items():
+        field = f"{where}.{name}"
+        if name in RESERVED_PARAMS:
+            raise error(source, field, f"is not a request parameter: {RESERVED_PARAMS[name]}")
+        if SECRET_WORDS & set(re.split(r"[^a-z0-9]+", name.lower())):
+            raise error(
+                source,
+                field,
+                "looks like a credential: keys come only from the environment (api_key_env)",
+            )
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+            if close:
+                raise error(
+                    source, field, f"unknown parameter {name!r} (did you mean {close[0]!r}?)"
+                )
+        _check_value(name, value, source, field, error)
+    return dict(params)
+
+
+def check_params_for(
+    params: Mapping,
+    parameters: Mapping[str, Handling],
+    protocol: str,
+    source: str,
+    where: str = "params",
+    error=ConfigError,
+    target: str = "",
+) -> None:
+    """Every parameter of a (checked) `params` table is one the protocol's handling table allows."""
+    for name in params:
+        handling = handling_for(dict(parameters), name)
+        if handling.kind == "unsupported":
+            on = f"{target} (protocol {protocol})" if target else f"protocol {protocol}"
+            note = f": {handling.note}" if handling.note else ""
+            raise error(source, f"{where}.{name}", f"not supported on {on}{note}")
+
+
+def merge_params(route_params: Mapping, challenge_params: Mapping) -> dict:
+    """A request's params: the route's, then the challenge's over them.
+
+    The challenge wins because it is the one request every model is asked: a route's params adapt
+    a provider (its own knobs, a default quality), and must not quietly change the task for one model.
+    """
+    return {**route_params, **challenge_params}

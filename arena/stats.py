@@ -135,33 +135,76 @@ def records(table: pd.DataFrame) -> list[dict]:
     return out
 
 
-def format_table(table: pd.DataFrame) -> str:
-    """Plain-text tables, one block per model with its headline."""
-    if table.empty:
-        return "no attempts in this window: run `arena run` (or `arena demo`) first"
-    blocks = []
-    for model, rows in table.groupby("model", sort=True):
-        lines = [
-            f"{model}: {headline(rows)}",
-            f"  {'#':>2}  {'provider':<16} {'n':>5} {'success':>8} {'p50 ms':>9} {'p95 ms':>9} {'ttfb p50':>9}  failures",
-        ]
-        for _, r in rows.iterrows():
-            fails = ", ".join(
-                f"{c} {int(r[f'failures_{c}'])}" for c in FAILURE_CLASSES if r[f"failures_{c}"]
-            )
-            lines.append(
-                f"  {int(r['rank']):>2}  {r['provider']:<16} {int(r['n']):>5} {r['success_rate'] * 100:>7.1f}% "
-                f"{_fmt(r['p50_ms']):>9} {_fmt(r['p95_ms']):>9} {_fmt(r['ttfb_p50_ms']):>9}  {fails or '-'}"
-            )
-        lines.append(
-            f"  (percentiles over {int(rows['successes'].sum())} successes; success rate over "
-            f"{int(rows['n'].sum())} attempts)"
-        )
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+MESSAGE_CHARS = 200  # a provider's message is its own text: shown capped, never in full
+TOP_MESSAGES = 3  # per failure class
+_CLASS_PREFIX = re.compile(rf"^(?:{'|'.join(FAILURE_CLASSES)}): ")
 
 
-def _fmt(value) -> str:
-    return (
-        "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:,.0f}"
+def short_message(text) -> str:
+    """A stored failure message as shown: one line, without its class prefix, capped."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return "(no message)"
+    text = _CLASS_PREFIX.sub("", " ".join(str(text).split()))
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def failure_messages(
+    attempts: pd.DataFrame, by: tuple[str, ...] = ("model", "provider"), top: int = TOP_MESSAGES
+) -> pd.DataFrame:
+    """The commonest messages of each failure class per group: *by, failure_class, message, count.
+
+    Rows come in group order, then in the failure classes' order, then by count (most first) and
+    message; `top` messages per group and class.
+    """
+    columns = [*by, "failure_class", "message", "count"]
+    if attempts.empty or "error" not in attempts:
+        return pd.DataFrame(columns=columns)
+    frame = attempts[~attempts["warmup"].astype(bool)] if "warmup" in attempts else attempts
+    failed = frame[~frame["ok"].astype(bool) & frame["failure_class"].notna()]
+    if failed.empty:
+        return pd.DataFrame(columns=columns)
+    # Each distinct stored text shortened once: a store repeats the same few messages many times.
+    codes, distinct = pd.factorize(failed["error"].astype(object), use_na_sentinel=False)
+    shortened = np.array([short_message(t) for t in distinct], dtype=object)
+    rows = pd.DataFrame(
+        {
+            **{key: failed[key].astype(str).to_numpy() for key in by},
+            "failure_class": failed["failure_class"].astype(str).to_numpy(),
+            "message": shortened[codes],
+        }
     )
+    counted = rows.groupby([*by, "failure_class", "message"], sort=False).size()
+    counted = counted.reset_index(name="count")
+    order = {c: k for k, c in enumerate(FAILURE_CLASSES)}
+    counted["_class"] = counted["failure_class"].map(order)
+    counted["_count"] = -counted["count"]
+    counted = counted.sort_values([*by, "_class", "_count", "message"], kind="stable")
+    counted = counted.groupby([*by, "failure_class"], sort=False).head(top)
+    return counted[columns].reset_index(drop=True)
+
+
+def messages_by_class(messages: pd.DataFrame, **where) -> dict[str, list[dict]]:
+    """{failure class: [{message, count}, ...]} for the rows matching `where` (e.g. provider="fal")."""
+    rows = messages
+    for key, value in where.items():
+        rows = rows[rows[key] == value]
+    out: dict[str, list[dict]] = {}
+    for row in rows.itertuples(index=False):
+        out.setdefault(row.failure_class, []).append(
+            {"message": row.message, "count": int(row.count)}
+        )
+    return out
+
+
+WINDOW_UNITS = {"d": "day", "h": "hour", "m": "minute"}
+
+
+def describe_window(text: str | None) -> str:
+    """'30d' -> 'the last 30 days', '1h' -> 'the last hour', 'all' -> 'all time'."""
+    if text is None or text == "all":
+        return "all time"
+    match = WINDOW_RE.match(text.strip())
+    if not match:
+        return text
+    number, unit = int(match.group(1)), WINDOW_UNITS[match.group(2)]
+    return f"the last {unit}" if number == 1 else f"the last {number} {unit}s"

@@ -66,9 +66,7 @@ def test_demo_subset_then_stats_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ARENA_DEMO_CHALLENGES", "bald-man,vintage-cafe-logo")
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "completed; 5 attempt(s), 5 succeeded" in out and "identity: fastest through local" in out
-    )
+    assert "completed; 5 attempts, 5 succeeded" in out and "identity: fastest through local" in out
     assert str(tmp_path / "d" / "arena.db") in out
     assert main(["stats", "--json", "--window", "1h"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from arena.cli import main
 from arena.config import project_root
@@ -39,15 +40,23 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 # --- arena providers ------------------------------------------------------------------------------
 
 
+def cells(out: str, first: str) -> list[str]:
+    """The cells of the table row that starts with `first` (columns are 3 spaces apart)."""
+    (line,) = [line for line in out.splitlines() if line.startswith(first + "  ")]
+    return re.split(r"\s{2,}", line.strip())
+
+
 def test_providers_lists_the_demo_provider_its_models_and_parameter_handling(capsys):
     code, out, _ = run(capsys, "providers")
     assert code == 0
     assert out.startswith("local [baseline]: protocol local")
+    assert cells(out, "model")[:4] == ["model", "id", "tasks", "price"]
     for model in ("identity", "cartoon-filter", "night-grade", "prompt-card", "palette-gradient"):
-        assert f"    {model} (id " in out
+        assert cells(out, model)[0] == model
+    assert cells(out, "identity")[1:4] == ["identity", "edit", "free"]
     assert "prices starting from free" in out
-    assert "aspect_ratio        converted -> size" in out  # the local server takes WxH only
-    assert "anything else       passthrough" in out
+    assert cells(out, "aspect_ratio")[:3] == ["aspect_ratio", "converted", "size"]  # WxH only
+    assert cells(out, "anything else") == ["anything else", "passthrough", "sent as given"]
 
 
 def test_providers_json_is_machine_readable(capsys):
@@ -74,10 +83,16 @@ def test_providers_shows_capabilities_and_the_cheapest_price_but_never_the_key(
     assert code == 0
     assert "key $ARENA_TEST_XAI_KEY (set)" in out and "xai-very-secret-value" not in out
     assert "prices starting from $0.02/image" in out  # the cheapest tier of any model
-    assert "grok-imagine (id grok-imagine-image; text-to-image, edit): from $0.02/image" in out
-    assert "(1K $0.02/image, 2K $0.07/image)" in out
-    assert "takes ratio: aspect_ratios: 1:1, 16:9, 9:19.5; resolutions: 1K, 2K" in out
-    assert "size                converted -> aspect_ratio + resolution" in out
+    row = cells(out, "grok-imagine")
+    assert row[:4] == [
+        "grok-imagine",
+        "grok-imagine-image",
+        "text-to-image, edit",
+        "from $0.02/image (1K $0.02/image, 2K $0.07/image)",
+    ]
+    assert row[4].startswith("ratio: aspect_ratios: 1:1, 16:9, 9:19.5; resolutions: 1K, 2K")
+    assert cells(out, "size")[:3] == ["size", "converted", "aspect_ratio + resolution"]
+    assert cells(out, "stream")[:2] == ["stream", "unsupported"]  # xAI answers in one reply
     _, out, _ = run(capsys, "providers", "--json", "--config", str(config))
     (xai,) = json.loads(out)
     assert [m["starting_price_usd"] for m in xai["models"]] == [0.02, 0.05]
@@ -100,7 +115,7 @@ def test_probe_runs_one_request_against_the_local_server_and_breaks_down_its_tim
     code, out, _ = run(capsys, "probe", "identity@local", "--challenge", "bald-man")
     assert code == 0
     assert out.startswith("probe identity@local with challenge bald-man (edit)")
-    assert "result:  OK: 1 image(s), first 512x512 PNG" in out
+    assert "result:  OK: 1 image, first 512x512 PNG" in out
     for label in ("ttfb:", "download:", "generation:", "queue:"):
         assert f"  {label}" in out
     assert " ms " in out.split("generation:")[1]  # a measured number, not "-"

@@ -119,7 +119,7 @@ def test_api_key_is_read_from_the_environment_only(monkeypatch, tmp_path):
         (
             lambda t: t.replace("max_concurrency = 3", 'max_concurrency = "many"', 1),
             "providers.openai.max_concurrency",
-            "must be a int",
+            "must be an integer",
         ),
         (
             lambda t: t.replace("max_concurrency = 3", "max_concurency = 3", 1),
@@ -188,7 +188,13 @@ def test_config_knows_exactly_the_protocols_that_have_adapters():
         cls = adapter_class(protocol)
         assert cls.__name__.endswith("Adapter") and cls.protocol == protocol
         assert FACTS[protocol].needs_key == cls.needs_key
-    assert FACTS["local"] == ProtocolFacts(needs_key=False, baseline=True, base_url_required=False)
+    assert FACTS["local"] == ProtocolFacts(
+        needs_key=False,
+        baseline=True,
+        base_url_required=False,
+        parameters=adapter_class("local").parameters,
+    )
+    assert FACTS["xai"].parameters["stream"].kind == "unsupported"
 
 
 def test_a_protocol_that_sends_a_key_needs_api_key_env(tmp_path):

@@ -298,7 +298,7 @@ def test_bad_request_values_name_the_parameter_and_value(field, kwargs, value):
         ({"resolutions": ["huge"]}, "capabilities.resolutions", "'huge'"),
         ({"sizes": ["1024x1024"], "aspect_ratios": ["1:1"]}, "capabilities", "either"),
         ({"size_multiple": 0}, "capabilities.size_multiple", "at least 1"),
-        ({"size_multiple": 1.5}, "capabilities.size_multiple", "must be a int"),
+        ({"size_multiple": 1.5}, "capabilities.size_multiple", "must be an integer"),
         ({"min_px": 512, "max_px": 256}, "capabilities.min_px", "larger than max_px"),
     ],
 )

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arena.errors import ArenaError
-from arena.stats import format_table, headline, parse_window, provider_table, records
+from arena.stats import headline, parse_window, provider_table, records
 
 
 def _attempts(rows):
@@ -53,7 +53,6 @@ def test_table_ranks_by_median_and_counts_failures():
         and rec[2]["failures"]["server_error"] == 2
         and rec[0]["success_rate"] == 0.75
     )
-    assert "fast" in format_table(table) and "75.0%" in format_table(table)
 
 
 def test_warmups_are_excluded():
@@ -66,7 +65,6 @@ def test_warmups_are_excluded():
 
 def test_empty_is_explained():
     assert provider_table(pd.DataFrame()).empty
-    assert "no attempts" in format_table(provider_table(pd.DataFrame()))
 
 
 @pytest.mark.parametrize(

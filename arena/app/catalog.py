@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from arena.config import Settings
-from arena.params import PROTOCOLS_SHAPE_NOTE, handling_table, parse_capabilities
+from arena.params import handling_table, parse_capabilities
 from arena.providers import adapter_class, route_capabilities
 
 
@@ -36,6 +36,7 @@ def provider_catalog(settings: Settings) -> list[dict]:
                         # The adapter's table, when the route declares none and it applies instead.
                         "default_capabilities": None if route.capabilities else dict(applied),
                         "takes": caps.form(adapter.shape_form),
+                        "params": dict(route.params),
                     }
                 )
         prices = [m["starting_price_usd"] for m in models if m["starting_price_usd"] is not None]
@@ -60,64 +61,3 @@ def provider_catalog(settings: Settings) -> list[dict]:
             }
         )
     return catalog
-
-
-def _price(value: float | None) -> str:
-    if value is None:
-        return "price not set"
-    return "free" if value == 0 else f"${value:.4g}/image"
-
-
-def _capabilities(model: dict) -> str:
-    caps = model["capabilities"] or model["default_capabilities"]
-    if not caps:
-        return f"no capability table: {PROTOCOLS_SHAPE_NOTE[model['takes']]}"
-    parts = []
-    for key, value in caps.items():
-        shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-        parts.append(f"{key}: {shown}")
-    default = "" if model["capabilities"] else "the protocol's default table: "
-    return default + "; ".join(parts)
-
-
-def format_catalog(catalog: list[dict]) -> str:
-    """The catalog as text for a terminal."""
-    lines = []
-    for provider in catalog:
-        where = provider["base_url"] or "started on loopback on demand"
-        key = provider["api_key_env"]
-        key_text = (
-            f"key ${key} ({'set' if provider['api_key_set'] else 'NOT set'})" if key else "no key"
-        )
-        label = " [baseline]" if provider["baseline"] else ""
-        starting = provider["starting_price_usd"]
-        lines.append(
-            f"{provider['name']}{label}: protocol {provider['protocol']}, {where}, {key_text}"
-        )
-        lines.append(
-            f"  limits: {provider['rate_limit_per_s']:g} req/s, {provider['max_concurrency']} at once, "
-            f"timeout {provider['timeout_s']:g} s; prices starting from {_price(starting)}"
-        )
-        lines.append("  models:")
-        for model in provider["models"]:
-            tiers = model["price_usd_by_tier"]
-            tier_text = (
-                f" ({', '.join(f'{t} {_price(p)}' for t, p in tiers.items())})" if tiers else ""
-            )
-            lines.append(
-                f"    {model['model']} (id {model['model_id']}; {', '.join(model['tasks'])}): "
-                f"from {_price(model['starting_price_usd'])}{tier_text}"
-            )
-            lines.append(f"      takes {model['takes']}: {_capabilities(model)}")
-        lines.append("  parameters:")
-        for param, handling in provider["parameters"].items():
-            sent = (
-                f" -> {handling['sent_as']}"
-                if handling["sent_as"] and handling["sent_as"] != param
-                else ""
-            )
-            note = f" ({handling['note']})" if handling["note"] else ""
-            lines.append(f"    {param:<19} {handling['kind']}{sent}{note}")
-        lines.append(f"    {'anything else':<19} passthrough (sent as given)")
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from arena.app.runs import local_providers
-from arena.challenges import load_challenges
+from arena.challenges import check_params_on_route, load_challenges
 from arena.config import Route, Settings
 from arena.errors import ConfigError
 from arena.harness import CallResult, build_request, call_adapter, make_client
@@ -76,6 +76,7 @@ def probe(
     provider = settings.providers[route.provider]
     source = f"challenge {challenge.slug} on {route.target}"
     adapter_cls = adapter_class(provider.protocol)
+    check_params_on_route(challenge, route.target, provider.protocol, adapter_cls.parameters)
     capabilities = route_capabilities(route.capabilities, adapter_cls)
     request = normalize_request(
         build_request(challenge, route), capabilities, adapter_cls.shape_form, source
@@ -149,7 +150,7 @@ def format_probe(result: ProbeResult) -> str:
     if result.ok:
         cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
         lines.append(
-            f"  result:  OK: {result.images} image(s), first {result.width}x{result.height} "
+            f"  result:  OK: {result.images} image{'' if result.images == 1 else 's'}, first {result.width}x{result.height} "
             f"{result.format}, {result.size_bytes} bytes; cost {cost}"
         )
     else:

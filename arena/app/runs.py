@@ -118,7 +118,7 @@ def _plan_and_execute(
                 id=new_run_id(),
                 status="planned",
                 config_source=settings.source,
-                settings_json=store.settings_snapshot(settings),
+                settings_json=store.settings_snapshot(settings, all_challenges),
                 max_cost_usd=max_cost_usd,
                 samples=settings.samples,
             ),

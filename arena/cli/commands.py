@@ -50,11 +50,9 @@ def cmd_challenges(args) -> int:
             ]
         )
         return 0
-    for c in challenges:
-        sources = (
-            f"  sources: {', '.join(p.name for p in c.source_images)}" if c.source_images else ""
-        )
-        print(f"{c.slug:<24} {c.kind:<14} {c.category:<16} {c.title}{sources}")
+    from arena.cli.tables import challenges_table, emit
+
+    emit([challenges_table(challenges)])
     return 0
 
 
@@ -63,6 +61,9 @@ def cmd_validate(args) -> int:
 
     settings = _settings(args)
     challenges = load_challenges(settings.challenges_dir, list(settings.challenges) or None)
+    from arena.harness import plan_jobs
+
+    plan_jobs(settings, challenges)  # what a run checks before storing its plan (challenge params)
     missing_keys = sorted(
         {
             p.api_key_env
@@ -70,9 +71,11 @@ def cmd_validate(args) -> int:
             if p.api_key_env and not os.environ.get(p.api_key_env)
         }
     )
+    from arena.cli.tables import plural
+
     print(
-        f"config OK: {settings.source}: {len(settings.providers)} provider(s), {len(settings.models)} model(s), "
-        f"{len(settings.routes)} route(s)"
+        f"config OK: {settings.source}: {plural(len(settings.providers), 'provider')}, "
+        f"{plural(len(settings.models), 'model')}, {plural(len(settings.routes), 'route')}"
     )
     print(f"challenges OK: {len(challenges)} in {settings.challenges_dir}")
     print(f"database: {_safe_url(settings.database_url)}; data dir: {settings.data_dir}")
@@ -121,7 +124,9 @@ class _Progress:
         self.task = None
 
     def planned(self, run_id: str, jobs: int) -> None:
-        self.console.print(f"run {run_id}: {jobs} job(s) to do")
+        from arena.cli.tables import plural
+
+        self.console.print(f"run {run_id}: {plural(jobs, 'job')} to do")
         self.progress.start()
         self.task = self.progress.add_task("generating", total=jobs, ok=0, failed=0)
 
@@ -158,9 +163,12 @@ def _run(settings, args, challenges=None):
 
 
 def _print_run(report) -> None:
+    from arena.cli.tables import plural
+
     o = report.outcome
     print(
-        f"run {report.run_id}: {report.status}; {o.attempted} attempt(s), {o.succeeded} succeeded, {o.failed} failed"
+        f"run {report.run_id}: {report.status}; {plural(o.attempted, 'attempt')}, "
+        f"{o.succeeded} succeeded, {o.failed} failed"
         + (
             f" ({', '.join(f'{k} {v}' for k, v in sorted(o.failures.items()))})"
             if o.failures
@@ -170,7 +178,7 @@ def _print_run(report) -> None:
     )
     if o.budget_stopped:
         print(
-            f"budget reached: stopped scheduling with {report.summary['pending']} job(s) not run; "
+            f"budget reached: stopped scheduling with {plural(report.summary['pending'], 'job')} not run; "
             f"raise --max-cost and run `arena run --resume {report.run_id}` to finish"
         )
 
@@ -269,16 +277,25 @@ def _print_stats(settings, args, run_id=None) -> None:
     since = stats.window_start(window, datetime.now(UTC))
     attempts = store.read_attempts(engine, since=since, model=args.model, run_id=run_id)
     table = stats.provider_table(attempts)
+    messages = stats.failure_messages(attempts)
     if args.json:
-        _print_json(stats.records(table))
+        rows = stats.records(table)
+        for row in rows:  # the provider's own words for each failure class, commonest first
+            row["failure_messages"] = stats.messages_by_class(
+                messages, model=row["model"], provider=row["provider"]
+            )
+        _print_json(rows)
     else:
-        scope = (
-            f"run {run_id}"
-            if run_id
-            else ("all time" if window is None else f"the last {args.window}")
+        from arena.cli.tables import emit, stats_renderables
+
+        scope = f"run {run_id}" if run_id else stats.describe_window(args.window)
+        hint = "no attempts in this window: run `arena run` (or `arena demo`) first"
+        emit(
+            [
+                f"provider performance over {scope}:",
+                *stats_renderables(table, messages, stats.headline, hint),
+            ]
         )
-        print(f"provider performance over {scope}:")
-        print(stats.format_table(table))
 
 
 def cmd_stats(args) -> int:
@@ -290,13 +307,16 @@ def cmd_stats(args) -> int:
 
 
 def cmd_providers(args) -> int:
-    from arena.app.catalog import format_catalog, provider_catalog
+    from arena.app.catalog import provider_catalog
 
     catalog = provider_catalog(_settings(args))
     if args.json:
         _print_json(catalog)
     else:
-        print(format_catalog(catalog), end="")
+        from arena.cli.tables import catalog_renderables, emit
+        from arena.params import PROTOCOLS_SHAPE_NOTE
+
+        emit(catalog_renderables(catalog, PROTOCOLS_SHAPE_NOTE))
     return 0
 
 
@@ -315,7 +335,7 @@ def cmd_probe(args) -> int:
 
 
 def cmd_ratings(args) -> int:
-    from arena.ratings import RatingOptions, boards_records, compute_boards, format_boards_text
+    from arena.ratings import RatingOptions, boards_records, compute_boards
 
     if args.votes:
         from arena.ratings.frames import read_votes_file
@@ -341,7 +361,9 @@ def cmd_ratings(args) -> int:
         records = boards_records(boards, by=args.by)
         _print_json(records)
     else:
-        print(format_boards_text(boards, by=args.by))
+        from arena.cli.tables import boards_renderables, emit
+
+        emit(boards_renderables(boards, by=args.by))
     return 0
 
 
@@ -425,9 +447,11 @@ def cmd_serve(args) -> int:
         settings, options_from_env()
     )  # makes every missing blind derivative once, here
     pool = app.state.voting.pool
+    from arena.cli.tables import plural
+
     print(
-        f"voting page on http://{args.host}:{args.port}/ ({len(pool.outputs)} output(s) over "
-        f"{len(pool.challenges)} challenge(s); store {_safe_url(settings.database_url)}); Ctrl-C to stop",
+        f"voting page on http://{args.host}:{args.port}/ ({plural(len(pool.outputs), 'output')} over "
+        f"{plural(len(pool.challenges), 'challenge')}; store {_safe_url(settings.database_url)}); Ctrl-C to stop",
         flush=True,
     )
     common = {

@@ -9,11 +9,56 @@ from arena import __version__
 from arena.cli import commands
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help with each option's default shown, and the examples kept line by line.
+
+    argparse.ArgumentDefaultsHelpFormatter would also print "(default: None)" and "(default:
+    False)"; an option without a value of its own says in its help what happens instead.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):  # one command a line, as a user would type it
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            not action.option_strings
+            or action.default in (None, False, argparse.SUPPRESS)
+            or "default" in text
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(sub, name: str, help: str, description: str, examples: tuple[str, ...], **kwargs):
+    """A subcommand whose --help has a description, every default and examples."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=_examples(*examples),
+        formatter_class=HelpFormatter,
+        **kwargs,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="arena",
         description="Benchmark image generation and editing models "
         "across providers, and rank them by blind votes.",
+        epilog=_examples(
+            "arena demo                    # every challenge against the local baseline provider",
+            "arena run --max-cost 2        # every challenge x model@provider, within a budget",
+            "arena COMMAND --help          # what one command does, its options and examples",
+        ),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"arena {__version__}")
     common = argparse.ArgumentParser(add_help=False)
@@ -23,148 +68,228 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
-        "demo", parents=[common], help="run every challenge against the local baseline provider"
+    p = _command(
+        sub,
+        "demo",
+        "run every challenge against the local baseline provider",
+        "Run every shipped challenge against the built-in local baseline provider (no keys, no "
+        "internet), print the provider table and build the report.",
+        ("arena demo", "arena demo --out /tmp/arena-site"),
+        parents=[common],
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("reports"),
-        help="where the report is built (default reports/)",
-    )
+    p.add_argument("--out", type=Path, default=Path("reports"), help="where the report is built")
     p.set_defaults(func=commands.cmd_demo)
 
-    p = sub.add_parser(
-        "report", parents=[common], help="rebuild the static HTML report site from the store"
+    p = _command(
+        sub,
+        "report",
+        "rebuild the static HTML report site from the store",
+        "Rebuild the static HTML site from the store: the leaderboards, a page per model, "
+        "challenge and provider, the charts and the downloads.",
+        ("arena report", "arena report --out public/"),
+        parents=[common],
     )
-    p.add_argument(
-        "--out", type=Path, default=Path("reports"), help="output folder (default reports/)"
-    )
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
     p.set_defaults(func=commands.cmd_report)
 
-    p = sub.add_parser(
-        "nightly", parents=[common], help="run the configured challenges, then rebuild the report"
+    p = _command(
+        sub,
+        "nightly",
+        "run the configured challenges, then rebuild the report",
+        "Run the configured challenges, then rebuild the report: the job cron or a systemd "
+        "timer starts every night.",
+        (
+            "arena nightly --max-cost 5",
+            "arena nightly --config /etc/arena/arena.toml --out /srv/www",
+        ),
+        parents=[common],
     )
-    p.add_argument(
-        "--out", type=Path, default=Path("reports"), help="output folder (default reports/)"
-    )
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
     p.add_argument(
         "--max-cost",
         type=_non_negative,
         metavar="USD",
-        help="stop scheduling once the next job would pass this budget",
+        help="stop scheduling once the next job would pass this budget (default: no budget)",
     )
     p.set_defaults(func=commands.cmd_nightly)
 
-    p = sub.add_parser(
-        "run", parents=[common], help="run the configured challenges against every configured model"
+    p = _command(
+        sub,
+        "run",
+        "run the configured challenges against every configured model",
+        "Plan a run (challenge x model@provider x sample) into the store and execute it; an "
+        "interrupted run picks up where it stopped with --resume.",
+        (
+            "arena run --max-cost 2",
+            "arena run --challenge bald-man --samples 3",
+            "arena run --resume last",
+        ),
+        parents=[common],
     )
     p.add_argument(
-        "--resume", metavar="RUN_ID", help="finish an interrupted run (an id, or 'last')"
+        "--resume",
+        metavar="RUN_ID",
+        help="finish an interrupted run (an id, or 'last') (default: plan a new run)",
     )
     p.add_argument(
         "--max-cost",
         type=_non_negative,
         metavar="USD",
-        help="stop scheduling once the next job would pass this budget",
+        help="stop scheduling once the next job would pass this budget (default: no budget)",
     )
     p.add_argument(
         "--samples",
         type=_positive_int,
-        help="images per challenge and model@provider (default: config)",
+        help="images per challenge and model@provider (default: the config's samples)",
     )
     p.add_argument(
-        "--challenge", action="append", metavar="SLUG", help="only this challenge (repeatable)"
+        "--challenge",
+        action="append",
+        metavar="SLUG",
+        help="only this challenge, repeatable (default: the config's challenges)",
     )
     p.set_defaults(func=commands.cmd_run)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "stats",
+        "provider performance: p50/p95 generation time, TTFB, success rate",
+        "Per model, the provider table: p50/p95 generation time, success rate, TTFB, failure "
+        "classes and the providers' commonest failure messages.",
+        ("arena stats", "arena stats --window 12h --model gpt-image-1", "arena stats --json"),
         parents=[common],
-        help="provider performance: p50/p95 generation time, TTFB, success rate",
     )
-    p.add_argument(
-        "--window", default="30d", help="time window: 30d, 12h, 90m or all (default 30d)"
-    )
-    p.add_argument("--model", help="only this model")
+    p.add_argument("--window", default="30d", help="time window: 30d, 12h, 90m or all")
+    p.add_argument("--model", help="only this model (default: every model)")
     p.add_argument("--json", action="store_true", help="one JSON object per model and provider")
     p.set_defaults(func=commands.cmd_stats)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "ratings",
+        "Bradley-Terry ratings (Elo scale) with 95%% intervals from the votes",
+        "The text-to-image and edit boards: Bradley-Terry ratings on the Elo scale with 95% "
+        "intervals, ranks and vote counts, from the store or a released votes file.",
+        ("arena ratings", "arena ratings --by category", "arena ratings --votes votes.csv --json"),
         parents=[common],
-        help="Bradley-Terry ratings (Elo scale) with 95%% intervals from the votes",
     )
     p.add_argument(
         "--votes",
         metavar="FILE",
-        help="a CSV or JSONL file of votes (model_a, model_b, winner, ...); default: the store",
+        help="a CSV or JSONL file of votes (model_a, model_b, winner, ...) (default: the store)",
     )
-    p.add_argument("--task", choices=["text-to-image", "edit"], help="only this task's board")
     p.add_argument(
-        "--by", choices=["category", "challenge"], help="one board per category or challenge"
+        "--task",
+        choices=["text-to-image", "edit"],
+        help="only this task's board (default: both tasks)",
+    )
+    p.add_argument(
+        "--by",
+        choices=["category", "challenge"],
+        help="one board per category or challenge (default: one board per task)",
     )
     p.add_argument(
         "--ties",
         choices=["half", "drop", "davidson"],
         default="half",
-        help="how ties count (default: half a win)",
+        help="how ties count (default: half, half a win each)",
     )
     p.add_argument(
         "--both-bad",
         choices=["tie", "drop"],
         default="tie",
-        help="how 'both bad' counts (default: a tie)",
+        help="how 'both bad' counts (default: tie)",
     )
     p.add_argument(
-        "--anchor", metavar="MODEL", help="pin this model at 1000 instead of centring the board"
+        "--anchor",
+        metavar="MODEL",
+        help="pin this model at 1000 (default: the average model sits at 1000)",
     )
-    p.add_argument("--intervals", choices=["bootstrap", "closed_form"], default="bootstrap")
     p.add_argument(
-        "--rounds", type=_positive_int, default=1000, help="bootstrap rounds (default 1000)"
+        "--intervals",
+        choices=["bootstrap", "closed_form"],
+        default="bootstrap",
+        help="how the 95%% intervals are computed",
     )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0: reproducible)")
+    p.add_argument("--rounds", type=_positive_int, default=1000, help="bootstrap rounds")
+    p.add_argument(
+        "--seed", type=int, default=0, help="bootstrap seed (default: 0, so reruns agree)"
+    )
     p.add_argument(
         "--min-votes", type=int, default=30, help="below this a model is marked preliminary"
     )
     p.add_argument("--json", action="store_true", help="one object per board, with one per model")
     p.set_defaults(func=commands.cmd_ratings)
 
-    p = sub.add_parser("challenges", parents=[common], help="list the challenges")
+    p = _command(
+        sub,
+        "challenges",
+        "list the challenges",
+        "List the challenges: slug, kind, category, title and source images.",
+        ("arena challenges", "arena challenges --json"),
+        parents=[common],
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=commands.cmd_challenges)
 
-    p = sub.add_parser(
-        "validate", parents=[common], help="check the config and every challenge file"
+    p = _command(
+        sub,
+        "validate",
+        "check the config and every challenge file",
+        "Check the config and every challenge file, and each challenge's params against the "
+        "routes that would run it, without sending a request; warn about unset key variables.",
+        ("arena validate", "arena validate --config arena.toml"),
+        parents=[common],
     )
     p.set_defaults(func=commands.cmd_validate)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "providers",
+        "providers, models, capabilities, prices, parameter handling",
+        "List every configured provider: its endpoint, whether its key variable is set (never "
+        "the key), its limits, its models with their capability tables, prices and params, and "
+        "how each request parameter is handled on its protocol.",
+        ("arena providers", "arena providers --config arena.toml --json"),
         parents=[common],
-        help="providers, models, capabilities, prices, parameter handling",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=commands.cmd_providers)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "probe",
+        "send one request to MODEL@PROVIDER and show its timing breakdown",
+        "Send one challenge's request, normalized for the model, to MODEL@PROVIDER and show how "
+        "it went and where the time went; nothing is stored. Exit 1 when the provider failed.",
+        (
+            "arena probe identity@local --challenge bald-man",
+            "arena probe gpt-image-1@openai --challenge bald-man --out hair.png",
+        ),
         parents=[common],
-        help="send one request to MODEL@PROVIDER and show its timing breakdown",
     )
-    p.add_argument("target", metavar="MODEL@PROVIDER")
+    p.add_argument(
+        "target", metavar="MODEL@PROVIDER", help="the route to call, e.g. identity@local"
+    )
     p.add_argument(
         "--challenge", required=True, metavar="SLUG", help="the challenge whose request is sent"
     )
-    p.add_argument("--out", type=Path, metavar="PATH", help="save the returned image here")
+    p.add_argument(
+        "--out", type=Path, metavar="PATH", help="save the returned image here (default: not saved)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=commands.cmd_probe)
 
-    p = sub.add_parser(
-        "serve", parents=[common], help="serve the blind voting page and its JSON API"
+    p = _command(
+        sub,
+        "serve",
+        "serve the blind voting page and its JSON API",
+        "Serve the blind voting page, its JSON API and the live leaderboard.",
+        ("arena serve", "arena serve --host 0.0.0.0 --port 8080 --workers 4   # on PostgreSQL"),
+        parents=[common],
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_positive_int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=_positive_int, default=8000, help="port to listen on")
     p.add_argument(
         "--workers",
         type=_positive_int,
@@ -173,24 +298,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands.cmd_serve)
 
-    p = sub.add_parser("db", help="the database's schema: its revision, its upgrade, the revisions")
+    p = _command(
+        sub,
+        "db",
+        "the database's schema: its revision, its upgrade, the revisions",
+        "The database's schema: its current revision, an upgrade to this arena's newest, and the "
+        "list of revisions.",
+        ("arena db current", "arena db upgrade --config arena.toml", "arena db history"),
+    )
     db = p.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
-    q = db.add_parser(
-        "current", parents=[common], help="the database's schema revision, and whether it is behind"
+    q = _command(
+        db,
+        "current",
+        "the database's schema revision, and whether it is behind",
+        "Print the database (without its password) and its schema revision, and whether it is "
+        "behind this arena's newest.",
+        ("arena db current", "arena db current --config arena.toml"),
+        parents=[common],
     )
     q.set_defaults(func=commands.cmd_db_current)
-    q = db.add_parser(
+    q = _command(
+        db,
         "upgrade",
+        "upgrade the database to this arena's newest revision (opening it does so too)",
+        "Upgrade the database's schema to this arena's newest revision; any command that opens "
+        "the database does so too.",
+        ("arena db upgrade", "ARENA_DATABASE_URL=postgresql://arena@db/arena arena db upgrade"),
         parents=[common],
-        help="upgrade the database to this arena's newest revision (opening it does so too)",
     )
     q.set_defaults(func=commands.cmd_db_upgrade)
-    q = db.add_parser("history", help="every schema revision, oldest first, with what it does")
+    q = _command(
+        db,
+        "history",
+        "every schema revision, oldest first, with what it does",
+        "List every schema revision this arena knows, oldest first, with what each one does.",
+        ("arena db history",),
+    )
     q.set_defaults(func=commands.cmd_db_history)
 
-    p = sub.add_parser("local-provider", help="serve the local baseline provider alone")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_positive_int, default=8100)
+    p = _command(
+        sub,
+        "local-provider",
+        "serve the local baseline provider alone",
+        "Serve the local baseline provider alone: the OpenAI images API on loopback with honest "
+        "baseline models, for pointing another tool at it.",
+        ("arena local-provider", "arena local-provider --port 8101 --delay 2"),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=_positive_int, default=8100, help="port to listen on")
     p.add_argument(
         "--delay",
         type=_non_negative,
@@ -206,9 +361,9 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text!r}")
     return value
 
 
@@ -216,7 +371,7 @@ def _non_negative(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
     return value

@@ -9,6 +9,7 @@ import httpx
 
 from arena.errors import ProviderError
 from arena.params import (
+    NO_STREAMING,
     OUTPUT_EMULATED,
     SHAPE_AS_RATIO,
     Handling,
@@ -30,6 +31,7 @@ class BFLAdapter(QueuedAdapter):
     needs_key = True
     shape_form = "ratio"
     parameters = {
+        **NO_STREAMING,
         **SHAPE_AS_RATIO,
         "size": Handling(
             "converted", "width + height or aspect_ratio", "FLUX.2 takes pixels, Kontext ratios"

@@ -8,6 +8,7 @@ import httpx
 
 from arena.errors import ProviderError
 from arena.params import (
+    NO_STREAMING,
     OUTPUT_EMULATED,
     SHAPE_AS_RATIO,
     Handling,
@@ -39,6 +40,7 @@ class FalAdapter(QueuedAdapter):
     needs_key = True
     shape_form = "ratio"
     parameters = {
+        **NO_STREAMING,
         **SHAPE_AS_RATIO,
         "size": Handling(
             "converted",

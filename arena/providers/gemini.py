@@ -9,6 +9,7 @@ import httpx
 
 from arena.errors import ProviderError
 from arena.params import (
+    NO_STREAMING,
     OUTPUT_EMULATED,
     Handling,
     requested_pixels,
@@ -54,6 +55,7 @@ class GeminiAdapter(Adapter):
     needs_key = True
     shape_form = "ratio"
     parameters = {
+        **NO_STREAMING,
         "size": Handling(
             "converted", "imageConfig.aspectRatio + imageSize", "nearest supported ratio and tier"
         ),

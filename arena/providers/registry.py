@@ -87,6 +87,7 @@ def facts_of(cls) -> ProtocolFacts:
         needs_key=cls.needs_key,
         baseline=cls.baseline,
         base_url_required=cls.default_base_url is None,
+        parameters=dict(cls.parameters),
     )
 
 

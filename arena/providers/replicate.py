@@ -8,7 +8,7 @@ from datetime import datetime
 import httpx
 
 from arena.errors import ProviderError
-from arena.params import OUTPUT_EMULATED, SHAPE_AS_RATIO, Handling, requested_ratio
+from arena.params import NO_STREAMING, OUTPUT_EMULATED, SHAPE_AS_RATIO, Handling, requested_ratio
 from arena.providers.base import ImageRequest, ProviderReply, Stopwatch
 from arena.providers.queued import Job, Phase, QueuedAdapter
 from arena.providers.wire import decode_b64
@@ -39,6 +39,7 @@ class ReplicateAdapter(QueuedAdapter):
     needs_key = True
     shape_form = "ratio"
     parameters = {
+        **NO_STREAMING,
         **SHAPE_AS_RATIO,
         "n": Handling("emulated", "", "parallel predictions, one image each"),
         "output_format": Handling("passthrough", "input.output_format"),

@@ -5,7 +5,14 @@ from __future__ import annotations
 import httpx
 
 from arena.errors import ProviderError
-from arena.params import OUTPUT_EMULATED, SHAPE_AS_RATIO, Handling, requested_ratio, requested_tier
+from arena.params import (
+    NO_STREAMING,
+    OUTPUT_EMULATED,
+    SHAPE_AS_RATIO,
+    Handling,
+    requested_ratio,
+    requested_tier,
+)
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
 from arena.providers.wire import decode_b64, error_from_status, exchange, parse_json, stamp
 
@@ -20,6 +27,7 @@ class XAIAdapter(Adapter):
     needs_key = True
     shape_form = "ratio"
     parameters = {
+        **NO_STREAMING,
         **SHAPE_AS_RATIO,
         "resolution": Handling("converted", "resolution", "nearest tier, lower-case (1k, 2k)"),
         "n": Handling("passthrough", "n"),

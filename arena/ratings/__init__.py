@@ -5,7 +5,6 @@
     boards          leaderboards on the Elo scale: intervals, ranks, groups, JSON records
     matchups        head-to-head records, win and battle matrices, best-for, position bias
     history         online Elo, vote by vote in time order (ratings over time)
-    text            boards as aligned plain text
 
 No module here does I/O on the store or the network; anyone can recompute every board.
 """
@@ -34,7 +33,6 @@ from arena.ratings.matchups import (
     position_bias,
     win_matrix,
 )
-from arena.ratings.text import format_board_text, format_boards_text
 
 __all__ = [
     "BOARD_COLUMNS",
@@ -54,8 +52,6 @@ __all__ = [
     "compute_boards",
     "count_records",
     "elo_series",
-    "format_board_text",
-    "format_boards_text",
     "head_to_head",
     "online_elo",
     "position_bias",

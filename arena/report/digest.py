@@ -128,6 +128,10 @@ class AttemptDigest:
     newest_images: pd.DataFrame = field(
         default_factory=pd.DataFrame
     )  # model, challenge, provider, sha
+    # provider, failure_class, message, count: the commonest failure messages in the window
+    messages: pd.DataFrame = field(
+        default_factory=lambda: stats.failure_messages(pd.DataFrame(), by=("provider",))
+    )
 
 
 def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDigest:
@@ -136,7 +140,7 @@ def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDig
     if attempts.empty:
         return digest
     # Only the columns the tables read, labels as text (a copy of these few columns, not of the frame).
-    table_columns = ["ok", "generation_ms", "ttfb_ms", "download_ms", "cost_usd"]
+    table_columns = ["ok", "generation_ms", "ttfb_ms", "download_ms", "cost_usd", "error"]
     frame = attempts[[c for c in table_columns if c in attempts.columns]].assign(
         model=attempts["model"].astype(str),
         provider=attempts["provider"].astype(str),
@@ -151,6 +155,7 @@ def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDig
     inside = (started >= start).to_numpy()
     window = frame if inside.all() else frame[inside]
     digest.provider_rows = stats.provider_table(window)
+    digest.messages = stats.failure_messages(window, by=("provider",))
     # The same definitions per provider over all its models, and per provider per night: the
     # grouping key stats groups by is relabelled, so every figure still comes from stats.
     digest.provider_totals = stats.provider_table(window.assign(model="all"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from arena import stats
 from arena.ratings import RatingOptions, board_records
 
 # The downloads' format: bumped when a column or key is renamed, removed or changes meaning (adding
@@ -48,7 +49,11 @@ GENERATION_FIELDS = (
     "image_sha256",
     "width",
     "height",
+    "failure_message",  # the provider's words (or arena's) for a failure, one line, capped
 )
+# What generations.csv is written from: the stored columns, the failure message's source text
+# instead of the message (derived when the file is written).
+GENERATION_SOURCE_COLUMNS = (*GENERATION_FIELDS[:-1], "error")
 
 
 def _iso(values: pd.Series) -> np.ndarray:
@@ -119,9 +124,21 @@ def write_votes_csv(votes: pd.DataFrame, path: Path) -> int:
     return _write_csv(votes, VOTE_FIELDS, path)
 
 
+def failure_message_column(attempts: pd.DataFrame) -> pd.Series:
+    """Each failed attempt's message as the pages show it (stats.short_message); empty otherwise."""
+    if "error" not in attempts or attempts.empty:
+        return pd.Series([None] * len(attempts), index=attempts.index, dtype=object)
+    failed = ~attempts["ok"].astype(bool).to_numpy()
+    errors = attempts["error"].astype(object).where(failed)
+    codes, distinct = pd.factorize(errors)  # each distinct text shortened once; missing: -1
+    shortened = np.array([stats.short_message(t) for t in distinct] + [None], dtype=object)
+    return pd.Series(shortened[codes], index=attempts.index, dtype=object)
+
+
 def write_generations_csv(attempts: pd.DataFrame, path: Path) -> int:
     """One row per attempt (warm-ups left out), oldest first."""
-    return _write_csv(attempts, GENERATION_FIELDS, path, whole={"status_code", "width", "height"})
+    frame = attempts.assign(failure_message=failure_message_column(attempts))
+    return _write_csv(frame, GENERATION_FIELDS, path, whole={"status_code", "width", "height"})
 
 
 def leaderboard(

@@ -30,7 +30,7 @@ def vote_half(url: str, out_dir: str) -> VoteDigest:
 
 def read_attempts(engine: sa.Engine) -> pd.DataFrame:
     """Every attempt but warm-ups with the columns pages and generations.csv use, oldest first."""
-    columns = dict.fromkeys(downloads.GENERATION_FIELDS)  # ordered, no repeats
+    columns = dict.fromkeys(downloads.GENERATION_SOURCE_COLUMNS)  # ordered, no repeats
     attempts = store.read_attempts(engine, columns=list(columns), labels_as_categories=True)
     if attempts["started_at"].is_monotonic_increasing:  # ids follow time, as a harness writes them
         return attempts

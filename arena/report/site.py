@@ -614,7 +614,10 @@ class _Site:
             )
         failures = []
         if summary["totals"]:
-            failures = [(c, n) for c, n in summary["totals"]["failures"].items() if n]
+            said = stats.messages_by_class(self.a.messages, provider=provider)
+            failures = [
+                (c, n, said.get(c, [])) for c, n in summary["totals"]["failures"].items() if n
+            ]
         self._render(
             f"providers/{self.provider_slugs[provider]}.html",
             "provider.html",

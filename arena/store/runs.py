@@ -116,8 +116,11 @@ def run_summary(engine: sa.Engine, run_id: str) -> dict:
     return summary
 
 
-def settings_snapshot(settings) -> str:
-    """The providers and models of a run, as JSON, without any secret (only env var names)."""
+def settings_snapshot(settings, challenges=()) -> str:
+    """The providers and models of a run, as JSON, without any secret (only env var names).
+
+    Route and challenge `params` are included: config refuses a parameter named like a credential.
+    """
     data = {
         "providers": {
             name: {
@@ -146,6 +149,7 @@ def settings_snapshot(settings) -> str:
                         "model_id": r.model_id,
                         "price_usd": r.price_usd,
                         "price_usd_by_tier": r.price_usd_by_tier,
+                        "params": r.params,
                     }
                     for r in m.routes
                 ],
@@ -153,4 +157,7 @@ def settings_snapshot(settings) -> str:
             for name, m in settings.models.items()
         },
     }
+    challenge_params = {c.slug: c.params for c in challenges if c.params}
+    if challenge_params:
+        data["challenge_params"] = challenge_params
     return json.dumps(data, sort_keys=True)

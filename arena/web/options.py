@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from arena.errors import ConfigError
+from arena.errors import ConfigError, expected
 
 ENV_PREFIX = "ARENA_WEB_"
 
@@ -68,6 +68,6 @@ def options_from_env(environ: dict | None = None) -> WebOptions:
             values[field.name] = kind(text)
         except ValueError:
             raise ConfigError(
-                "environment", name, f"must be a {kind.__name__}, got {text!r}"
+                "environment", name, f"must be {expected(kind)}, got {text!r}"
             ) from None
     return WebOptions(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from importlib.metadata import EntryPoint
 
@@ -92,7 +93,7 @@ def plugin(monkeypatch):
 def test_the_registry_reads_a_plugins_facts_from_its_class(plugin):
     assert adapter_class("ink") is plugin
     assert protocol_facts()["ink"] == ProtocolFacts(
-        needs_key=True, baseline=False, base_url_required=True
+        needs_key=True, baseline=False, base_url_required=True, parameters=plugin.parameters
     )
     assert route_capabilities({}, plugin) == plugin.default_capabilities
     assert route_capabilities({"aspect_ratios": ["16:9"]}, plugin) == {"aspect_ratios": ["16:9"]}
@@ -119,11 +120,16 @@ def test_arena_providers_shows_the_plugins_own_handling_table(plugin, capsys, tm
     assert main(["providers", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "inkwell: protocol ink, https://ink.example/v1, key $ARENA_TEST_INK_KEY (set)" in out
-    assert "n                   renamed -> count (one call, many images)" in out
-    assert "output_format       emulated (always PNG; arena converts)" in out
-    assert "stream              passthrough (sent as given)" in out  # not in its table
-    assert "takes ratio: the protocol's default table: aspect_ratios: 1:1, 2:1, 1:2" in out
-    assert "takes ratio: aspect_ratios: 16:9, 1:1" in out  # a route's own table wins
+
+    def cells(first: str) -> list[str]:  # a table row's cells (columns are 3 spaces apart)
+        (line,) = [line for line in out.splitlines() if line.startswith(first + "  ")]
+        return re.split(r"\s{2,}", line.strip())
+
+    assert cells("n") == ["n", "renamed", "count", "one call, many images"]
+    assert cells("output_format") == ["output_format", "emulated", "always PNG; arena converts"]
+    assert cells("stream") == ["stream", "passthrough", "sent as given"]  # not in its table
+    assert "ratio: the protocol's default table: aspect_ratios: 1:1, 2:1, 1:2" in out
+    assert "ratio: aspect_ratios: 16:9, 1:1" in out  # a route's own table wins
     assert "ink-secret-value" not in out
     assert main(["providers", "--json", "--config", str(config)]) == 0
     (inkwell,) = json.loads(capsys.readouterr().out)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from arena.cli.tables import board_table, boards_renderables, plain
 from arena.errors import VoteDataError
 from arena.ratings import (
     BOARD_COLUMNS,
@@ -16,8 +17,6 @@ from arena.ratings import (
     boards_records,
     compute_board,
     compute_boards,
-    format_board_text,
-    format_boards_text,
     tally_votes,
 )
 from arena.ratings.frames import read_votes_file
@@ -145,7 +144,7 @@ def test_disconnected_groups_are_reported_separately():
     for _, group in board.groupby("group"):
         assert group["rating"].mean() == pytest.approx(1000.0)
         assert group["rank"].min() == 1
-    assert "never met" in format_board_text(board)
+    assert "never met" in plain(board_table(board))
 
 
 @pytest.mark.parametrize("outcome", ["left", "right"])
@@ -287,7 +286,7 @@ def test_boards_per_task_and_category():
 def test_text_and_json_output():
     votes = votes_frame(cycle_votes())
     board = compute_board(votes, CLOSED)
-    text = format_board_text(board)
+    text = plain(board_table(board))
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["rank", "model", "rating"]
     for model in board["model"]:
@@ -300,26 +299,9 @@ def test_text_and_json_output():
     boards = compute_boards(votes, CLOSED, by="category")
     payload = json.loads(json.dumps(boards_records(boards, by="category"), allow_nan=False))
     assert payload[0]["task"] == "text-to-image" and payload[0]["key"] == "uncategorized"
-    assert "text-to-image · category: uncategorized" in format_boards_text(boards, by="category")
-
-
-def test_text_table_columns_are_aligned():
-    board = compute_board(draw_votes(np.array([0.2, 0.0, -0.1, -0.3]), 500, seed=4), CLOSED)
-    lines = format_board_text(board).splitlines()
-    rule = lines[1]
-    spans = [
-        (k, rule.index(" ", k) if " " in rule[k:] else len(rule))
-        for k in range(len(rule))
-        if rule[k] == "-" and (k == 0 or rule[k - 1] == " ")
-    ]
-    rating_end = spans[2][1]
-    for line in lines[2 : 2 + len(board)]:
-        for start, _ in spans[1:]:
-            if start < len(line):
-                assert line[start - 2 : start] == "  ", line
-        assert line[rating_end - 1].isdigit() and line[rating_end] == " ", (
-            line
-        )  # right-aligned numbers
+    assert "text-to-image · category: uncategorized" in plain(
+        boards_renderables(boards, by="category")
+    )
 
 
 def test_invalid_options_are_rejected():

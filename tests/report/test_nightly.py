@@ -48,7 +48,7 @@ def nightly_config(tmp_path) -> Path:
 def test_arena_nightly_runs_then_builds_the_report(nightly_config, tmp_path, capsys):
     assert main(["nightly", "--config", str(nightly_config), "--out", str(tmp_path / "site")]) == 0
     out = capsys.readouterr().out
-    assert "completed; 2 attempt(s), 2 succeeded" in out
+    assert "completed; 2 attempts, 2 succeeded" in out
     assert (tmp_path / "site" / "models" / "identity.html").is_file()
     assert (tmp_path / "site" / "challenges" / "night-sky.html").is_file()
     engine = store.open_engine(f"sqlite:///{tmp_path / 'data' / 'arena.db'}")
