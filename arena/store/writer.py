@@ -273,7 +273,7 @@ class StoreWriter:
     def failure_summary(self) -> str:
         """One line: what failed, for how long, and where the results it could not save went."""
         return (
-            f"the store failed for {self.failing_s:.0f} s ({self.failure}): "
+            f"the store failed for {self.failing_s:.1f} s ({self.failure}): "
             f"{self.spilled.describe()}"
         )
 
@@ -327,7 +327,7 @@ class StoreWriter:
                     self.failing_s = now - failing_since
                     self._set_health(FAILED)
                     log.warning(
-                        "arena: gave up on the store after %.0f s (%s): stopping the run; what is "
+                        "arena: gave up on the store after %.1f s (%s): stopping the run; what is "
                         "held and what is still in flight goes to the spill file",
                         self.failing_s,
                         self.failure,
@@ -380,6 +380,10 @@ class StoreWriter:
         _write_results(self.engine, [(r.attempt, r.stored, r.final) for r in held])
 
     def _spill(self, held: list[HeldResult]) -> None:
+        for result in held:  # a saved image is named in its line, not carried in it
+            if result.stored is None and result.image is not None and result.info is not None:
+                with contextlib.suppress(OSError):
+                    result.stored = store_image(self.data_dir, result.image, result.info)
         report = write_spill(self.data_dir, self.run_id, held)
         self.spilled.add(report)
         if report.lost:
