@@ -21,7 +21,7 @@ class StampedLocalProvider:
         self.arrivals: list[float] = []
         self.replies = 0
         self._lock = threading.Lock()
-        self._served = serve_in_thread(self._app, name="stamped-local-provider")
+        self._served = serve_in_thread(self._app, name="stamped-local-provider", interface="asgi3")
 
     @property
     def base_url(self) -> str:
@@ -61,7 +61,7 @@ def write_local_config(
     samples: int = 10,
     rate: float = 40.0,
     max_concurrency: int = 8,
-    store_retry_s: float = 60.0,
+    store_retry_s: float | None = None,
 ) -> Path:
     """arena.toml and `challenges` small text-to-image challenges (256x256) for the local provider at
     base_url, with its two text-to-image models: challenges x 2 x samples jobs."""
@@ -77,7 +77,7 @@ def write_local_config(
         f'database_url = "{db_url}"',
         f'challenges_dir = "{challenge_dir}"',
         f"samples = {samples}",
-        f"store_retry_s = {store_retry_s}",
+        *([f"store_retry_s = {store_retry_s}"] if store_retry_s is not None else []),
         "",
         "[providers.local]",
         'protocol = "local"',
