@@ -212,8 +212,8 @@ def _end_run(engine, run_id: str, writer, status: str, retry_s: float) -> str:
     if failed:
         marked = f"marked {status}" if recorded is None else f"not marked {status} ({recorded})"
         return (
-            f"run {run_id} stopped, {marked}: {writer.failure_summary()}; once the store is back, "
-            f"{resume} saves them first and finishes the run"
+            f"run {run_id} stopped, {marked}: {writer.failure_summary()}; once the store works "
+            f"again, {resume} saves them first and finishes the run"
         )
     if recorded is not None:
         return (
