@@ -159,7 +159,7 @@ def _plan_and_execute(
             )
             outcome = asyncio.run(harness.execute(run.id, jobs, next_attempts))
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI makes it one)
-        note = _end_run(engine, run.id, writer, "interrupted", settings.store_retry_s)
+        note = _end_run(engine, run.id, writer, "interrupted", settings.store_retry_s, hint=False)
         raise RunInterrupted(run.id, note) from None
     except BaseException:
         note = _end_run(engine, run.id, writer, "interrupted", settings.store_retry_s)
@@ -193,14 +193,20 @@ class RunFailed(ArenaError):
     finish it."""
 
 
-def _end_run(engine, run_id: str, writer, status: str, retry_s: float) -> str:
+def _end_run(engine, run_id: str, writer, status: str, retry_s: float, hint: bool = True) -> str:
     """Flush the writer and record how the run ended; "" when all went well, else one line saying
-    what failed, where the results went, and how to finish the run.
+    what failed, where the results went, and (with `hint`) how to finish the run.
 
     A Ctrl-C or SIGTERM meanwhile does not abandon this: it tells the writer to stop waiting for a
     failing store and spill what it holds, and the status is still written (tried once then).
     """
     with _signals_hurry(writer) as hurried:
+        if writer.health == "failing":
+            log.warning(
+                "arena: stopping: the store is failing; the results it holds are tried for up to "
+                "%g s more (Ctrl-C again writes them to the spill file now)",
+                retry_s,
+            )
         writer.close()
         failed = writer.health == "failed"
         if failed:
@@ -211,14 +217,15 @@ def _end_run(engine, run_id: str, writer, status: str, retry_s: float) -> str:
     resume = f"`arena run --resume {run_id}`"
     if failed:
         marked = f"marked {status}" if recorded is None else f"not marked {status} ({recorded})"
-        return (
-            f"run {run_id} stopped, {marked}: {writer.failure_summary()}; once the store works "
-            f"again, {resume} saves them first and finishes the run"
+        then = f"; once the store works again, {resume} saves them first and finishes the run"
+        return f"run {run_id} stopped, {marked}: {writer.failure_summary()}" + (
+            then if hint else ""
         )
     if recorded is not None:
+        then = f"; {resume} records it" if hint else ""
         return (
             f"run {run_id} ended {status} and every result is saved, but the store did not take "
-            f"its status ({recorded}); {resume} records it"
+            f"its status ({recorded})" + then
         )
     return ""
 
