@@ -211,9 +211,7 @@ def _end_run(engine, run_id: str, writer, status: str, retry_s: float, hint: boo
         failed = writer.health == "failed"
         if failed:
             status = "failed"
-        recorded = _record_status(
-            engine, run_id, status, 0.0 if failed or hurried.is_set() else retry_s
-        )
+        recorded = _record_status(engine, run_id, status, 0.0 if failed else retry_s, hurried)
     resume = f"`arena run --resume {run_id}`"
     if failed:
         marked = f"marked {status}" if recorded is None else f"not marked {status} ({recorded})"
@@ -230,9 +228,11 @@ def _end_run(engine, run_id: str, writer, status: str, retry_s: float, hint: boo
     return ""
 
 
-def _record_status(engine, run_id: str, status: str, retry_s: float) -> str | None:
-    """Write the run's status, trying again with backoff for up to retry_s; None once written,
-    else why the store refused."""
+def _record_status(
+    engine, run_id: str, status: str, retry_s: float, hurried: threading.Event
+) -> str | None:
+    """Write the run's status, trying again with backoff for up to retry_s (unless `hurried`);
+    None once written, else why the store refused."""
     deadline = time.monotonic() + retry_s
     wait_s = FIRST_RETRY_S
     while True:
@@ -241,8 +241,10 @@ def _record_status(engine, run_id: str, status: str, retry_s: float) -> str | No
             return None
         except StoreError as exc:
             problem = str(exc)
-        if time.monotonic() + wait_s > deadline:
+        if hurried.is_set() or time.monotonic() + wait_s > deadline:
             return problem
+        if wait_s == FIRST_RETRY_S:
+            log.warning("arena: %s; trying again for up to %g s", problem, retry_s)
         time.sleep(wait_s)
         wait_s = min(wait_s * 2, LONGEST_RETRY_S)
 
