@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -120,6 +121,7 @@ class Settings:
     models: dict[str, ModelConfig]
     samples: int = 1
     challenges: tuple[str, ...] = ()  # empty: every challenge in challenges_dir
+    store_retry_s: float = 60.0  # how long results the store refuses are held and tried again
 
     @property
     def routes(self) -> list[Route]:
@@ -168,6 +170,7 @@ TOP_KEYS = {
     "challenges_dir",
     "samples",
     "challenges",
+    "store_retry_s",
     "providers",
     "models",
 }
@@ -399,6 +402,13 @@ def parse_settings(
         database_url = f"sqlite:///{data_dir.resolve() / 'arena.db'}"
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
         raise ConfigError(source, "database_url", "must be a sqlite:/// or postgresql:// URL")
+    store_retry_s = _get(data, "store_retry_s", float, "", source, default=60.0)
+    if not math.isfinite(store_retry_s) or store_retry_s < 0:
+        raise ConfigError(
+            source,
+            "store_retry_s",
+            f"must be a finite number of seconds, 0 or more, got {store_retry_s!r}",
+        )
     challenges_dir = Path(_get(data, "challenges_dir", str, "", source, default="challenges"))
     if not challenges_dir.is_absolute():
         challenges_dir = base_dir / challenges_dir
@@ -411,6 +421,7 @@ def parse_settings(
         models=models,
         samples=samples,
         challenges=tuple(challenges),
+        store_retry_s=store_retry_s,
     )
 
 

@@ -38,9 +38,44 @@ AttemptRecord = SimpleNamespace
 
 
 class ResultSink(Protocol):
+    """Where attempts go. A sink that can fail may also report its health (store.StoreWriter does):
+    `health` is "healthy", "failing" (it holds results it could not save and tries again: send
+    nothing new) or "failed" (it gave up: stop), and `watch_health(listener)` calls listener(health)
+    now and at every change, from any thread, returning the function that stops it."""
+
     def submit(
         self, attempt: AttemptRecord, image: bytes | None, info: ImageInfo | None, final: bool
     ) -> None: ...
+
+
+class SinkFailed(Exception):
+    """The sink gave up on saving results: nothing more is sent (raised where a request would go)."""
+
+
+class _GatedLimiter:
+    """A provider's limiter that also holds each request while the sink cannot save results.
+
+    The sink is asked again after the rate limit's wait, since it may have started failing while
+    the request waited its turn; a request held then waits its turn again once the sink is back.
+    """
+
+    def __init__(self, limiter: ProviderLimiter, harness: Harness) -> None:
+        self._limiter = limiter
+        self._harness = harness
+
+    def __getattr__(self, name: str):
+        return getattr(self._limiter, name)
+
+    def slot(self):
+        return self._limiter.slot()
+
+    async def pace(self) -> float:
+        waited_ms = 0.0
+        while True:
+            await self._harness.sink_ready()
+            waited_ms += await self._limiter.pace()
+            if self._harness.sink_health() == "healthy":
+                return waited_ms
 
 
 def plan_jobs(
@@ -187,6 +222,7 @@ class RunOutcome:
     failed: int = 0
     spent_usd: float = 0.0
     budget_stopped: bool = False
+    store_failed: bool = False  # the sink gave up on saving: scheduling stopped
     failures: dict[str, int] = field(default_factory=dict)
     loop_lag_ms: list[float] = field(default_factory=list)
 
@@ -256,6 +292,7 @@ class Harness:
         self._routes = {(r.model, r.provider): r for r in settings.routes}
         self._requests: dict[tuple[str, str, str], ImageRequest] = {}
         self._checker: ThreadPoolExecutor | None = None
+        self._sink_changed: asyncio.Event | None = None
 
     def _provider(self, name: str) -> ProviderConfig:
         provider = self.settings.providers[name]
@@ -278,13 +315,16 @@ class Harness:
             adapters[name] = emulate(
                 adapter_class(provider.protocol)(provider, clients[name], api_key)
             )
-            limiters[name] = ProviderLimiter(provider.rate_limit_per_s, provider.max_concurrency)
+            limiters[name] = _GatedLimiter(
+                ProviderLimiter(provider.rate_limit_per_s, provider.max_concurrency), self
+            )
         # One thread checks images: each check is ~1 ms of mostly GIL-free C, and every extra
         # thread wanting the GIL delays the event loop's wake-ups.
         self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-image-check")
         for job in jobs:  # a size no model supports is a config error before any request is sent
             self._request_for(job, adapters[job.provider])
         heartbeat = asyncio.create_task(self._measure_loop_lag())
+        unwatch = self._watch_sink(asyncio.get_running_loop())
         # Process-wide knobs (arena.tuning.timed_run from the CLI) are the caller's to choose;
         # entered here, after the plan is built, so they cover what lives for the whole run.
         tuned = contextlib.ExitStack()
@@ -311,12 +351,38 @@ class Harness:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
         finally:
+            unwatch()
             tuned.close()
             heartbeat.cancel()
             self._checker.shutdown(wait=False)
             for client in clients.values():
                 await client.aclose()
         return self.outcome
+
+    def _watch_sink(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+        """Wake the requests held by sink_ready() at every change of the sink's health."""
+        self._sink_changed = asyncio.Event()
+        watch = getattr(self.sink, "watch_health", None)
+        if watch is None:
+            return lambda: None
+
+        def changed(health: str) -> None:  # from the sink's thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the run is over
+                loop.call_soon_threadsafe(self._sink_changed.set)
+
+        return watch(changed)
+
+    def sink_health(self) -> str:
+        return getattr(self.sink, "health", "healthy")
+
+    async def sink_ready(self) -> None:
+        """Return once the sink can save results; raise SinkFailed once it has given up."""
+        while (health := self.sink_health()) == "failing":
+            # Read, cleared and awaited with no await between: a change after the read sets it again.
+            self._sink_changed.clear()
+            await self._sink_changed.wait()
+        if health == "failed":
+            raise SinkFailed
 
     async def _measure_loop_lag(self, interval_s: float = 0.05) -> None:
         loop = asyncio.get_running_loop()
@@ -331,14 +397,24 @@ class Harness:
         for job in jobs:
             if self.settings.providers[job.provider].warmup:
                 firsts.setdefault((job.model, job.provider), job)
-        await asyncio.gather(
+        settled = await asyncio.gather(
             *(
                 self._attempt(
                     run_id, job, adapters[job.provider], limiters[job.provider], 1, warmup=True
                 )
                 for job in firsts.values()
-            )
+            ),
+            return_exceptions=True,
         )
+        for result in settled:
+            if isinstance(result, SinkFailed):
+                self._stop_for_sink()
+            elif isinstance(result, BaseException):
+                raise result
+
+    def _stop_for_sink(self) -> None:
+        self._stop_scheduling = True
+        self.outcome.store_failed = True
 
     def _request_for(self, job: Job, adapter: Adapter) -> ImageRequest:
         """Built once per (challenge, model, provider): sources read once, sizes normalized to the model."""
@@ -368,7 +444,9 @@ class Harness:
     ) -> None:
         provider = self.settings.providers[job.provider]
         async with limiter.slot():
-            if self._stop_scheduling or not self._budget_allows(job):
+            if self._stop_scheduling:
+                return
+            if not self._budget_allows(job):
                 # Once one job would pass the budget, nothing later is scheduled: the run stops in plan order.
                 self._stop_scheduling = True
                 self.outcome.budget_stopped = True
@@ -394,6 +472,8 @@ class Harness:
                         await asyncio.sleep(wait_s)
                         continue
                     break
+            except SinkFailed:  # raised before the request went out: the job stays pending
+                self._stop_for_sink()
             finally:
                 self._reserved_usd -= expected
 

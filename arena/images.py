@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -119,8 +120,14 @@ def save_image(images_dir: Path, data: bytes, info: ImageInfo) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written image under its final name
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)  # atomic: a crash never leaves a half-written image under its name
+    except BaseException:
+        # A full disk leaves a half-written temp file; it must not stay there taking the space.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     return path
 
 

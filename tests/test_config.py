@@ -215,3 +215,13 @@ def test_a_protocol_that_sends_a_key_needs_api_key_env(tmp_path):
 def test_protocol_names_alone_are_refused_with_a_pointer_to_the_facts(tmp_path):
     with pytest.raises(TypeError, match="protocol_facts"):
         parse_settings({}, "x.toml", tmp_path, {"openai", "local"})
+
+
+def test_store_retry_s_defaults_to_a_minute_and_must_be_finite_and_not_negative(tmp_path):
+    assert _load(tmp_path, GOOD).store_retry_s == 60.0
+    assert _load(tmp_path, "store_retry_s = 0\n" + GOOD).store_retry_s == 0.0
+    assert _load(tmp_path, "store_retry_s = 2.5\n" + GOOD).store_retry_s == 2.5
+    for bad in ("nan", "inf", "-1", '"60"'):
+        with pytest.raises(ConfigError, match="store_retry_s") as refused:
+            _load(tmp_path, f"store_retry_s = {bad}\n" + GOOD)
+        assert "\n" not in str(refused.value)

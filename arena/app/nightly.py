@@ -35,7 +35,7 @@ def run_nightly(
     Provider failures are results (the run completed); a run that cannot start, or a report that
     cannot be built, raises NightlyError naming the step.
     """
-    from arena.app.runs import run_benchmark
+    from arena.app.runs import RunFailed, run_benchmark
     from arena.report import build_site
 
     try:
@@ -46,6 +46,8 @@ def run_nightly(
             on_result=on_result,
             tuning=tuning,
         )
+    except RunFailed as exc:  # it started, and stopped part-way: the message says how to finish it
+        raise NightlyError(f"nightly: {exc}") from None
     except ArenaError as exc:
         raise NightlyError(f"nightly: the run could not start: {exc}") from None
     try:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
+import signal
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,9 +16,12 @@ from datetime import UTC, datetime
 from arena import store
 from arena.challenges import Challenge, load_challenges
 from arena.config import Settings
-from arena.errors import RunError
+from arena.errors import ArenaError, RunError, StoreError
 from arena.harness import AttemptRecord, Harness, RunOutcome, plan_jobs
 from arena.store.tables import Run
+from arena.store.writer import FIRST_RETRY_S, LONGEST_RETRY_S
+
+log = logging.getLogger("arena.runs")
 
 
 @dataclass
@@ -91,6 +98,7 @@ def _plan_and_execute(
         run = store.get_run(engine, resume)
         if run.status == "completed":
             raise RunError(f"run {run.id} already completed: nothing to resume")
+        store.replay_spill(engine, settings.data_dir, run.id)  # results paid for: saved first
         jobs = store.pending_jobs(engine, run.id)
         missing = sorted({j.challenge for j in jobs} - set(by_slug))
         if missing:
@@ -126,12 +134,16 @@ def _plan_and_execute(
         )
         jobs = store.pending_jobs(engine, run.id)
         spent = 0.0
-    if on_planned:
-        on_planned(run.id, len(jobs))
-    next_attempts = store.next_attempt_number(engine, [j.id for j in jobs])
-    store.set_run_status(engine, run.id, "running")
-    writer = store.StoreWriter(engine, settings.data_dir)
-    status = "interrupted"
+    try:
+        if on_planned:
+            on_planned(run.id, len(jobs))
+        next_attempts = store.next_attempt_number(engine, [j.id for j in jobs])
+        store.set_run_status(engine, run.id, "running")
+    except KeyboardInterrupt:  # the plan is stored: the hint names it
+        raise RunInterrupted(run.id) from None
+    writer = store.StoreWriter(
+        engine, settings.data_dir, run_id=run.id, retry_s=settings.store_retry_s
+    )
     try:
         with local_providers(settings) as urls:
             harness = Harness(
@@ -146,13 +158,114 @@ def _plan_and_execute(
                 tuning=tuning,
             )
             outcome = asyncio.run(harness.execute(run.id, jobs, next_attempts))
-        status = "budget_stopped" if outcome.budget_stopped else "completed"
-    finally:
-        writer.close()
-        store.set_run_status(engine, run.id, status, finished=status != "interrupted")
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI makes it one)
+        note = _end_run(engine, run.id, writer, "interrupted", settings.store_retry_s, hint=False)
+        raise RunInterrupted(run.id, note) from None
+    except BaseException:
+        note = _end_run(engine, run.id, writer, "interrupted", settings.store_retry_s)
+        if note:  # the error that stopped the run comes first; this must not be lost with it
+            log.warning("arena: %s", note)
+        raise
+    status = "budget_stopped" if outcome.budget_stopped else "completed"
+    note = _end_run(engine, run.id, writer, status, settings.store_retry_s)
+    if note:
+        raise RunFailed(note)
     return RunReport(
         run_id=run.id,
         status=status,
         outcome=outcome,
         summary=store.run_summary(engine, run.id),
     )
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a stored run: its id (for the resume hint) and, when the ending
+    could not save everything or record the status, a note saying so."""
+
+    def __init__(self, run_id: str, note: str = "") -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+        self.note = note
+
+
+class RunFailed(ArenaError):
+    """A run stopped part-way because its store failed; the message says what was kept and how to
+    finish it."""
+
+
+def _end_run(engine, run_id: str, writer, status: str, retry_s: float, hint: bool = True) -> str:
+    """Flush the writer and record how the run ended; "" when all went well, else one line saying
+    what failed, where the results went, and (with `hint`) how to finish the run.
+
+    A Ctrl-C or SIGTERM meanwhile does not abandon this: it tells the writer to stop waiting for a
+    failing store and spill what it holds, and the status is still written (tried once then).
+    """
+    with _signals_hurry(writer) as hurried:
+        if writer.health == "failing":
+            log.warning(
+                "arena: stopping: the store is failing; the results it holds are tried for up to "
+                "%g s more (Ctrl-C again writes them to the spill file now)",
+                retry_s,
+            )
+        writer.close()
+        failed = writer.health == "failed"
+        if failed:
+            status = "failed"
+        recorded = _record_status(engine, run_id, status, 0.0 if failed else retry_s, hurried)
+    resume = f"`arena run --resume {run_id}`"
+    if failed:
+        marked = f"marked {status}" if recorded is None else f"not marked {status} ({recorded})"
+        then = f"; once the store works again, {resume} saves them first and finishes the run"
+        return f"run {run_id} stopped, {marked}: {writer.failure_summary()}" + (
+            then if hint else ""
+        )
+    if recorded is not None:
+        then = f"; {resume} records it" if hint else ""
+        return (
+            f"run {run_id} ended {status} and every result is saved, but the store did not take "
+            f"its status ({recorded})" + then
+        )
+    return ""
+
+
+def _record_status(
+    engine, run_id: str, status: str, retry_s: float, hurried: threading.Event
+) -> str | None:
+    """Write the run's status, trying again with backoff for up to retry_s (unless `hurried`);
+    None once written, else why the store refused."""
+    deadline = time.monotonic() + retry_s
+    wait_s = FIRST_RETRY_S
+    while True:
+        try:
+            store.set_run_status(engine, run_id, status, finished=status != "interrupted")
+            return None
+        except StoreError as exc:
+            problem = str(exc)
+        if hurried.is_set() or time.monotonic() + wait_s > deadline:
+            return problem
+        if wait_s == FIRST_RETRY_S:
+            log.warning("arena: %s; trying again for up to %g s", problem, retry_s)
+        time.sleep(wait_s)
+        wait_s = min(wait_s * 2, LONGEST_RETRY_S)
+
+
+@contextlib.contextmanager
+def _signals_hurry(writer):
+    """While the run's end is written, Ctrl-C and SIGTERM make it hurry instead of cutting it off
+    (which would leave the run `running` and held results unsaved); yields an Event set if one came.
+    Signal handlers belong to the main thread: elsewhere this changes nothing."""
+    hurried = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield hurried
+        return
+
+    def hurry(signum, frame) -> None:
+        hurried.set()
+        writer.abandon()
+
+    previous = {sig: signal.signal(sig, hurry) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield hurried
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

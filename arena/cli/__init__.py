@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sys
 
+from arena.cli import signals
 from arena.cli.parser import build_parser
 from arena.errors import ArenaError
 
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "build_parser", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "build_parser", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     except ArenaError as exc:
         print(f"arena: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("\narena: interrupted; finish with `arena run --resume last`", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C; or SIGTERM during a run (cli/signals.py)
+        # A stored run's id comes with it (arena.app.runs.RunInterrupted): the hint names that
+        # run, never an older one; before anything is stored there is nothing to resume.
+        run_id, note = getattr(exc, "run_id", None), getattr(exc, "note", "")
+        hint = f"; finish with `arena run --resume {run_id}`" if run_id else ""
+        print(f"\narena: interrupted{f'; {note}' if note else ''}{hint}", file=sys.stderr)
+        return EXIT_TERMINATED if signals.terminated() else EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0

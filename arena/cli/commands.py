@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from arena import tuning
+from arena.cli import signals
 from arena.errors import ArenaError
 
 
@@ -149,15 +150,16 @@ def _run(settings, args, challenges=None):
 
     progress = _Progress()
     try:
-        return run_benchmark(
-            settings,
-            resume=getattr(args, "resume", None),
-            max_cost_usd=getattr(args, "max_cost", None),
-            on_planned=progress.planned,
-            on_result=progress.result,
-            challenges=challenges,
-            tuning=tuning.timed_run,
-        )
+        with signals.sigterm_as_ctrl_c():
+            return run_benchmark(
+                settings,
+                resume=getattr(args, "resume", None),
+                max_cost_usd=getattr(args, "max_cost", None),
+                on_planned=progress.planned,
+                on_result=progress.result,
+                challenges=challenges,
+                tuning=tuning.timed_run,
+            )
     finally:
         progress.stop()
 
@@ -251,14 +253,15 @@ def cmd_nightly(args) -> int:
 
     progress = _Progress()
     try:
-        night = run_nightly(
-            _settings(args),
-            args.out,
-            max_cost_usd=args.max_cost,
-            on_planned=progress.planned,
-            on_result=progress.result,
-            tuning=tuning.timed_run,
-        )
+        with signals.sigterm_as_ctrl_c():
+            night = run_nightly(
+                _settings(args),
+                args.out,
+                max_cost_usd=args.max_cost,
+                on_planned=progress.planned,
+                on_result=progress.result,
+                tuning=tuning.timed_run,
+            )
     finally:
         progress.stop()
     _print_run(night.run)

@@ -6,7 +6,9 @@ Its modules, each one concern:
     migrations  the schema's Alembic revisions, the upgrade (under a lock) and its state
     tables      the SQLModel tables
     runs        runs and their jobs
-    writer      the harness's results writer (attempts, images, finished jobs)
+    writer      the harness's results writer (attempts, images, finished jobs); held and retried
+                while the store fails, then spilled; replay_spill saves a spill on resume
+    spill       the spill file: results the store could not take, as JSON lines under the data dir
     frames      reads into DataFrames (attempts, votes, image paths)
     votepath    the voting server's battles and votes (hand-written SQL on its own connections)
 
@@ -27,7 +29,7 @@ from arena.store.runs import (
     settings_snapshot,
 )
 from arena.store.tables import Attempt, Job, Run, StoredImage, Vote
-from arena.store.writer import StoreWriter, record_results
+from arena.store.writer import StoreWriter, record_results, replay_spill
 
 __all__ = [
     "Attempt",
@@ -47,6 +49,7 @@ __all__ = [
     "read_image_paths",
     "read_votes",
     "record_results",
+    "replay_spill",
     "run_cost_usd",
     "run_summary",
     "set_run_status",

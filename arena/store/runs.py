@@ -56,13 +56,21 @@ def list_runs(engine: sa.Engine) -> list[Run]:
 
 
 def set_run_status(engine: sa.Engine, run_id: str, status: str, finished: bool = False) -> None:
-    with Session(engine) as session:
-        run = session.get(Run, run_id)
-        run.status = status
-        if finished:
-            run.finished_at = utcnow()
-        session.add(run)
-        session.commit()
+    """Record a run's status; StoreError (one line) when the store refuses."""
+    from arena.store.writer import describe_failure
+
+    try:
+        with Session(engine) as session:
+            run = session.get(Run, run_id)
+            run.status = status
+            if finished:
+                run.finished_at = utcnow()
+            session.add(run)
+            session.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(
+            f"could not record run {run_id} as {status}: {describe_failure(exc)}"
+        ) from None
 
 
 def pending_jobs(engine: sa.Engine, run_id: str) -> list[Job]:

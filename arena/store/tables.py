@@ -25,7 +25,7 @@ class Run(SQLModel, table=True):
     finished_at: datetime | None = _ts(default=None)
     status: str = Field(
         default="planned", max_length=32
-    )  # planned, running, completed, interrupted, budget_stopped
+    )  # planned, running, completed, interrupted, budget_stopped, failed (the store failed)
     config_source: str = Field(default="", max_length=500)
     settings_json: str = Field(default="{}", sa_type=sa.Text)  # providers and models, never keys
     max_cost_usd: float | None = None

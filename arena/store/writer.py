@@ -1,17 +1,36 @@
-"""The results writer: attempts, images and finished jobs saved in batches from a thread of their own."""
+"""The results writer: attempts, images and finished jobs saved in batches from a thread of their own.
+
+A batch the store cannot take (a database outage, a full disk) is held and tried again, with
+backoff, for `retry_s`; meanwhile the writer reports itself unhealthy so that the harness sends
+nothing new. When the bound passes it gives up: what it holds, and what still arrives, goes to the
+run's spill file (store/spill.py), which `arena run --resume` replays first (replay_spill).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from arena.errors import StoreError
+from arena.store.spill import HeldResult, SpillReport, read_spill, spill_paths, write_spill
 from arena.store.tables import Attempt, Job, StoredImage, utcnow
+
+log = logging.getLogger("arena.store")
+
+HEALTHY, FAILING, FAILED = "healthy", "failing", "failed"
+FIRST_RETRY_S = 0.1
+LONGEST_RETRY_S = 5.0
+BATCH_LIMIT = 500
+_CLOSE, _WAKE = object(), object()  # queue markers: flush and stop; stop waiting (abandon)
 
 
 def insert_ignoring_duplicates(engine: sa.Engine, table: sa.Table):
@@ -32,7 +51,18 @@ def record_results(
     attempt's outcome. Bulk Core statements rather than the ORM: this runs beside the event loop
     that times requests, and every millisecond of Python here is a millisecond the loop waits for
     the GIL. A replayed result is harmless: (job_id, attempt) is unique and done jobs stay as they are.
+    Raises StoreError, in one line, when the store refuses.
     """
+    try:
+        _write_results(engine, items)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"could not save results: {describe_failure(exc)}") from None
+
+
+def _write_results(
+    engine: sa.Engine, items: list[tuple[Attempt, StoredImage | None, bool]]
+) -> None:
+    """record_results' transaction, letting the store's own exception through."""
     attempt_columns = [c.name for c in Attempt.__table__.columns if c.name != "id"]
     images = {image.sha256: image for _, image, _ in items if image is not None}
     attempt_rows = [{c: getattr(a, c, None) for c in attempt_columns} for a, _, _ in items]
@@ -50,34 +80,127 @@ def record_results(
         if final and a.job_id is not None
     ]
     jobs = Job.__table__
+    with engine.begin() as conn:
+        if images:
+            conn.execute(
+                insert_ignoring_duplicates(engine, StoredImage.__table__),
+                [
+                    {c.name: getattr(i, c.name) for c in StoredImage.__table__.columns}
+                    for i in images.values()
+                ],
+            )
+        if attempt_rows:
+            conn.execute(insert_ignoring_duplicates(engine, Attempt.__table__), attempt_rows)
+        if job_rows:
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == sa.bindparam("job_id"), jobs.c.status != "done")
+                .values(
+                    status="done",
+                    outcome=sa.bindparam("outcome"),
+                    attempts=sa.bindparam("attempts"),
+                    cost_usd=sa.bindparam("cost_usd"),
+                    image_sha256=sa.bindparam("image_sha256"),
+                    finished_at=sa.bindparam("finished_at"),
+                ),
+                job_rows,
+            )
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One short line for why a write failed: the driver's own first line, never SQL or parameters."""
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    cause = getattr(exc, "orig", None) or exc  # a DBAPIError wraps the driver's exception
+    text = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+    if (
+        text.startswith("(") and ") " in text
+    ):  # SQLAlchemy's "(sqlite3.OperationalError) ..." prefix
+        text = text.split(") ", 1)[1]
+    text = text[:200]
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+def store_image(data_dir: Path, image: bytes, info) -> StoredImage:
+    """Save an image file under the data dir (once by its sha256) and describe it for the images table."""
+    from arena.images import save_image
+
+    path = save_image(Path(data_dir) / "images", image, info)
+    return StoredImage(
+        sha256=info.sha256,
+        path=str(path.relative_to(data_dir)),
+        format=info.format,
+        width=info.width,
+        height=info.height,
+        size_bytes=info.size_bytes,
+    )
+
+
+def replay_spill(engine: sa.Engine, data_dir: Path, run_id: str) -> int:
+    """Save what a run's spill files hold, then remove them; returns how many results were replayed.
+
+    Idempotent: (job_id, attempt) is unique, done jobs stay as they are, and a warm-up already
+    saved is not saved again; a file is removed only after its results are committed.
+    """
+    replayed = 0
+    for path in spill_paths(data_dir, run_id):
+        if not path.is_file():
+            continue
+        held, torn = read_spill(path)
+        if torn:
+            log.warning(
+                "arena: %s: its last line was cut short by a crash; that result's job stays "
+                "pending and is sent again",
+                path,
+            )
+        items = []
+        for result in held:
+            if result.image is not None:
+                try:
+                    result.stored = store_image(data_dir, result.image, result.info)
+                except OSError as exc:
+                    raise StoreError(
+                        f"{path}: could not save a spilled image ({describe_failure(exc)})"
+                    ) from None
+            elif result.stored is not None and not (Path(data_dir) / result.stored.path).is_file():
+                raise StoreError(f"{path}: spilled image {result.stored.path} is missing")
+            items.append((result.attempt, result.stored, result.final))
+        items = _without_saved_warmups(engine, run_id, items)
+        if items:
+            record_results(engine, items)
+        path.unlink()
+        replayed += len(held)
+    return replayed
+
+
+def _without_saved_warmups(engine, run_id, items):
+    """Warm-ups have no job, so (job_id, attempt) cannot keep them unique: look for them instead."""
+    warmups = [item for item in items if item[0].job_id is None]
+    if not warmups:
+        return items
+    table = Attempt.__table__
     try:
-        with engine.begin() as conn:
-            if images:
-                conn.execute(
-                    insert_ignoring_duplicates(engine, StoredImage.__table__),
-                    [
-                        {c.name: getattr(i, c.name) for c in StoredImage.__table__.columns}
-                        for i in images.values()
-                    ],
+        with engine.connect() as conn:
+            saved = {
+                (model, provider, _aware(started_at).timestamp())
+                for model, provider, started_at in conn.execute(
+                    sa.select(table.c.model, table.c.provider, table.c.started_at).where(
+                        table.c.run_id == run_id, table.c.warmup.is_(True)
+                    )
                 )
-            if attempt_rows:
-                conn.execute(insert_ignoring_duplicates(engine, Attempt.__table__), attempt_rows)
-            if job_rows:
-                conn.execute(
-                    jobs.update()
-                    .where(jobs.c.id == sa.bindparam("job_id"), jobs.c.status != "done")
-                    .values(
-                        status="done",
-                        outcome=sa.bindparam("outcome"),
-                        attempts=sa.bindparam("attempts"),
-                        cost_usd=sa.bindparam("cost_usd"),
-                        image_sha256=sa.bindparam("image_sha256"),
-                        finished_at=sa.bindparam("finished_at"),
-                    ),
-                    job_rows,
-                )
+            }
     except SQLAlchemyError as exc:
-        raise StoreError(f"could not save results: {exc}") from None
+        raise StoreError(f"could not read the run's warm-ups: {describe_failure(exc)}") from None
+
+    def key(attempt):
+        return (attempt.model, attempt.provider, _aware(attempt.started_at).timestamp())
+
+    return [item for item in items if item[0].job_id is not None or key(item[0]) not in saved]
+
+
+def _aware(moment):
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class StoreWriter:
@@ -85,68 +208,183 @@ class StoreWriter:
 
     Blocking work (file and database writes) stays off the event loop that times requests; a
     crash loses at most the results still in the queue, and their jobs stay pending for --resume.
+
+    Its health, for the harness (watch_health): "healthy"; "failing" while it holds results the
+    store refused and tries again (backoff from 0.1 s to 5 s, for at most `retry_s`); "failed" once
+    it gave up, after which every result goes to the run's spill file. It never drops a result:
+    what neither the store nor a spill file could take is counted, and failure_summary() says so.
     """
 
-    def __init__(self, engine: sa.Engine, data_dir: Path, batch_window_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        data_dir: Path,
+        batch_window_s: float = 0.2,
+        *,
+        run_id: str = "run",
+        retry_s: float = 60.0,
+    ) -> None:
         self.engine = engine
         self.data_dir = Path(data_dir)
         self.batch_window_s = batch_window_s
+        self.run_id = run_id
+        self.retry_s = retry_s
+        self.health = HEALTHY
+        self.failure: str | None = None  # why the store refused, the latest time it did
+        self.failing_s = 0.0  # how long the outage that made it give up lasted
+        self.spilled = SpillReport()
+        self._listeners: list[Callable[[str], None]] = []
+        self._lock = threading.Lock()
+        self._abandon = threading.Event()
         self._queue: queue.Queue = queue.Queue()
-        self._errors: list[Exception] = []
         self._thread = threading.Thread(target=self._loop, name="arena-store-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, attempt: Attempt, image: bytes | None, info, final: bool) -> None:
-        self._queue.put((attempt, image, info, final))
+    def submit(self, attempt, image: bytes | None, info, final: bool) -> None:
+        self._queue.put(HeldResult(attempt, image, info, final))
 
-    def _loop(self) -> None:
-        from arena.images import save_image
+    def watch_health(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call listener(health) now and at every change (from the writer's thread); returns the
+        function that stops it."""
+        with self._lock:
+            self._listeners.append(listener)
+            listener(self.health)
 
-        done = False
-        while not done:
-            item = self._queue.get()
-            batch = [item]
-            deadline = time.monotonic() + self.batch_window_s
-            while len(batch) < 500:
-                remaining = deadline - time.monotonic()
-                try:
-                    batch.append(
-                        self._queue.get(timeout=max(0.0, remaining))
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
-                except queue.Empty:
-                    break
-            if None in batch:
-                done = True
-                batch = [b for b in batch if b is not None]
-            rows = []
-            try:
-                for attempt, image, info, final in batch:
-                    stored = None
-                    if image is not None and info is not None:
-                        path = save_image(self.data_dir / "images", image, info)
-                        stored = StoredImage(
-                            sha256=info.sha256,
-                            path=str(path.relative_to(self.data_dir)),
-                            format=info.format,
-                            width=info.width,
-                            height=info.height,
-                            size_bytes=info.size_bytes,
-                        )
-                    rows.append((attempt, stored, final))
-                if rows:
-                    record_results(self.engine, rows)
-            except (
-                Exception
-            ) as exc:  # kept and re-raised by close(): the run must not report success
-                self._errors.append(exc)
+        def unwatch() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unwatch
+
+    def abandon(self) -> None:
+        """Stop waiting for a failing store: what is held goes to the spill file now (a second Ctrl-C)."""
+        self._abandon.set()
+        self._queue.put(_WAKE)
 
     def close(self) -> None:
-        """Flush everything submitted so far; raise StoreError if any write failed."""
-        self._queue.put(None)
+        """Flush everything submitted so far: saved, or (after retry_s of failures) spilled.
+
+        Never raises for the store: health is "failed" afterwards when it gave up, and
+        failure_summary() says what failed and where the results are.
+        """
+        self._queue.put(_CLOSE)
         self._thread.join()
-        if self._errors:
-            raise StoreError(
-                f"{len(self._errors)} batch(es) of results could not be saved: {self._errors[0]}"
-            )
+
+    def failure_summary(self) -> str:
+        """One line: what failed, for how long, and where the results it could not save went."""
+        return (
+            f"the store failed for {self.failing_s:.1f} s ({self.failure}): "
+            f"{self.spilled.describe()}"
+        )
+
+    # --- the thread --------------------------------------------------------------------------
+
+    def _set_health(self, health: str) -> None:
+        with self._lock:
+            self.health = health
+            for listener in list(self._listeners):
+                with contextlib.suppress(Exception):  # a listener's loop may have closed
+                    listener(health)
+
+    def _loop(self) -> None:
+        held: list[HeldResult] = []
+        closing = False
+        failing_since = next_try_at = 0.0
+        backoff_s = FIRST_RETRY_S
+        while not (closing and not held):
+            waiting = self.health == FAILING and not self._abandon.is_set()
+            if held:  # failing: gather what arrives until the next try (now, once abandoned)
+                results, closed = self._collect(next_try_at if waiting else time.monotonic())
+            else:
+                results, closed = self._collect(None)
+            closing = closing or closed
+            held += results
+            if not held:
+                continue
+            if self.health == FAILED:
+                self._spill(held)
+                held = []
+                continue
+            if waiting and time.monotonic() < next_try_at and not self._abandon.is_set():
+                continue
+            try:
+                self._save(held)
+            except Exception as exc:  # a database or file error; anything else is kept the same way
+                now = time.monotonic()
+                self.failure = describe_failure(exc)
+                if self.health == HEALTHY:
+                    failing_since, backoff_s = now, FIRST_RETRY_S
+                    self._set_health(FAILING)
+                    log.warning(
+                        "arena: the store is failing (%s): holding %d result(s) and sending no "
+                        "new request; trying again for up to %g s",
+                        self.failure,
+                        len(held),
+                        self.retry_s,
+                    )
+                deadline = failing_since + self.retry_s
+                if now >= deadline or self._abandon.is_set():
+                    self.failing_s = now - failing_since
+                    self._set_health(FAILED)
+                    log.warning(
+                        "arena: gave up on the store after %.1f s (%s): stopping the run; what is "
+                        "held and what is still in flight goes to the spill file",
+                        self.failing_s,
+                        self.failure,
+                    )
+                    self._spill(held)
+                    held = []
+                else:
+                    next_try_at = min(now + backoff_s, deadline)
+                    backoff_s = min(backoff_s * 2, LONGEST_RETRY_S)
+                continue
+            if self.health == FAILING:
+                log.warning(
+                    "arena: the store is back after %.1f s: %d held result(s) saved; continuing",
+                    time.monotonic() - failing_since,
+                    len(held),
+                )
+                self._set_health(HEALTHY)
+            held = []
+
+    def _collect(self, until: float | None) -> tuple[list[HeldResult], bool]:
+        """Results submitted until `until` (monotonic); None: wait for one, then the batch window
+        after it. Also whether close() asked to stop; abandon() cuts the wait short."""
+        results: list[HeldResult] = []
+        limit = None
+        if until is None:
+            item = self._queue.get()
+            until, limit = time.monotonic() + self.batch_window_s, BATCH_LIMIT
+        else:
+            item = self._next(until)
+        while item is not None and item is not _WAKE:
+            if item is _CLOSE:
+                return results, True
+            results.append(item)
+            if limit is not None and len(results) >= limit:
+                break
+            item = self._next(until)
+        return results, False
+
+    def _next(self, until: float):
+        remaining = until - time.monotonic()
+        try:
+            return self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _save(self, held: list[HeldResult]) -> None:
+        for result in held:
+            if result.stored is None and result.image is not None and result.info is not None:
+                result.stored = store_image(self.data_dir, result.image, result.info)
+        _write_results(self.engine, [(r.attempt, r.stored, r.final) for r in held])
+
+    def _spill(self, held: list[HeldResult]) -> None:
+        for result in held:  # a saved image is named in its line, not carried in it
+            if result.stored is None and result.image is not None and result.info is not None:
+                with contextlib.suppress(OSError):
+                    result.stored = store_image(self.data_dir, result.image, result.info)
+        report = write_spill(self.data_dir, self.run_id, held)
+        self.spilled.add(report)
+        if report.lost:
+            log.warning("arena: %s", report.describe())
