@@ -326,6 +326,8 @@ def fit_size(
     source: str = "request",
 ) -> tuple[int, int]:
     """The supported free-form size nearest a target: clamp shape and scale into bounds, then round."""
+    if not caps.max_px or caps.max_px > MAX_SIDE_PX:  # what arena itself would refuse to send
+        caps = replace(caps, max_px=MAX_SIDE_PX)
     ratio, area = width / height, width * height
     if caps.max_ratio:
         ratio = min(max(ratio, 1 / caps.max_ratio), caps.max_ratio)

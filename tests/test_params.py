@@ -233,6 +233,12 @@ def test_output_is_always_supported(table, request):
 
 @fast
 @given(table=tables, request=requests)
+@example(  # found by hypothesis: 1:19.5 at 4K with no table made a side past MAX_SIDE_PX
+    table=({}, "openai"),
+    request=ImageRequest(
+        task="text-to-image", prompt="p", model_id="m", aspect_ratio="1:19.5", resolution="4K"
+    ),
+)
 def test_normalization_is_idempotent(table, request):
     caps_table, protocol = table
     once = normalize_request(request, caps_table, FORM[protocol])
