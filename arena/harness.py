@@ -181,6 +181,7 @@ class RunOutcome:
     failed: int = 0
     spent_usd: float = 0.0
     budget_stopped: bool = False
+    stopped_reason: str | None = None  # why sending stopped before the plan was done (a lost lease)
     failures: dict[str, int] = field(default_factory=dict)
     loop_lag_ms: list[float] = field(default_factory=list)
 
@@ -235,8 +236,11 @@ class Harness:
         on_result: Callable[[AttemptRecord], None] | None = None,
         transport: str = "aiohttp",
         tuning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        stop_reason: Callable[[], str | None] | None = None,
     ) -> None:
         self.settings = settings
+        # Asked (on the loop: it must be cheap) before every request; a reason stops sending for good.
+        self.stop_reason = stop_reason or (lambda: None)
         self.tuning = tuning
         self.challenges = challenges
         self.sink = sink
@@ -362,6 +366,8 @@ class Harness:
     ) -> None:
         provider = self.settings.providers[job.provider]
         async with limiter.slot():
+            if not self._may_send():
+                return  # not sent: the job stays pending for whoever executes the run next
             if self._stop_scheduling or not self._budget_allows(job):
                 # Once one job would pass the budget, nothing later is scheduled: the run stops in plan order.
                 self._stop_scheduling = True
@@ -370,6 +376,8 @@ class Harness:
             expected = job.expected_cost_usd or 0.0
             try:
                 for number in itertools.count(first_attempt):
+                    if number > first_attempt and not self._may_send():
+                        break  # the last attempt was not final: the job stays pending
                     retries_left = provider.max_retries - (number - first_attempt)
                     attempt = await self._attempt(
                         run_id,
@@ -390,6 +398,11 @@ class Harness:
                     break
             finally:
                 self._reserved_usd -= expected
+
+    def _may_send(self) -> bool:
+        if self.outcome.stopped_reason is None:
+            self.outcome.stopped_reason = self.stop_reason()
+        return self.outcome.stopped_reason is None
 
     async def _attempt(
         self,
