@@ -21,8 +21,10 @@ its ttl instead, which is slower, never wrong.
 One clock: the database's. Heartbeats are stamped with the database's `now` and ages are computed
 by the database (`now() - heartbeat_at` on PostgreSQL, julianday differences on SQLite), so hosts
 whose clocks disagree still agree on whether a lease expired. The holder's own view of its lease
-uses only its monotonic clock: the time since its last successful renewal, measured from before
-that renewal was sent, which is never longer than what the database sees.
+uses only its own steady clock: the time since its last successful renewal, measured from before
+that renewal was sent, which is never shorter than what the database sees. That clock counts a
+suspended machine's sleep (CLOCK_BOOTTIME on Linux), so a laptop that wakes up after the ttl
+knows at once that its lease may be gone.
 
 Heartbeat (a daemon thread, its own short transactions, nothing on the harness's event loop)
 renews every ttl/3. When it cannot renew (the store is down, the network is cut), the lease may
@@ -62,6 +64,14 @@ from arena.errors import ArenaError, StoreError
 from arena.store.tables import Lease
 
 log = logging.getLogger("arena.store")
+
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def steady_clock() -> float:
+    """Seconds on a clock that never jumps and, where the system has one, counts suspended time."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
 
 DEFAULT_TTL_S = 30.0
 HEARTBEATS_PER_TTL = 3  # renew every ttl/3: two heartbeats may fail before the lease is at risk
@@ -113,8 +123,8 @@ class HeldLease:
     host: str
     pid: int
     ttl_s: float
-    # monotonic time just before the last successful acquire or renewal was sent
-    renewed_at: float = field(default_factory=time.monotonic)
+    # steady_clock() just before the last successful acquire or renewal was sent
+    renewed_at: float = field(default_factory=steady_clock)
 
     @classmethod
     def new(cls, name: str, ttl_s: float = DEFAULT_TTL_S) -> HeldLease:
@@ -193,7 +203,7 @@ def _insert(engine: sa.Engine, conn: sa.Connection, held: HeldLease) -> bool:
 
 def insert_lease(engine: sa.Engine, conn: sa.Connection, held: HeldLease) -> None:
     """Insert a lease on a name nobody holds, inside the caller's transaction (a new run's plan)."""
-    held.renewed_at = time.monotonic()
+    held.renewed_at = steady_clock()
     if not _insert(engine, conn, held):
         raise StoreError(f"lease {held.name} already exists")
 
@@ -229,7 +239,7 @@ def acquire_lease(engine: sa.Engine, name: str, ttl_s: float = DEFAULT_TTL_S) ->
     held = HeldLease.new(name, ttl_s)
     try:
         for _ in range(_TRIES):
-            held.renewed_at = time.monotonic()
+            held.renewed_at = steady_clock()
             with engine.begin() as conn:
                 if _insert(engine, conn, held):
                     return held
@@ -238,7 +248,7 @@ def acquire_lease(engine: sa.Engine, name: str, ttl_s: float = DEFAULT_TTL_S) ->
                 continue  # released between our insert and our look: insert again
             if not current.gone():
                 raise LeaseHeld(name, current)
-            held.renewed_at = time.monotonic()
+            held.renewed_at = steady_clock()
             condition = sa.and_(LEASES.c.name == name, LEASES.c.holder == current.holder)
             if current.heartbeat_age_s > current.ttl_s:
                 condition = sa.and_(condition, _age_s(engine) > LEASES.c.ttl_s)
@@ -270,7 +280,7 @@ def acquire_lease(engine: sa.Engine, name: str, ttl_s: float = DEFAULT_TTL_S) ->
 
 def renew_lease(engine: sa.Engine, held: HeldLease) -> bool:
     """Stamp a new heartbeat; False when the row is no longer ours (taken over, or deleted)."""
-    started = time.monotonic()
+    started = steady_clock()
     with engine.begin() as conn:
         renewed = conn.execute(
             LEASES.update()
@@ -290,7 +300,7 @@ def release_lease(engine: sa.Engine, held: HeldLease) -> None:
                 LEASES.delete().where(LEASES.c.name == held.name, LEASES.c.holder == held.holder)
             )
     except SQLAlchemyError as exc:
-        log.warning(
+        log.info(
             "arena: could not release lease %s (%s); it expires %g s after its last heartbeat",
             held.name,
             _first_line(exc),
@@ -315,7 +325,7 @@ class Heartbeat:
         engine: sa.Engine,
         held: HeldLease,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = steady_clock,
     ) -> None:
         self.engine = engine
         self.held = held
@@ -334,8 +344,9 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stop.set()
-        # A renewal blocked on a dead store must not hold up the exit: the thread is a daemon.
-        self._thread.join(timeout=self.interval_s)
+        # A renewal blocked on a dead store must not hold up the exit: the thread is a daemon, and
+        # a renewal that lands after the release only finds the row gone (it never re-creates it).
+        self._thread.join(timeout=min(self.interval_s, _RETRY_S))
 
     def stop_reason(self) -> str | None:
         """None while sending is safe; otherwise why not (lost to another holder, or not renewed)."""
@@ -358,7 +369,8 @@ class Heartbeat:
             except Exception as exc:  # the store is down: keep trying, stop_reason() tells the time
                 self._error = _first_line(exc)
                 wait_s = min(_RETRY_S, self.interval_s)
-                log.warning("arena: could not renew lease %s: %s", self.held.name, self._error)
+                # Not a line on the user's terminal: stop_reason() reports it if it lasts too long.
+                log.info("arena: could not renew lease %s: %s", self.held.name, self._error)
                 continue
             if not renewed:
                 self._lost = f"another executor took its lease over ({self._taker()})"
