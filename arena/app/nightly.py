@@ -3,6 +3,8 @@
 A night holds the lease "nightly:<config>" (the config file, or the data dir for a config-less
 setup) in the store for its whole duration, so a second `arena nightly` on the same config and
 store, on this host or any other sharing the database, is refused with one line and makes no run.
+The run inside holds its own lease on the same store, and that one stops the sending when the store
+cannot be reached; the night's lease only keeps a second night from starting.
 """
 
 from __future__ import annotations
