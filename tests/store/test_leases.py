@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from support.processes import wait_until
 
 from arena import store
+from arena.errors import StoreError
 from arena.store import leases
 from arena.store.tables import Lease
 
@@ -255,3 +256,38 @@ def test_stop_reason_follows_the_holders_own_clock():
     assert heartbeat.stop_reason() is None
     now[0] += 0.2  # 20.1 s of 30 without a renewal: stop, ten seconds before anyone may take over
     assert "could not be renewed for 20 s" in heartbeat.stop_reason()
+
+
+def test_a_new_runs_lease_is_written_with_its_plan_or_not_at_all(engine):
+    from arena.store.tables import Job, Run
+
+    def job() -> Job:
+        return Job(challenge="c", task="text-to-image", model="m", provider="p", model_id="m")
+
+    held = store.HeldLease.new("run:r1")
+    store.create_run(engine, Run(id="r1"), [job()], lease=held)
+    assert _row(engine, "run:r1")["holder"] == held.holder
+    # A plan that cannot be stored (the same job twice) leaves no lease behind either.
+    with pytest.raises(StoreError):
+        store.create_run(engine, Run(id="r2"), [job(), job()], lease=store.HeldLease.new("run:r2"))
+    assert _row(engine, "run:r2") is None
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM runs WHERE id = 'r2'")).scalar() == 0
+
+
+def test_a_nightlys_lease_is_named_by_its_config_file_or_data_dir(tmp_path):
+    from dataclasses import replace
+
+    from arena.app.nightly import nightly_lease_name
+    from arena.config import demo_settings
+    from arena.providers import protocol_facts
+
+    settings = demo_settings(protocol_facts())
+    config = tmp_path / "arena.toml"
+    config.write_text("")
+    assert nightly_lease_name(replace(settings, source=str(config))) == f"nightly:{config}"
+    assert nightly_lease_name(settings) == f"nightly:{settings.data_dir}"
+    deep = tmp_path / ("d" * 120) / ("e" * 120)
+    long_a = nightly_lease_name(replace(settings, source="(demo)", data_dir=deep / "a"))
+    long_b = nightly_lease_name(replace(settings, source="(demo)", data_dir=deep / "b"))
+    assert len(long_a) <= 200 and long_a != long_b and long_a.endswith("/a")
