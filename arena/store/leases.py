@@ -46,6 +46,7 @@ plain `arena run --resume` refuses while any worker lease of the run is alive.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -65,14 +66,6 @@ from arena.store.tables import Lease
 
 log = logging.getLogger("arena.store")
 
-_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
-
-
-def steady_clock() -> float:
-    """Seconds on a clock that never jumps and, where the system has one, counts suspended time."""
-    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
-
-
 DEFAULT_TTL_S = 30.0
 HEARTBEATS_PER_TTL = 3  # renew every ttl/3: two heartbeats may fail before the lease is at risk
 STOP_AFTER_FRACTION = 2 / 3  # stop sending once this much of the ttl passed without a renewal
@@ -80,6 +73,13 @@ _RETRY_S = 1.0  # after a failed renewal, try again this soon (never later than 
 _TRIES = 5  # acquire: rounds of insert / look / take over when the row keeps changing under us
 
 LEASES = Lease.__table__
+
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def steady_clock() -> float:
+    """Seconds on a clock that never jumps and, where the system has one, counts suspended time."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
 
 
 class LeaseHeld(ArenaError):
@@ -129,7 +129,7 @@ class HeldLease:
     @classmethod
     def new(cls, name: str, ttl_s: float = DEFAULT_TTL_S) -> HeldLease:
         """A fresh holder `host:pid:token` for `name` (not yet in the database)."""
-        if not ttl_s > 0:
+        if not (ttl_s > 0 and math.isfinite(ttl_s)):
             raise ValueError(f"a lease's ttl must be positive, got {ttl_s!r}")
         host, pid = this_host(), os.getpid()
         return cls(name, f"{host}:{pid}:{secrets.token_hex(8)}", host, pid, float(ttl_s))
@@ -163,14 +163,16 @@ def _now(engine: sa.Engine):
     if engine.dialect.name == "sqlite":
         # The format SQLAlchemy's SQLite DateTime reads back, to the millisecond.
         return sa.func.strftime("%Y-%m-%d %H:%M:%f", "now")
-    return sa.func.now()
+    # The time the statement runs, not now(): the transaction's start, which for a new run's lease
+    # (inserted with its plan) is earlier than the moment its holder starts counting from.
+    return sa.func.clock_timestamp()
 
 
 def _age_s(engine: sa.Engine):
     """Seconds since the row's heartbeat, by the database's clock."""
     if engine.dialect.name == "sqlite":
         return (sa.func.julianday("now") - sa.func.julianday(LEASES.c.heartbeat_at)) * 86400.0
-    return sa.extract("epoch", sa.func.now() - LEASES.c.heartbeat_at)
+    return sa.extract("epoch", sa.func.clock_timestamp() - LEASES.c.heartbeat_at)
 
 
 # --- operations ------------------------------------------------------------------------------------
@@ -362,7 +364,9 @@ class Heartbeat:
         return None
 
     def _beat(self) -> None:
-        wait_s = self.interval_s
+        # Counted from the last renewal, not from the thread's start: a new run's plan may have
+        # taken a while to commit after its lease was written.
+        wait_s = max(0.0, self.held.renewed_at + self.interval_s - self._clock())
         while not self._stop.wait(wait_s):
             try:
                 renewed = renew_lease(self.engine, self.held)
@@ -376,7 +380,7 @@ class Heartbeat:
                 self._lost = f"another executor took its lease over ({self._taker()})"
                 return
             self._error = ""
-            wait_s = self.interval_s
+            wait_s = max(0.0, self.held.renewed_at + self.interval_s - self._clock())
 
     def _taker(self) -> str:
         try:
