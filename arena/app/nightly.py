@@ -65,7 +65,7 @@ def run_nightly(
     except store.LeaseHeld as exc:
         raise NightlyError(
             f"nightly: another night on {exc.name.removeprefix('nightly:')} is being run by "
-            f"{exc.holder.describe()}; wait for it or stop it"
+            f"{exc.holder.describe()}; {exc.holder.advice()}"
         ) from None
     finally:
         engine.dispose()

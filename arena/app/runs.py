@@ -70,7 +70,7 @@ class RunLease:
             self.held = store.acquire_lease(self.engine, f"run:{run.id}", self.ttl_s)
         except store.LeaseHeld as exc:
             raise RunError(
-                f"run {run.id} is being executed by {exc.holder.describe()}; wait for it or stop it"
+                f"run {run.id} is being executed by {exc.holder.describe()}; {exc.holder.advice()}"
             ) from None
         self.keep()
         return store.get_run(self.engine, run.id)

@@ -107,6 +107,13 @@ class LeaseHolder:
         """'pid 1234 on host H (heartbeat 3 s ago)': who to wait for or stop."""
         return f"pid {self.pid} on host {self.host} (heartbeat {max(0.0, self.heartbeat_age_s):.0f} s ago)"
 
+    def advice(self) -> str:
+        """What to do: wait or stop it; or, once its heartbeats have stopped, when it can be taken."""
+        if self.heartbeat_age_s > self.ttl_s / HEARTBEATS_PER_TTL * 1.5:  # a heartbeat was missed
+            left_s = max(1.0, self.ttl_s - self.heartbeat_age_s)
+            return f"its heartbeats have stopped: it can be taken over in {left_s:.0f} s"
+        return "wait for it or stop it"
+
     def gone(self) -> bool:
         """Expired by its ttl, or on this host with a PID that is no longer alive."""
         if self.heartbeat_age_s > self.ttl_s:

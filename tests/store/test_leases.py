@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -113,6 +114,21 @@ def test_a_live_lease_of_another_host_is_refused_whatever_its_pid(engine):
         store.acquire_lease(engine, "run:x")
     assert f"on host {OTHER_HOST} (heartbeat 25 s ago)" in refused.value.holder.describe()
     assert _row(engine, "run:x")["host"] == OTHER_HOST
+
+
+def test_the_refusal_says_when_a_silent_owner_can_be_taken_over(engine):
+    _put_row(engine, "run:x", host=OTHER_HOST, pid=4242, heartbeat_age_s=9, ttl_s=30)
+    with pytest.raises(store.LeaseHeld) as refused:
+        store.acquire_lease(engine, "run:x")
+    assert refused.value.holder.advice() == "wait for it or stop it"  # within its beat
+    _put_row(engine, "run:x", host=OTHER_HOST, pid=4242, heartbeat_age_s=22, ttl_s=30)
+    with pytest.raises(store.LeaseHeld) as refused:
+        store.acquire_lease(engine, "run:x")
+    advice = re.fullmatch(
+        r"its heartbeats have stopped: it can be taken over in (\d+) s",
+        refused.value.holder.advice(),
+    )
+    assert advice and 1 <= int(advice.group(1)) <= 8  # 30 - 22, less the time the test took
 
 
 def test_a_lease_of_a_dead_pid_on_this_host_is_taken_at_once(engine):
