@@ -13,7 +13,9 @@ the same lease twice is two holders). Each operation is one short transaction of
     read_holder     who holds a lease, and how old its heartbeat is
 
 A holder is gone when its heartbeat is older than its ttl_s, or at once when it is on this host
-and its PID is no longer alive (so `arena run --resume` right after `kill -9` needs no wait).
+and its PID is no longer alive (so `arena run --resume` right after `kill -9` needs no wait), or
+its PID is this very process's with a token this process never made (a container restarted after
+a kill runs arena as PID 1 again, under the same hostname).
 "This host" is the hostname: two containers that share a hostname but not a PID space must be given
 hostnames of their own. A PID reused by another process reads as alive: the lease then expires by
 its ttl instead, which is slower, never wrong.
@@ -73,6 +75,9 @@ _RETRY_S = 1.0  # after a failed renewal, try again this soon (never later than 
 _TRIES = 5  # acquire: rounds of insert / look / take over when the row keeps changing under us
 
 LEASES = Lease.__table__
+# Holders this process made and has not released: in the set before their row can be seen, so
+# that another thread of this process never takes them for a dead predecessor's.
+_HELD_HERE: set[str] = set()
 
 _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
 
@@ -115,10 +120,18 @@ class LeaseHolder:
         return "wait for it or stop it"
 
     def gone(self) -> bool:
-        """Expired by its ttl, or on this host with a PID that is no longer alive."""
+        """Expired by its ttl, or on this host with a PID that is no longer alive.
+
+        Our own PID with a token this process does not hold is a dead predecessor that had the
+        same PID: a container restarted after a kill runs arena as PID 1 again, on the same host.
+        """
         if self.heartbeat_age_s > self.ttl_s:
             return True
-        return self.host == this_host() and not pid_alive(self.pid)
+        if self.host != this_host():
+            return False
+        if self.pid == os.getpid():
+            return self.holder not in _HELD_HERE
+        return not pid_alive(self.pid)
 
 
 @dataclass
@@ -139,7 +152,9 @@ class HeldLease:
         if not (ttl_s > 0 and math.isfinite(ttl_s)):
             raise ValueError(f"a lease's ttl must be positive, got {ttl_s!r}")
         host, pid = this_host(), os.getpid()
-        return cls(name, f"{host}:{pid}:{secrets.token_hex(8)}", host, pid, float(ttl_s))
+        held = cls(name, f"{host}:{pid}:{secrets.token_hex(8)}", host, pid, float(ttl_s))
+        _HELD_HERE.add(held.holder)
+        return held
 
 
 def this_host() -> str:
@@ -247,6 +262,15 @@ def acquire_lease(engine: sa.Engine, name: str, ttl_s: float = DEFAULT_TTL_S) ->
     """
     held = HeldLease.new(name, ttl_s)
     try:
+        return _acquire(engine, held)
+    except BaseException:
+        _HELD_HERE.discard(held.holder)
+        raise
+
+
+def _acquire(engine: sa.Engine, held: HeldLease) -> HeldLease:
+    name = held.name
+    try:
         for _ in range(_TRIES):
             held.renewed_at = steady_clock()
             with engine.begin() as conn:
@@ -303,6 +327,7 @@ def renew_lease(engine: sa.Engine, held: HeldLease) -> bool:
 
 def release_lease(engine: sa.Engine, held: HeldLease) -> None:
     """Give the lease up (only if it is still ours); a store that fails here only leaves it to expire."""
+    _HELD_HERE.discard(held.holder)
     try:
         with engine.begin() as conn:
             conn.execute(

@@ -138,6 +138,15 @@ def test_a_lease_of_a_dead_pid_on_this_host_is_taken_at_once(engine):
     assert _row(engine, "run:x")["holder"] == held.holder
 
 
+def test_a_lease_of_our_own_pid_that_this_process_does_not_hold_is_a_dead_predecessors(engine):
+    # A container restarted after a kill: arena is PID 1 again, on the same hostname.
+    _put_row(engine, "run:x", host=leases.this_host(), pid=os.getpid(), heartbeat_age_s=0)
+    held = store.acquire_lease(engine, "run:x")
+    assert _row(engine, "run:x")["holder"] == held.holder
+    with pytest.raises(store.LeaseHeld):  # the one this process does hold is alive
+        store.acquire_lease(engine, "run:x")
+
+
 def test_a_zombie_is_dead_and_a_live_process_is_alive():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     wait_until(
