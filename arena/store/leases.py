@@ -1,4 +1,4 @@
-"""Leases: a named row in `leases` that one live holder keeps with a heartbeat ("run:<id>", "nightly:<config>").
+"""Leases: named rows in `leases`, each kept by one live holder's heartbeat ("run:<id>", "nightly:…").
 
 A run is executed only while its executor holds "run:<id>"; a nightly job holds "nightly:<config>"
 for its whole duration. A holder is `host:pid:token` (the token is random, so one process taking
@@ -20,13 +20,13 @@ a kill runs arena as PID 1 again, under the same hostname).
 hostnames of their own. A PID reused by another process reads as alive: the lease then expires by
 its ttl instead, which is slower, never wrong.
 
-One clock: the database's. Heartbeats are stamped with the database's `now` and ages are computed
-by the database (`now() - heartbeat_at` on PostgreSQL, julianday differences on SQLite), so hosts
-whose clocks disagree still agree on whether a lease expired. The holder's own view of its lease
-uses only its own steady clock: the time since its last successful renewal, measured from before
-that renewal was sent, which is never shorter than what the database sees. That clock counts a
-suspended machine's sleep (CLOCK_BOOTTIME on Linux), so a laptop that wakes up after the ttl
-knows at once that its lease may be gone.
+One clock: the database's. Heartbeats are stamped with the database's `now` and ages are computed by
+the database (`clock_timestamp() - heartbeat_at` on PostgreSQL, julianday differences on SQLite), so
+hosts whose clocks disagree still agree on whether a lease expired. The holder's own view of its
+lease uses only its own steady clock: the time since its last successful renewal, measured from
+before that renewal was sent, which is never shorter than what the database sees. That clock counts
+a suspended machine's sleep (CLOCK_BOOTTIME on Linux), so a laptop that wakes up after the ttl knows
+at once that its lease may be gone.
 
 Heartbeat (a daemon thread, its own short transactions, nothing on the harness's event loop)
 renews every ttl/3. When it cannot renew (the store is down, the network is cut), the lease may
