@@ -52,6 +52,10 @@ class SinkFailed(Exception):
     """The sink gave up on saving results: nothing more is sent (raised where a request would go)."""
 
 
+class SendStopped(Exception):
+    """This executor may no longer send (its lease is lost): raised where a request would go."""
+
+
 class _GatedLimiter:
     """A provider's limiter that also holds each request while the sink cannot save results.
 
@@ -74,6 +78,8 @@ class _GatedLimiter:
         while True:
             await self._harness.sink_ready()
             waited_ms += await self._limiter.pace()
+            if not self._harness._may_send():  # the rate limit's wait may have outlived the lease
+                raise SendStopped(self._harness.outcome.stopped_reason)
             if self._harness.sink_health() == "healthy":
                 return waited_ms
 
@@ -223,6 +229,7 @@ class RunOutcome:
     spent_usd: float = 0.0
     budget_stopped: bool = False
     store_failed: bool = False  # the sink gave up on saving: scheduling stopped
+    stopped_reason: str | None = None  # why sending stopped before the plan was done (a lost lease)
     failures: dict[str, int] = field(default_factory=dict)
     loop_lag_ms: list[float] = field(default_factory=list)
 
@@ -277,8 +284,11 @@ class Harness:
         on_result: Callable[[AttemptRecord], None] | None = None,
         transport: str = "aiohttp",
         tuning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        stop_reason: Callable[[], str | None] | None = None,
     ) -> None:
         self.settings = settings
+        # Asked (on the loop: it must be cheap) before every request; a reason stops sending for good.
+        self.stop_reason = stop_reason or (lambda: None)
         self.tuning = tuning
         self.challenges = challenges
         self.sink = sink
@@ -409,6 +419,8 @@ class Harness:
         for result in settled:
             if isinstance(result, SinkFailed):
                 self._stop_for_sink()
+            elif isinstance(result, SendStopped):
+                pass  # outcome.stopped_reason says why
             elif isinstance(result, BaseException):
                 raise result
 
@@ -444,6 +456,8 @@ class Harness:
     ) -> None:
         provider = self.settings.providers[job.provider]
         async with limiter.slot():
+            if not self._may_send():
+                return  # not sent: the job stays pending for whoever executes the run next
             if self._stop_scheduling:
                 return
             if not self._budget_allows(job):
@@ -454,6 +468,8 @@ class Harness:
             expected = job.expected_cost_usd or 0.0
             try:
                 for number in itertools.count(first_attempt):
+                    if number > first_attempt and not self._may_send():
+                        break  # the last attempt was not final: the job stays pending
                     retries_left = provider.max_retries - (number - first_attempt)
                     attempt = await self._attempt(
                         run_id,
@@ -474,8 +490,15 @@ class Harness:
                     break
             except SinkFailed:  # raised before the request went out: the job stays pending
                 self._stop_for_sink()
+            except SendStopped:  # likewise: the lease is lost, whoever holds it next sends it
+                pass
             finally:
                 self._reserved_usd -= expected
+
+    def _may_send(self) -> bool:
+        if self.outcome.stopped_reason is None:
+            self.outcome.stopped_reason = self.stop_reason()
+        return self.outcome.stopped_reason is None
 
     async def _attempt(
         self,

@@ -1,12 +1,21 @@
-"""The nightly job: run the configured challenges, then rebuild the report from the store."""
+"""The nightly job: run the configured challenges, then rebuild the report from the store.
+
+A night holds the lease "nightly:<config>" (the config file, or the data dir for a config-less
+setup) in the store for its whole duration, so a second `arena nightly` on the same config and
+store, on this host or any other sharing the database, is refused with one line and makes no run.
+The run inside holds its own lease on the same store, and that one stops the sending when the store
+cannot be reached; the night's lease only keeps a second night from starting.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from arena import store
 from arena.config import Settings
 from arena.errors import ArenaError
 
@@ -21,6 +30,16 @@ class NightlyReport:
     site: object  # arena.report.BuildResult
 
 
+def nightly_lease_name(settings: Settings) -> str:
+    """'nightly:<config file>' (resolved), or 'nightly:<data dir>' when there is no config file."""
+    source = Path(settings.source)
+    where = str(source.resolve()) if source.is_file() else str(settings.data_dir)
+    name = f"nightly:{where}"
+    if len(name) > 200:  # the column's width: keep the path's end, made unique by its hash
+        name = f"nightly:{hashlib.sha256(where.encode()).hexdigest()[:16]}:…{where[-150:]}"
+    return name
+
+
 def run_nightly(
     settings: Settings,
     out_dir: Path,
@@ -33,8 +52,26 @@ def run_nightly(
     """One night: a new run of every configured challenge, then the site rebuilt in out_dir.
 
     Provider failures are results (the run completed); a run that cannot start, or a report that
-    cannot be built, raises NightlyError naming the step.
+    cannot be built, raises NightlyError naming the step. While another night on the same config
+    holds the lease, NightlyError names its owner and no run is made.
     """
+    try:
+        engine = store.open_engine(settings.database_url)
+    except ArenaError as exc:
+        raise NightlyError(f"nightly: the run could not start: {exc}") from None
+    try:
+        with store.holding(engine, nightly_lease_name(settings)):
+            return _night(settings, out_dir, max_cost_usd, on_planned, on_result, tuning)
+    except store.LeaseHeld as exc:
+        raise NightlyError(
+            f"nightly: another night on {exc.name.removeprefix('nightly:')} is being run by "
+            f"{exc.holder.describe()}; {exc.holder.advice()}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _night(settings, out_dir, max_cost_usd, on_planned, on_result, tuning) -> NightlyReport:
     from arena.app.runs import RunFailed, run_benchmark
     from arena.report import build_site
 

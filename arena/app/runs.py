@@ -51,6 +51,51 @@ def local_providers(settings: Settings):
         yield urls
 
 
+class RunLease:
+    """The lease "run:<id>" of the run this process executes: taken (or inserted with a new run's
+    plan), kept alive by a heartbeat thread, released when the run ends.
+
+    While it cannot be renewed, `stop_reason` closes the harness's gate before the lease could
+    expire (see arena.store.leases): no request is sent once another executor could take over.
+    """
+
+    def __init__(self, engine, ttl_s: float = store.DEFAULT_TTL_S) -> None:
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self.held: store.HeldLease | None = None
+        self.heartbeat: store.Heartbeat | None = None
+
+    def new(self, run_id: str) -> store.HeldLease:
+        """The lease for a run about to be created: store.create_run inserts it with the plan."""
+        self.held = store.HeldLease.new(f"run:{run_id}", self.ttl_s)
+        return self.held
+
+    def take(self, run: Run) -> Run:
+        """Acquire an existing run's lease (one line naming the live owner if another has it), then
+        start the heartbeat; returns the run as read under the lease."""
+        try:
+            self.held = store.acquire_lease(self.engine, f"run:{run.id}", self.ttl_s)
+        except store.LeaseHeld as exc:
+            raise RunError(
+                f"run {run.id} is being executed by {exc.holder.describe()}; {exc.holder.advice()}"
+            ) from None
+        self.keep()
+        return store.get_run(self.engine, run.id)
+
+    def keep(self) -> None:
+        """Start the heartbeat (after a new run's plan, and its lease, are committed)."""
+        self.heartbeat = store.Heartbeat(self.engine, self.held).start()
+
+    def stop_reason(self) -> str | None:
+        return self.heartbeat.stop_reason() if self.heartbeat is not None else None
+
+    def release(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self.held is not None:
+            store.release_lease(self.engine, self.held)
+
+
 def run_benchmark(
     settings: Settings,
     *,
@@ -61,17 +106,22 @@ def run_benchmark(
     challenges: list[Challenge] | None = None,
     transport: str = "aiohttp",
     tuning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    lease_ttl_s: float = store.DEFAULT_TTL_S,
 ) -> RunReport:
     """Plan a new run (or pick up `resume`, an id or "last") and execute every pending job.
 
     The plan is committed before the first request; each job is marked done in the same
     transaction as its final attempt, so a crash at any point leaves every job either done
-    exactly once or pending for the next --resume.
+    exactly once or pending for the next --resume. The run is executed only while this process
+    holds its lease "run:<id>": a second executor is refused with one line naming the owner, and
+    an executor that cannot renew its lease stops sending (RunError, the run left interrupted).
     """
     engine = store.open_engine(settings.database_url)
+    lease = RunLease(engine, lease_ttl_s)
     try:
-        return _plan_and_execute(
+        report = _plan_and_execute(
             engine,
+            lease,
             settings,
             resume,
             max_cost_usd,
@@ -82,11 +132,27 @@ def run_benchmark(
             tuning,
         )
     finally:
+        lease.release()
         engine.dispose()  # a nightly process runs many: each closes its connections
+    if report.outcome.stopped_reason:
+        raise RunError(
+            f"run {report.run_id} stopped sending: {report.outcome.stopped_reason}; "
+            f"{report.summary['pending']} job(s) left pending for `arena run --resume {report.run_id}`"
+        )
+    return report
 
 
 def _plan_and_execute(
-    engine, settings, resume, max_cost_usd, on_planned, on_result, challenges, transport, tuning
+    engine,
+    lease,
+    settings,
+    resume,
+    max_cost_usd,
+    on_planned,
+    on_result,
+    challenges,
+    transport,
+    tuning,
 ) -> RunReport:
     all_challenges = (
         challenges
@@ -95,7 +161,7 @@ def _plan_and_execute(
     )
     by_slug = {c.slug: c for c in all_challenges}
     if resume:
-        run = store.get_run(engine, resume)
+        run = lease.take(store.get_run(engine, resume))
         if run.status == "completed":
             raise RunError(f"run {run.id} already completed: nothing to resume")
         store.replay_spill(engine, settings.data_dir, run.id)  # results paid for: saved first
@@ -120,10 +186,11 @@ def _plan_and_execute(
             raise RunError(
                 "nothing to run: no configured model does the task of any selected challenge"
             )
+        run_id = new_run_id()
         run = store.create_run(
             engine,
             Run(
-                id=new_run_id(),
+                id=run_id,
                 status="planned",
                 config_source=settings.source,
                 settings_json=store.settings_snapshot(settings, all_challenges),
@@ -131,7 +198,9 @@ def _plan_and_execute(
                 samples=settings.samples,
             ),
             planned,
+            lease=lease.new(run_id),
         )
+        lease.keep()
         jobs = store.pending_jobs(engine, run.id)
         spent = 0.0
     try:
@@ -156,6 +225,7 @@ def _plan_and_execute(
                 on_result=on_result,
                 transport=transport,
                 tuning=tuning,
+                stop_reason=lease.stop_reason,
             )
             outcome = asyncio.run(harness.execute(run.id, jobs, next_attempts))
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI makes it one)
@@ -166,7 +236,13 @@ def _plan_and_execute(
         if note:  # the error that stopped the run comes first; this must not be lost with it
             log.warning("arena: %s", note)
         raise
-    status = "budget_stopped" if outcome.budget_stopped else "completed"
+    status = (
+        "interrupted"
+        if outcome.stopped_reason
+        else "budget_stopped"
+        if outcome.budget_stopped
+        else "completed"
+    )
     note = _end_run(engine, run.id, writer, status, settings.store_retry_s)
     if note:
         raise RunFailed(note)

@@ -6,6 +6,7 @@ Its modules, each one concern:
     migrations  the schema's Alembic revisions, the upgrade (under a lock) and its state
     tables      the SQLModel tables
     runs        runs and their jobs
+    leases      named leases kept by a heartbeat: one live executor per run or nightly
     writer      the harness's results writer (attempts, images, finished jobs); held and retried
                 while the store fails, then spilled; replay_spill saves a spill on resume
     spill       the spill file: results the store could not take, as JSON lines under the data dir
@@ -17,6 +18,18 @@ The names below are the store's public face; callers write ``store.read_votes(en
 
 from arena.store.engine import engine_url, open_engine
 from arena.store.frames import read_attempts, read_image_paths, read_votes
+from arena.store.leases import (
+    DEFAULT_TTL_S,
+    Heartbeat,
+    HeldLease,
+    LeaseHeld,
+    LeaseHolder,
+    acquire_lease,
+    holding,
+    read_holder,
+    release_lease,
+    renew_lease,
+)
 from arena.store.runs import (
     create_run,
     get_run,
@@ -32,24 +45,34 @@ from arena.store.tables import Attempt, Job, Run, StoredImage, Vote
 from arena.store.writer import StoreWriter, record_results, replay_spill
 
 __all__ = [
+    "DEFAULT_TTL_S",
     "Attempt",
+    "Heartbeat",
+    "HeldLease",
     "Job",
+    "LeaseHeld",
+    "LeaseHolder",
     "Run",
     "StoreWriter",
     "StoredImage",
     "Vote",
+    "acquire_lease",
     "create_run",
     "engine_url",
     "get_run",
+    "holding",
     "list_runs",
     "next_attempt_number",
     "open_engine",
     "pending_jobs",
     "read_attempts",
+    "read_holder",
     "read_image_paths",
     "read_votes",
     "record_results",
     "replay_spill",
+    "release_lease",
+    "renew_lease",
     "run_cost_usd",
     "run_summary",
     "set_run_status",

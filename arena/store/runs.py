@@ -10,16 +10,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from arena.errors import RunError, StoreError
+from arena.store.leases import HeldLease, insert_lease
 from arena.store.tables import Attempt, Job, Run, utcnow
 
 
-def create_run(engine: sa.Engine, run: Run, jobs: Iterable[Job]) -> Run:
-    """Store a run and its whole plan in one transaction, before any request is sent."""
+def create_run(
+    engine: sa.Engine, run: Run, jobs: Iterable[Job], lease: HeldLease | None = None
+) -> Run:
+    """Store a run and its whole plan in one transaction, before any request is sent.
+
+    `lease` (the new run's "run:<id>") is inserted in the same transaction, so no other executor
+    can pick the run up between its creation and its first request.
+    """
     jobs = list(jobs)
     run.jobs_total = len(jobs)
     with Session(engine) as session:
         session.add(run)
         session.flush()
+        if lease is not None:
+            insert_lease(engine, session.connection(), lease)
         for job in jobs:
             job.run_id = run.id
             session.add(job)
