@@ -29,7 +29,7 @@ from arena.params import normalize_request
 from arena.providers import adapter_class, route_capabilities
 from arena.providers.base import Adapter, ImageRequest, InputImage, ProviderReply, Stopwatch
 from arena.providers.emulation import emulate
-from arena.providers.wire import classify_exception
+from arena.providers.wire import classify_exception, name_the_key
 from arena.store.tables import Job
 
 # One attempt as the harness hands it on: tables.Attempt's columns as attributes. Not the SQLModel
@@ -102,7 +102,7 @@ async def send_with_timeout(
         async with asyncio.timeout(timeout_s):
             return await adapter.generate(request, watch), watch, None
     except ProviderError as exc:
-        return None, watch, exc
+        return None, watch, name_the_key(exc, adapter.provider)
     except TimeoutError:
         return None, watch, ProviderError("timeout", f"no result within {timeout_s:g} s")
     except Exception as exc:  # an adapter bug or an unexpected reply must not stop a run

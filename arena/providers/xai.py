@@ -81,13 +81,14 @@ class XAIAdapter(Adapter):
         error = error_from_status(
             response.status_code, response.headers, body.decode("utf-8", "replace"), self.redact
         )
-        # xAI has no documented refusal code; its safety blocks arrive as 4xx whose text says so.
-        if error.failure_class == "client_error" and any(
-            w in str(error).lower() for w in REFUSAL_WORDS
-        ):
-            return ProviderError(
-                "refused", str(error).removeprefix("client_error: "), status_code=error.status_code
-            )
+        # xAI has no documented refusal code; its safety blocks arrive as 4xx (403 seen) whose
+        # text says so, where a 403 would otherwise be taken for a rejected key.
+        maybe_refusal = error.failure_class == "client_error" or (
+            error.failure_class == "auth" and error.status_code == 403
+        )
+        if maybe_refusal and any(w in str(error).lower() for w in REFUSAL_WORDS):
+            said = str(error).split(": ", 1)[1]
+            return ProviderError("refused", said, status_code=error.status_code)
         return error
 
     async def read_reply(
