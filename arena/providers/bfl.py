@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import httpx
@@ -62,9 +61,7 @@ class BFLAdapter(QueuedAdapter):
             body["aspect_ratio"] = requested_ratio(request.size, request.aspect_ratio)
         for i, image in enumerate(request.images):
             # input_image, input_image_2, input_image_3...: base64 without a data: prefix
-            body["input_image" if i == 0 else f"input_image_{i + 1}"] = base64.b64encode(
-                image.data
-            ).decode("ascii")
+            body["input_image" if i == 0 else f"input_image_{i + 1}"] = image.base64
         body.update(request.params)
         return body
 

@@ -95,6 +95,7 @@ class EmulatingAdapter(Adapter):
         started = [w for w in watches if w.sent_ns is not None]
         first = min(started, key=lambda w: w.sent_ns)
         watch.sent_ns, watch.sent_at = first.sent_ns, first.sent_at
+        watch.ready_ns, watch.handed_ns = first.ready_ns, first.handed_ns
         for mark in ("ttfb", "download_start"):
             values = [w.marks_ns[mark] for w in watches if mark in w.marks_ns]
             if values:

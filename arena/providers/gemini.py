@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import httpx
@@ -77,7 +76,7 @@ class GeminiAdapter(Adapter):
             {
                 "inline_data": {
                     "mime_type": image.mime,
-                    "data": base64.b64encode(image.data).decode("ascii"),
+                    "data": image.base64,
                 }
             }
             for image in request.images
