@@ -383,7 +383,7 @@ class Harness:
             route = self._routes[(job.model, job.provider)]
             self._requests[key] = normalize_request(
                 build_request(challenge, route),
-                route_capabilities(route.capabilities, adapter),
+                route_capabilities(route.capabilities, adapter, route.model_id),
                 adapter.shape_form,
                 source=f"challenge {challenge.slug} on {route.target}",
             )

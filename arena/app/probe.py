@@ -76,7 +76,7 @@ def probe(
     provider = settings.providers[route.provider]
     source = f"challenge {challenge.slug} on {route.target}"
     adapter_cls = adapter_class(provider.protocol)
-    capabilities = route_capabilities(route.capabilities, adapter_cls)
+    capabilities = route_capabilities(route.capabilities, adapter_cls, route.model_id)
     request = normalize_request(
         build_request(challenge, route), capabilities, adapter_cls.shape_form, source
     )

@@ -163,6 +163,8 @@ class Adapter(ABC):
       by arena (providers.emulation), so the adapter never sees them.
     - default_capabilities: the capability table (params.CAPABILITY_KEYS) for a route that
       declares none; values the protocol's API accepts. A route's own table wins.
+      capabilities_for(model_id) narrows it for a model that takes less (the class's table by
+      default). Adapters also keep their bodies within what the API takes, whatever reaches them.
     - baseline: its providers are baselines (labelled so) unless they say otherwise.
     - default_base_url: None when a provider must give base_url; "" when arena starts the
       server itself if none is given.
@@ -185,6 +187,11 @@ class Adapter(ABC):
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} {self.provider.name}>"
+
+    @classmethod
+    def capabilities_for(cls, model_id: str) -> dict:
+        """The default table for one model of the protocol (some take less than others)."""
+        return cls.default_capabilities
 
     @abstractmethod
     async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:

@@ -64,6 +64,9 @@ class EmulatingAdapter(Adapter):
     def __repr__(self) -> str:
         return f"<emulated {self.inner!r}>"
 
+    def capabilities_for(self, model_id: str) -> dict:
+        return self.inner.capabilities_for(model_id)
+
     def _emulated(self, parameter: str) -> bool:
         return handling_for(self.inner.parameters, parameter).kind == "emulated"
 

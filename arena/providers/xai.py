@@ -5,12 +5,22 @@ from __future__ import annotations
 import httpx
 
 from arena.errors import ProviderError
-from arena.params import OUTPUT_EMULATED, SHAPE_AS_RATIO, Handling, requested_ratio, requested_tier
+from arena.params import (
+    OUTPUT_EMULATED,
+    SHAPE_AS_RATIO,
+    Handling,
+    requested_ratio,
+    requested_tier,
+    snap_ratio,
+    snap_tier,
+)
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
 from arena.providers.wire import decode_b64, error_from_status, exchange, parse_json, stamp
 
 USD_TICKS = 1e10  # usage.cost_in_usd_ticks: 10^10 ticks are one US dollar
 REFUSAL_WORDS = ("moderation", "content policy", "safety", "not allowed", "blocked")
+TIERS = ("1k", "2k")  # the only resolutions xAI takes
+LATER_RATIOS = ("21:9", "5:2")  # seen accepted since Aug 2026; sent when a route's table asks
 
 
 class XAIAdapter(Adapter):
@@ -44,12 +54,16 @@ class XAIAdapter(Adapter):
         body: dict[str, object] = {"model": request.model_id, "prompt": request.prompt}
         if request.n != 1:
             body["n"] = request.n
-        ratio = requested_ratio(request.size, request.aspect_ratio)
-        tier = requested_tier(request.size, request.resolution)
+        # Whatever the request asks, only values of xAI's enums are sent (a 400 otherwise).
+        known = tuple(self.default_capabilities["aspect_ratios"])
+        ratio = snap_ratio(
+            requested_ratio(request.size, request.aspect_ratio), known, (*known, *LATER_RATIOS)
+        )
+        tier = snap_tier(requested_tier(request.size, request.resolution), TIERS)
         if ratio:
             body["aspect_ratio"] = ratio
         if tier:
-            body["resolution"] = tier.lower()  # xAI spells tiers "1k" / "2k"
+            body["resolution"] = tier  # xAI spells tiers "1k" / "2k"
         if request.task == "edit":
             refs = [{"url": image.data_uri(), "type": "image_url"} for image in request.images]
             if len(refs) == 1:
