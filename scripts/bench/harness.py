@@ -66,30 +66,71 @@ def serve(port: int, ready) -> None:
     except ImportError:
         pass
     body, _ = make_body()
-    small = json.dumps({"data": [{"b64_json": base64.b64encode(small_png()).decode()}]}).encode()
 
     async def handle(request: web.Request) -> web.Response:
         await request.read()
         await asyncio.sleep(DELAY_S)
         return web.Response(body=body, content_type="application/json")
 
-    async def edit(request: web.Request) -> web.Response:
-        arrived_ns = time.time_ns()  # headers parsed; the body may still be on its way
-        await request.read()
-        await asyncio.sleep(CLOCK_DELAY_S)
-        return web.Response(
-            body=small, content_type="application/json", headers={"x-request-id": str(arrived_ns)}
-        )
-
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/images/generations", handle)
-    app.router.add_post("/v1/images/edits", edit)
 
     async def main():
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)
         await site.start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def serve_edits(port: int, ready) -> None:
+    """The clock check's provider: xAI-style edits, each request's arrival stamped by the server.
+
+    A bare asyncio protocol, so the stamp is taken when the server's loop first sees a request's
+    bytes (no parser or handler task between): wall-clock ns, returned as x-request-id. Every
+    reply comes CLOCK_DELAY_S after the request's last byte, with a small image.
+    """
+    small = json.dumps({"data": [{"b64_json": base64.b64encode(small_png()).decode()}]}).encode()
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+
+    class Edits(asyncio.Protocol):
+        def connection_made(self, transport) -> None:
+            self.transport, self.head, self.left, self.arrived_ns = transport, b"", None, None
+
+        def data_received(self, data: bytes) -> None:
+            while data:
+                if self.arrived_ns is None:
+                    self.arrived_ns = time.time_ns()
+                if self.left is None:  # still reading the head
+                    self.head += data
+                    end = self.head.find(b"\r\n\r\n")
+                    if end < 0:
+                        return
+                    lines = self.head[:end].decode("latin-1").lower().split("\r\n")
+                    length = next(
+                        int(line.split(":", 1)[1])
+                        for line in lines
+                        if line.startswith("content-length:")
+                    )
+                    data, self.head, self.left = self.head[end + 4 :], b"", length
+                taken = min(self.left, len(data))
+                self.left -= taken
+                data = data[taken:]
+                if self.left == 0:
+                    stamp, self.left, self.arrived_ns = self.arrived_ns, None, None
+                    asyncio.get_running_loop().call_later(CLOCK_DELAY_S, self.reply, stamp)
+
+        def reply(self, arrived_ns: int) -> None:
+            if not self.transport.is_closing():
+                header = head % len(small) + b"x-request-id: %d\r\n\r\n" % arrived_ns
+                self.transport.write(header + small)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await loop.create_server(Edits, "127.0.0.1", port, backlog=4096)
         ready.set()
         await asyncio.Event().wait()
 
@@ -319,16 +360,18 @@ def main() -> None:
     args = parser.parse_args()
     from arena.providers.local import free_port
 
-    port = free_port()
-    ready = multiprocessing.Event()
+    port, edits_port = free_port(), free_port()
+    ready, edits_ready = multiprocessing.Event(), multiprocessing.Event()
     server = multiprocessing.Process(target=serve, args=(port, ready), daemon=True)
+    edits = multiprocessing.Process(target=serve_edits, args=(edits_port, edits_ready), daemon=True)
     server.start()
+    edits.start()
     try:
-        if not ready.wait(30):
+        if not (ready.wait(30) and edits_ready.wait(30)):
             raise SystemExit("bench server did not start")
         _, png_bytes = make_body()
         clock = run_clock(
-            port, args.clock_jobs, args.clock_rate, args.clock_in_flight, args.transport
+            edits_port, args.clock_jobs, args.clock_rate, args.clock_in_flight, args.transport
         )
         if args.clock_only:
             line = {"bench": "harness-clock", "transport": args.transport, "cores": os.cpu_count()}
@@ -337,8 +380,9 @@ def main() -> None:
         ref = asyncio.run(reference(port, args.jobs, args.rate, args.in_flight))
         ours = run_ours(port, args.jobs, args.rate, args.in_flight, args.transport)
     finally:
-        server.terminate()
-        server.join(5)
+        for process in (server, edits):
+            process.terminate()
+            process.join(5)
     ratio = max(
         ours["overhead_p50_ms"] / max(ref["reference_overhead_p50_ms"], 1e-9),
         ours["overhead_p95_ms"] / max(ref["reference_overhead_p95_ms"], 1e-9),
