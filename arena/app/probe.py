@@ -159,6 +159,7 @@ def format_probe(result: ProbeResult) -> str:
         )
         lines.append(f"  result:  FAILED {result.failure_class}{status}: {result.error}{retry}")
     for label, key, meaning in (
+        ("wait", "client_wait_ms", "ready -> handed to a connection (counted in no other figure)"),
         ("ttfb", "ttfb_ms", "request sent -> first byte of the reply carrying the result"),
         ("partial", "first_partial_ms", "request sent -> first partial image (streaming)"),
         ("queue", "queue_ms", "submit acknowledged -> started (queued providers)"),
