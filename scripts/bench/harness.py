@@ -7,8 +7,8 @@ Prints one JSON line. Ours: the real harness (limiter, OpenAI adapter over the c
 transport, image check, store writer on SQLite). Reference, in the same run: a bare aiohttp loop
 sending the same number of requests on the same schedule. Overhead = measured generation time - 5 s.
 
-The clock check: the server stamps each request's arrival (wall clock, the moment its handler is
-called, before the body is read) and returns it as x-request-id; the harness stores its own
+The clock check: the server has the kernel stamp each request's arrival (SO_TIMESTAMPING, wall
+clock) and returns it as x-request-id; the harness stores its own
 "sent" instant as started_at. |client - server| per attempt, against the target p50 <= 2 ms and
 p99 <= 10 ms, with the CPU the hypervisor stole meanwhile (a noisy neighbour shows there).
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import multiprocessing
@@ -86,51 +87,97 @@ def serve(port: int, ready) -> None:
     asyncio.run(main())
 
 
-def serve_edits(port: int, ready) -> None:
-    """The clock check's provider: xAI-style edits, each request's arrival stamped by the server.
+# Linux SO_TIMESTAMPING: the kernel stamps each received packet (software, CLOCK_REALTIME).
+SO_TIMESTAMPING = 37
+TIMESTAMPING_FLAGS = (1 << 3) | (1 << 4)  # SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
 
-    A bare asyncio protocol, so the stamp is taken when the server's loop first sees a request's
-    bytes (no parser or handler task between): wall-clock ns, returned as x-request-id. Every
-    reply comes CLOCK_DELAY_S after the request's last byte, with a small image.
+
+def serve_edits(port: int, ready) -> None:
+    """The clock check's provider: xAI-style edits, each request's arrival stamped by the kernel.
+
+    The stamp is the kernel's receive timestamp of the first bytes of the request (SO_TIMESTAMPING,
+    read with recvmsg), so it does not depend on when this process gets the CPU; where the kernel
+    gives none, the wall clock when the loop first sees the bytes. Wall-clock ns, returned as
+    x-request-id. Every reply comes CLOCK_DELAY_S after the request's last byte, with a small image.
     """
+    import socket
+    import struct
+
     small = json.dumps({"data": [{"b64_json": base64.b64encode(small_png()).decode()}]}).encode()
     head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
 
-    class Edits(asyncio.Protocol):
-        def connection_made(self, transport) -> None:
-            self.transport, self.head, self.left, self.arrived_ns = transport, b"", None, None
+    class Connection:
+        def __init__(self, loop, sock) -> None:
+            self.loop, self.sock = loop, sock
+            self.head, self.left, self.arrived_ns = b"", None, None
+            loop.add_reader(sock, self.readable)
 
-        def data_received(self, data: bytes) -> None:
-            while data:
-                if self.arrived_ns is None:
-                    self.arrived_ns = time.time_ns()
-                if self.left is None:  # still reading the head
-                    self.head += data
-                    end = self.head.find(b"\r\n\r\n")
-                    if end < 0:
-                        return
-                    lines = self.head[:end].decode("latin-1").lower().split("\r\n")
-                    length = next(
-                        int(line.split(":", 1)[1])
-                        for line in lines
-                        if line.startswith("content-length:")
-                    )
-                    data, self.head, self.left = self.head[end + 4 :], b"", length
-                taken = min(self.left, len(data))
-                self.left -= taken
-                data = data[taken:]
-                if self.left == 0:
-                    stamp, self.left, self.arrived_ns = self.arrived_ns, None, None
-                    asyncio.get_running_loop().call_later(CLOCK_DELAY_S, self.reply, stamp)
+        def close(self) -> None:
+            self.loop.remove_reader(self.sock)
+            self.sock.close()
+
+        def readable(self) -> None:
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(1 << 18, 1024)
+            except BlockingIOError:
+                return
+            except OSError:
+                return self.close()
+            if not data:
+                return self.close()
+            if self.arrived_ns is None:
+                stamps = [d for level, kind, d in ancillary if kind == SO_TIMESTAMPING]
+                seconds, nanos = struct.unpack("qq", stamps[0][:16]) if stamps else (0, 0)
+                self.arrived_ns = seconds * 10**9 + nanos or time.time_ns()
+            self.take(data)
+
+        def take(self, data: bytes) -> None:
+            if self.left is None:  # still reading the head
+                self.head += data
+                end = self.head.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                lines = self.head[:end].decode("latin-1").lower().split("\r\n")
+                length = next(
+                    int(line.split(":", 1)[1])
+                    for line in lines
+                    if line.startswith("content-length:")
+                )
+                data, self.head, self.left = self.head[end + 4 :], b"", length
+            self.left -= len(data)  # a client sends its next request only after our reply
+            if self.left <= 0:
+                stamp, self.left, self.arrived_ns = self.arrived_ns, None, None
+                self.loop.call_later(CLOCK_DELAY_S, self.reply, stamp)
 
         def reply(self, arrived_ns: int) -> None:
-            if not self.transport.is_closing():
-                header = head % len(small) + b"x-request-id: %d\r\n\r\n" % arrived_ns
-                self.transport.write(header + small)
+            header = head % len(small) + b"x-request-id: %d\r\n\r\n" % arrived_ns
+            try:
+                self.sock.sendall(header + small)  # a few hundred bytes: the buffer takes them
+            except OSError:
+                self.close()
 
     async def main():
         loop = asyncio.get_running_loop()
-        await loop.create_server(Edits, "127.0.0.1", port, backlog=4096)
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(4096)
+        listener.setblocking(False)
+
+        def accept() -> None:
+            while True:
+                try:
+                    sock, _ = listener.accept()
+                except BlockingIOError:
+                    return
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # Without kernel stamps (not Linux) the loop's own clock stands in.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TIMESTAMPING_FLAGS)
+                Connection(loop, sock)
+
+        loop.add_reader(listener, accept)
         ready.set()
         await asyncio.Event().wait()
 
