@@ -20,7 +20,7 @@ from arena.errors import ProviderError
 from arena.harness import make_client, send_with_timeout
 from arena.providers.base import ImageRequest, InputImage, Stopwatch
 from arena.providers.local import LocalServer
-from arena.providers.openai import OpenAIAdapter, sse_events
+from arena.providers.openai import OpenAIAdapter, sse_events, stream_error
 
 KEY = "sk-test-secret-0123456789"
 TRANSPORTS = ["aiohttp", "httpx"]  # the harness's default, and httpx's own pool
@@ -216,6 +216,13 @@ def test_a_gateways_upstream_refusal_is_refused_whatever_its_status(server, mode
     error = failure(server, model)
     assert error.failure_class == "refused", error
     assert "UPSTREAM_ERROR" in str(error) and "safety system" in str(error)
+
+
+def test_a_gateways_refusal_in_a_stream_error_event_is_refused():
+    event = {"error": {"code": "UPSTREAM_ERROR", "message": "rejected by the safety system"}}
+    assert stream_error(event).failure_class == "refused"
+    other = {"error": {"code": "UPSTREAM_ERROR", "message": "upstream timed out"}}
+    assert stream_error(other).failure_class == "server_error"
 
 
 def test_a_wrong_key_is_auth_naming_the_provider_and_its_variable(server):
