@@ -12,8 +12,10 @@
     Failure                       the class of a failed attempt (stored as its value, e.g. "timeout")
      ├── timeout                  no complete reply within the provider's timeout (including mid-poll)
      ├── rate_limited             429, or the provider's own "too many requests" signal
-     ├── refused                  content policy / moderation
-     ├── client_error             other 4xx: our request was wrong (bad parameter, auth, not found)
+     ├── refused                  content policy / moderation (also a gateway passing one on)
+     ├── auth                     the provider rejected the key, or wanted one: 401, 403, or its own
+     │                            "invalid key" 400; the message names $api_key_env, never the key
+     ├── client_error             other 4xx: our request was wrong (bad parameter, not found)
      ├── server_error             5xx, or the provider reported an internal failure
      ├── network                  connection refused, reset, DNS, TLS, truncated transfer
      ├── bad_response             a reply we cannot read: invalid JSON, missing fields, unknown status
@@ -34,6 +36,7 @@ class Failure(StrEnum):
     TIMEOUT = "timeout"
     RATE_LIMITED = "rate_limited"
     REFUSED = "refused"
+    AUTH = "auth"
     CLIENT_ERROR = "client_error"
     SERVER_ERROR = "server_error"
     NETWORK = "network"

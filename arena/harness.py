@@ -27,9 +27,16 @@ from arena.images import ImageInfo, inspect_image
 from arena.limits import ProviderLimiter
 from arena.params import merge_params, normalize_request
 from arena.providers import adapter_class, route_capabilities
-from arena.providers.base import Adapter, ImageRequest, InputImage, ProviderReply, Stopwatch
+from arena.providers.base import (
+    Adapter,
+    ImageRequest,
+    InputImage,
+    ProviderReply,
+    Stopwatch,
+    request_handed,
+)
 from arena.providers.emulation import emulate
-from arena.providers.wire import classify_exception
+from arena.providers.wire import classify_exception, name_the_key
 from arena.store.tables import Job
 
 # One attempt as the harness hands it on: tables.Attempt's columns as attributes. Not the SQLModel
@@ -149,7 +156,7 @@ async def send_with_timeout(
         async with asyncio.timeout(timeout_s):
             return await adapter.generate(request, watch), watch, None
     except ProviderError as exc:
-        return None, watch, exc
+        return None, watch, name_the_key(exc, adapter.provider)
     except TimeoutError:
         return None, watch, ProviderError("timeout", f"no result within {timeout_s:g} s")
     except Exception as exc:  # an adapter bug or an unexpected reply must not stop a run
@@ -177,6 +184,7 @@ class CallResult:
         """The measured figures (base.py's definitions); a failure has no generation time."""
         reply, watch = self.reply, self.watch
         return {
+            "client_wait_ms": watch.client_wait_ms,
             "ttfb_ms": watch.ms("ttfb"),
             "first_partial_ms": reply.first_partial_ms if reply else None,
             "queue_ms": reply.queue_ms if reply else None,
@@ -234,33 +242,66 @@ class RunOutcome:
     loop_lag_ms: list[float] = field(default_factory=list)
 
 
-def make_client(provider: ProviderConfig, transport: str = "aiohttp") -> httpx.AsyncClient:
+def make_client(
+    provider: ProviderConfig, transport: str = "aiohttp", *, max_connections: int | None = None
+) -> httpx.AsyncClient:
     """One client per provider, its pool sized to the provider's concurrency cap (plus result downloads).
 
     The aiohttp transport is the default: the harness benchmark measured httpx's own pool
     collapsing at hundreds of open connections (see the README's "Why these dependencies").
+    Either way the client tells the running attempt's Stopwatch when a request is handed to its
+    connection (providers.base.request_handed): the generation clock starts there, and the wait
+    before it is client_wait_ms. `max_connections` overrides the pool size (tests, benchmarks).
     """
-    limits = httpx.Limits(
-        max_connections=provider.max_concurrency * 2 + 4,
-        max_keepalive_connections=provider.max_concurrency * 2 + 4,
-    )
+    connections = max_connections or provider.max_concurrency * 2 + 4
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(provider.timeout_s, connect=min(30.0, provider.timeout_s))
     if transport == "aiohttp":
         return httpx.AsyncClient(
             transport=_aiohttp_transport(limits), timeout=timeout, trust_env=False
         )
-    return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
+    return httpx.AsyncClient(
+        limits=limits,
+        timeout=timeout,
+        trust_env=False,
+        event_hooks={"request": [_trace_hand_over]},
+    )
+
+
+async def _trace_hand_over(request: httpx.Request) -> None:
+    """httpx's own pool: httpcore's trace says when the request's headers start going out."""
+    request.extensions["trace"] = _on_httpcore_event
+
+
+async def _on_httpcore_event(name: str, info: dict) -> None:
+    if name in ("http11.send_request_headers.started", "http2.send_request_headers.started"):
+        request_handed()
 
 
 def _aiohttp_transport(limits: httpx.Limits):
-    """httpx-aiohttp's transport, reading bodies in 1 MiB pieces instead of 16 KiB.
+    """httpx-aiohttp's transport, reading bodies in 1 MiB pieces instead of 16 KiB, with a send hook.
 
     A 1.3 MB base64 reply in 16 KiB pieces is ~80 trips through httpx's stream machinery; the
-    harness benchmark measured that as most of the event loop's time at 100 replies/s.
+    harness benchmark measured that as most of the event loop's time at 100 replies/s. aiohttp's
+    on_request_headers_sent fires once a connection is held and the request is being written.
     """
+    import aiohttp
     from httpx_aiohttp import AiohttpTransport
 
+    async def on_headers_sent(session, context, params) -> None:
+        request_handed()
+
     class LargeChunkTransport(AiohttpTransport):
+        def get_client(self) -> aiohttp.ClientSession:
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(on_headers_sent)
+            connector = aiohttp.TCPConnector(
+                limit=self.limits.max_connections or 0,
+                keepalive_timeout=self.limits.keepalive_expiry,
+                ssl=self.ssl_context,
+            )
+            return aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             response = await super().handle_async_request(request)
             response.stream.CHUNK_SIZE = 1 << 20
@@ -436,7 +477,7 @@ class Harness:
             route = self._routes[(job.model, job.provider)]
             self._requests[key] = normalize_request(
                 build_request(challenge, route),
-                route_capabilities(route.capabilities, adapter),
+                route_capabilities(route.capabilities, adapter, route.model_id),
                 adapter.shape_form,
                 source=f"challenge {challenge.slug} on {route.target}",
             )
@@ -542,6 +583,7 @@ class Harness:
             processing_ms=timings["processing_ms"],
             first_partial_ms=timings["first_partial_ms"],
             limiter_wait_ms=limiter_wait_ms,
+            client_wait_ms=timings["client_wait_ms"],
             retry_after_s=None if ok else failure.retry_after_s,
             cost_usd=cost,
             image_sha256=info.sha256 if info else None,

@@ -517,6 +517,43 @@ def requested_dimensions(
     return tier_dimensions(parse_ratio(ratio), tier_area_px(tier), caps)
 
 
+# --- keeping a request within what a protocol takes -------------------------------------------
+# The last guard, in an adapter's body builder: whatever reaches it (a route's table, a caller that
+# never normalized), a value the protocol cannot take is never sent. A value it takes passes as is.
+
+
+def snap_ratio(
+    name: str | None,
+    fallback: tuple[str, ...],
+    accepted: tuple[str, ...] = (),
+    bounds: tuple[float, float] | None = None,
+) -> str | None:
+    """`name` when the protocol takes it (one of `accepted` by value, in its spelling, or within
+    `bounds`), else the nearest of `fallback`; "auto" only when one of them lists it."""
+    if name is None:
+        return None
+    if is_auto(name):
+        return name if any(is_auto(a) for a in (*accepted, *fallback)) else None
+    value = parse_ratio(name)
+    same = [a for a in accepted if not is_auto(a) and abs(value - parse_ratio(a)) < 1e-9]
+    if same:
+        return same[0]  # in the protocol's spelling: "2:2" goes as "1:1"
+    if bounds is not None and bounds[0] - 1e-9 <= value <= bounds[1] + 1e-9:
+        return name
+    return nearest_ratio(value, fallback)
+
+
+def snap_tier(name: str | None, accepted: tuple[str, ...]) -> str | None:
+    """The tier of `accepted` equal to `name` (in the protocol's spelling), else the nearest one."""
+    if name is None:
+        return None
+    if is_auto(name):
+        return next((a for a in accepted if is_auto(a)), None)
+    area = tier_area_px(name)
+    same = [a for a in accepted if not is_auto(a) and abs(tier_area_px(a) - area) < 1e-6]
+    return same[0] if same else nearest_tier(area, accepted)
+
+
 # --- how an adapter handles each parameter --------------------------------------------------------
 # Each adapter class declares its table (Adapter.parameters); these are its building blocks.
 

@@ -194,6 +194,16 @@ class FakeOpenAI:
                     "moderation_blocked",
                 ),
             )
+        if model.startswith("gateway-refuse"):
+            # Lumenfall's shape: a refusal passed on from upstream as UPSTREAM_ERROR, "status varies".
+            status = int(model.rpartition("-")[2]) if model[-1].isdigit() else 400
+            message = "Upstream provider error: Your request was rejected by the safety system."
+            return self._json(exchange, status, _error(message, "upstream_error", "UPSTREAM_ERROR"))
+        if model == "wrong-key":
+            message = "Incorrect API key provided: sk-te****. Find your key at platform.openai.com."
+            return self._json(
+                exchange, 401, _error(message, "invalid_request_error", "invalid_api_key")
+            )
         if model == "rate-limited":
             return self._json(
                 exchange,

@@ -119,7 +119,7 @@ def test_api_key_never_reaches_db_output_or_files(
     assert main(["run", "--config", str(cfg)]) == 0
     assert main(["stats", "--config", str(cfg), "--json"]) == 0
     captured = capsys.readouterr()
-    assert '"client_error": 2' in captured.out  # the echoing provider's replies were recorded
+    assert '"auth": 2' in captured.out  # the echoing provider's replies were recorded
     assert secret not in captured.out + captured.err
     for path in (tmp_path / "data").rglob("*"):
         if path.is_file():

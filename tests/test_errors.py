@@ -10,6 +10,7 @@ STORED = (
     "timeout",
     "rate_limited",
     "refused",
+    "auth",
     "client_error",
     "server_error",
     "network",

@@ -17,10 +17,10 @@ from fake_openai import (
 
 from arena.config import ProviderConfig
 from arena.errors import ProviderError
-from arena.harness import make_client
+from arena.harness import make_client, send_with_timeout
 from arena.providers.base import ImageRequest, InputImage, Stopwatch
 from arena.providers.local import LocalServer
-from arena.providers.openai import OpenAIAdapter, sse_events
+from arena.providers.openai import OpenAIAdapter, sse_events, stream_error
 
 KEY = "sk-test-secret-0123456789"
 TRANSPORTS = ["aiohttp", "httpx"]  # the harness's default, and httpx's own pool
@@ -208,6 +208,44 @@ def test_sse_reader_handles_comments_crlf_multiline_data_and_a_missing_final_bla
 def test_moderation_blocked_is_refused(server):
     error = failure(server, "refuse")
     assert error.failure_class == "refused" and error.status_code == 400
+
+
+@pytest.mark.parametrize("model", ["gateway-refuse", "gateway-refuse-502"])
+def test_a_gateways_upstream_refusal_is_refused_whatever_its_status(server, model):
+    # Lumenfall passes an upstream content-policy refusal on as UPSTREAM_ERROR (status varies).
+    error = failure(server, model)
+    assert error.failure_class == "refused", error
+    assert "UPSTREAM_ERROR" in str(error) and "safety system" in str(error)
+
+
+def test_a_gateways_refusal_in_a_stream_error_event_is_refused():
+    event = {"error": {"code": "UPSTREAM_ERROR", "message": "rejected by the safety system"}}
+    assert stream_error(event).failure_class == "refused"
+    other = {"error": {"code": "UPSTREAM_ERROR", "message": "upstream timed out"}}
+    assert stream_error(other).failure_class == "server_error"
+
+
+def test_a_wrong_key_is_auth_naming_the_provider_and_its_variable(server):
+    def send(api_key_env):
+        provider = ProviderConfig(
+            name="lumen", protocol="openai", base_url=server.base_url, api_key_env=api_key_env
+        )
+
+        async def go():
+            async with make_client(provider) as client:
+                adapter = OpenAIAdapter(provider, client, KEY)
+                return await send_with_timeout(adapter, t2i("wrong-key"))
+
+        reply, _, error = asyncio.run(go())
+        assert reply is None and error.failure_class == "auth" and error.status_code == 401
+        assert KEY not in str(error)
+        return str(error)
+
+    said = "Incorrect API key provided: sk-te****."
+    assert send("LUMEN_KEY").startswith(f"auth: lumen rejected the key in $LUMEN_KEY (401): {said}")
+    assert send(None).startswith(
+        f"auth: lumen wants a key and none is set: give it api_key_env (401): {said}"
+    )
 
 
 def test_rate_limit_carries_retry_after(server):

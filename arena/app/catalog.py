@@ -19,7 +19,7 @@ def provider_catalog(settings: Settings) -> list[dict]:
             for route in model.routes:
                 if route.provider != name:
                     continue
-                applied = route_capabilities(route.capabilities, adapter)
+                applied = route_capabilities(route.capabilities, adapter, route.model_id)
                 caps = parse_capabilities(
                     applied, f"{settings.source}: models.{model.name}.providers.{name}"
                 )

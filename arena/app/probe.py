@@ -77,7 +77,7 @@ def probe(
     source = f"challenge {challenge.slug} on {route.target}"
     adapter_cls = adapter_class(provider.protocol)
     check_params_on_route(challenge, route.target, provider.protocol, adapter_cls.parameters)
-    capabilities = route_capabilities(route.capabilities, adapter_cls)
+    capabilities = route_capabilities(route.capabilities, adapter_cls, route.model_id)
     request = normalize_request(
         build_request(challenge, route), capabilities, adapter_cls.shape_form, source
     )
@@ -160,6 +160,7 @@ def format_probe(result: ProbeResult) -> str:
         )
         lines.append(f"  result:  FAILED {result.failure_class}{status}: {result.error}{retry}")
     for label, key, meaning in (
+        ("wait", "client_wait_ms", "ready -> handed to a connection (counted in no other figure)"),
         ("ttfb", "ttfb_ms", "request sent -> first byte of the reply carrying the result"),
         ("partial", "first_partial_ms", "request sent -> first partial image (streaming)"),
         ("queue", "queue_ms", "submit acknowledged -> started (queued providers)"),

@@ -1,7 +1,12 @@
 """Request and result types every adapter speaks, the Adapter base class, and the measured definitions.
 
-Measured definitions (also in the README's methodology section), all from time.perf_counter_ns:
+Measured definitions (also in docs/methodology.md), all from time.perf_counter_ns:
 
+- request sent: the moment the request that starts the work is handed to its connection (the
+  transport's hook calls request_handed(); see harness.make_client). The body is built before, and
+  the wait for a connection (a free slot in the pool, or opening one) is recorded apart as
+  client_wait_ms, so neither lands in the figures below. Without such a hook (a client arena did
+  not make) the moment the adapter called watch.start() stands in, and client_wait_ms is unknown.
 - generation time: request sent -> final image bytes in hand. Polling and the download of a result
   URL are included. "In hand" is stamped when the last byte arrives, before any parsing or decoding,
   so the harness's own CPU work is never counted.
@@ -21,8 +26,10 @@ from __future__ import annotations
 import base64
 import time
 from abc import ABC, abstractmethod
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 import httpx
 
@@ -39,8 +46,13 @@ class InputImage:
     mime: str
     name: str
 
+    @cached_property
+    def base64(self) -> str:
+        """The bytes as base64, encoded once per source image rather than once per request."""
+        return base64.b64encode(self.data).decode("ascii")
+
     def data_uri(self) -> str:
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        return f"data:{self.mime};base64,{self.base64}"
 
 
 @dataclass(frozen=True)
@@ -58,16 +70,40 @@ class ImageRequest:
     params: dict = field(default_factory=dict)  # passed through to the provider as given
 
 
+# The Stopwatch of the attempt running in this task: the transport's hook stamps it (a ContextVar,
+# so n parallel requests of one emulated call, each in a task of its own, stamp their own).
+_RUNNING: ContextVar[Stopwatch | None] = ContextVar("arena_stopwatch", default=None)
+
+
 class Stopwatch:
-    """Monotonic marks relative to the moment the request was sent."""
+    """Monotonic marks relative to the moment the request was sent (handed to its connection)."""
 
     def __init__(self) -> None:
         self.sent_ns: int | None = None
+        self.ready_ns: int | None = None  # the request was built and ready to go
+        self.handed_ns: int | None = None  # the transport took it onto a connection
         self.marks_ns: dict[str, int] = {}
 
     def start(self) -> None:
-        self.sent_ns = time.perf_counter_ns()
+        """Called by an adapter once the request that starts the work is built, right before it
+        goes to the client; the transport's hook then moves `sent_ns` to the hand-over."""
+        self.ready_ns = self.sent_ns = time.perf_counter_ns()
         self.sent_at = datetime.now(UTC)
+        self.handed_ns = None
+        _RUNNING.set(self)
+
+    def handed(self, at_ns: int) -> None:
+        """The first request after start() reached its connection: the clock starts here."""
+        if self.handed_ns is None and self.ready_ns is not None:
+            self.handed_ns = self.sent_ns = at_ns
+            self.sent_at = datetime.now(UTC)
+
+    @property
+    def client_wait_ms(self) -> float | None:
+        """Ready -> handed to a connection (pool slot, connect); None when no hook said."""
+        if self.handed_ns is None or self.ready_ns is None:
+            return None
+        return (self.handed_ns - self.ready_ns) / 1e6
 
     def mark(self, name: str) -> int:
         now = time.perf_counter_ns()
@@ -84,6 +120,13 @@ class Stopwatch:
         if end is None or start is None:
             return None
         return (end - start) / 1e6
+
+
+def request_handed() -> None:
+    """The transport's hook: a request of the running attempt was just handed to its connection."""
+    watch = _RUNNING.get()
+    if watch is not None:
+        watch.handed(time.perf_counter_ns())
 
 
 @dataclass
@@ -120,6 +163,8 @@ class Adapter(ABC):
       by arena (providers.emulation), so the adapter never sees them.
     - default_capabilities: the capability table (params.CAPABILITY_KEYS) for a route that
       declares none; values the protocol's API accepts. A route's own table wins.
+      capabilities_for(model_id) narrows it for a model that takes less (the class's table by
+      default). Adapters also keep their bodies within what the API takes, whatever reaches them.
     - baseline: its providers are baselines (labelled so) unless they say otherwise.
     - default_base_url: None when a provider must give base_url; "" when arena starts the
       server itself if none is given.
@@ -142,6 +187,11 @@ class Adapter(ABC):
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} {self.provider.name}>"
+
+    @classmethod
+    def capabilities_for(cls, model_id: str) -> dict:
+        """The default table for one model of the protocol (some take less than others)."""
+        return cls.default_capabilities
 
     @abstractmethod
     async def generate(self, request: ImageRequest, watch: Stopwatch) -> ProviderReply:

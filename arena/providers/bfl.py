@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import httpx
@@ -12,9 +11,12 @@ from arena.params import (
     NO_STREAMING,
     OUTPUT_EMULATED,
     SHAPE_AS_RATIO,
+    Capabilities,
     Handling,
+    fit_size,
     requested_dimensions,
     requested_ratio,
+    snap_ratio,
 )
 from arena.providers.base import ImageRequest, ProviderReply, Stopwatch
 from arena.providers.queued import Job, Phase, QueuedAdapter
@@ -22,6 +24,8 @@ from arena.providers.queued import Job, Phase, QueuedAdapter
 PIXEL_MODELS = ("flux-2",)  # FLUX.2 takes width/height; Kontext and 1.1 take aspect_ratio
 REFUSED_STATUSES = ("Request Moderated", "Content Moderated")  # input / output flagged; not charged
 USD_PER_CREDIT = 0.01
+KONTEXT_RATIO_BOUNDS = (9 / 21, 21 / 9)  # Kontext's aspect_ratio: anything between 9:21 and 21:9
+FLUX2_LIMITS = Capabilities(size_multiple=16, min_px=64, max_pixels=4 * 1024 * 1024)  # 4 MP
 
 
 class BFLAdapter(QueuedAdapter):
@@ -54,19 +58,25 @@ class BFLAdapter(QueuedAdapter):
 
     def build_body(self, request: ImageRequest) -> dict:
         body: dict[str, object] = {"prompt": request.prompt}
+        # Whatever the request asks, only what the API takes is sent (a 422 otherwise).
         if request.model_id.startswith(PIXEL_MODELS):
             dims = requested_dimensions(
                 request.size, request.aspect_ratio, request.resolution, multiple_px=16
             )
             if dims:
-                body["width"], body["height"] = dims
-        elif requested_ratio(request.size, request.aspect_ratio):
-            body["aspect_ratio"] = requested_ratio(request.size, request.aspect_ratio)
+                body["width"], body["height"] = fit_size(*dims, FLUX2_LIMITS)
+        else:
+            ratio = snap_ratio(
+                requested_ratio(request.size, request.aspect_ratio),
+                tuple(self.default_capabilities["aspect_ratios"]),
+                tuple(self.default_capabilities["aspect_ratios"]),
+                bounds=KONTEXT_RATIO_BOUNDS,
+            )
+            if ratio:
+                body["aspect_ratio"] = ratio
         for i, image in enumerate(request.images):
             # input_image, input_image_2, input_image_3...: base64 without a data: prefix
-            body["input_image" if i == 0 else f"input_image_{i + 1}"] = base64.b64encode(
-                image.data
-            ).decode("ascii")
+            body["input_image" if i == 0 else f"input_image_{i + 1}"] = image.base64
         body.update(request.params)
         return body
 

@@ -64,6 +64,9 @@ class EmulatingAdapter(Adapter):
     def __repr__(self) -> str:
         return f"<emulated {self.inner!r}>"
 
+    def capabilities_for(self, model_id: str) -> dict:
+        return self.inner.capabilities_for(model_id)
+
     def _emulated(self, parameter: str) -> bool:
         return handling_for(self.inner.parameters, parameter).kind == "emulated"
 
@@ -95,6 +98,7 @@ class EmulatingAdapter(Adapter):
         started = [w for w in watches if w.sent_ns is not None]
         first = min(started, key=lambda w: w.sent_ns)
         watch.sent_ns, watch.sent_at = first.sent_ns, first.sent_at
+        watch.ready_ns, watch.handed_ns = first.ready_ns, first.handed_ns
         for mark in ("ttfb", "download_start"):
             values = [w.marks_ns[mark] for w in watches if mark in w.marks_ns]
             if values:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import httpx
@@ -15,6 +14,8 @@ from arena.params import (
     requested_pixels,
     requested_ratio,
     requested_tier,
+    snap_ratio,
+    snap_tier,
 )
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
 from arena.providers.wire import (
@@ -38,6 +39,9 @@ BLOCKED_FINISH_REASONS = {
     "BLOCKLIST",
     "SPII",
 }
+ONE_K_MODELS = ("gemini-2.5-flash-image",)  # imageSize 1K only (the 3.x image models add 2K, 4K)
+LATER_RATIOS = ("1:4", "4:1", "1:8", "8:1")  # the 3.1 flash image models' extra shapes
+LATER_RATIO_MODELS = ("gemini-3.1-flash-image",)
 REQUEST_FIELDS = {
     "contents",
     "safetySettings",
@@ -71,6 +75,12 @@ class GeminiAdapter(Adapter):
         "resolutions": ["1K", "2K", "4K"],
     }
 
+    @classmethod
+    def capabilities_for(cls, model_id: str) -> dict:
+        if model_id.startswith(ONE_K_MODELS):
+            return {**cls.default_capabilities, "resolutions": ["1K"]}
+        return cls.default_capabilities
+
     def _headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._api_key} if self._api_key else {}
 
@@ -79,7 +89,7 @@ class GeminiAdapter(Adapter):
             {
                 "inline_data": {
                     "mime_type": image.mime,
-                    "data": base64.b64encode(image.data).decode("ascii"),
+                    "data": image.base64,
                 }
             }
             for image in request.images
@@ -89,11 +99,21 @@ class GeminiAdapter(Adapter):
         )  # images first, then the instruction that refers to them
         generation: dict[str, object] = {"responseModalities": ["IMAGE"]}
         image_config: dict[str, str] = {}
-        if requested_ratio(request.size, request.aspect_ratio):
-            image_config["aspectRatio"] = requested_ratio(request.size, request.aspect_ratio)
+        # Whatever the request asks, only the model's documented values are sent (a 400 otherwise).
+        caps = self.capabilities_for(request.model_id)
+        ratios = tuple(caps["aspect_ratios"])
+        later = LATER_RATIOS if request.model_id.startswith(LATER_RATIO_MODELS) else ()
+        ratio = snap_ratio(
+            requested_ratio(request.size, request.aspect_ratio), ratios, (*ratios, *later)
+        )
+        if ratio:
+            image_config["aspectRatio"] = ratio
         if request.resolution or requested_pixels(request.size):
-            tier = requested_tier(request.size, request.resolution)
-            image_config["imageSize"] = tier  # "1K" / "2K" / "4K", upper-case K
+            tier = snap_tier(
+                requested_tier(request.size, request.resolution), tuple(caps["resolutions"])
+            )
+            if tier:
+                image_config["imageSize"] = tier  # "1K" / "2K" / "4K", upper-case K
         if image_config:
             generation["imageConfig"] = image_config
         body: dict[str, object] = {

@@ -12,10 +12,10 @@ from arena.errors import ProviderError
 from arena.params import SHAPE_AS_SIZE, Handling
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
 from arena.providers.wire import (
-    REFUSAL_CODES,
     classify_exception,
     decode_b64,
     error_from_status,
+    is_refusal,
     parse_json,
     parse_json_blobs,
     resolve_blob,
@@ -243,7 +243,7 @@ def stream_error(event: dict, redact=lambda s: s) -> ProviderError:
     error = event.get("error") if isinstance(event.get("error"), dict) else event
     code = str(error.get("code") or error.get("type") or "").lower()
     message = redact(str(error.get("message") or "no message"))[:300]
-    if code in REFUSAL_CODES:
+    if is_refusal(code, f"{code} {message}"):  # a gateway's UPSTREAM_ERROR may carry one
         return ProviderError("refused", f"stream error {code}: {message}")
     if code in STREAM_RATE_LIMIT_CODES:
         return ProviderError("rate_limited", f"stream error {code}: {message}")

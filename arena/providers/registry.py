@@ -106,6 +106,9 @@ def protocol_facts() -> dict[str, ProtocolFacts]:
     return facts
 
 
-def route_capabilities(capabilities: dict | None, adapter) -> dict:
-    """The capability table that applies to a route: its own, else its adapter's (class) default."""
-    return capabilities or adapter.default_capabilities
+def route_capabilities(capabilities: dict | None, adapter, model_id: str | None = None) -> dict:
+    """The capability table that applies to a route: its own, else its adapter's default (for
+    `model_id`, when the adapter says some models take less)."""
+    if capabilities:
+        return capabilities
+    return adapter.default_capabilities if model_id is None else adapter.capabilities_for(model_id)

@@ -4,8 +4,9 @@
                                       came (TTFB); status polls retry a transient failure or two
     stamp                             set a Stopwatch mark to a moment already measured
     send_cancel, cancel_on_exit       stop a job nobody will collect; never masks the real failure
-    error_from_status, default_error  an HTTP error reply -> one ProviderError (429, refusal codes,
-                                      4xx, 5xx; Retry-After read in every form providers send)
+    error_from_status, default_error  an HTTP error reply -> one ProviderError (429, refusals in
+                                      codes or words, auth, 4xx, 5xx; Retry-After in every form)
+    name_the_key                      an auth failure worded to name the provider and $api_key_env
     classify_exception                a transport or unexpected exception -> one ProviderError
     parse_json, parse_json_blobs,     a reply body -> data, or bad_response (megabytes of base64
     resolve_blob, decode_b64          cut out before parsing and decoded off the str path)
@@ -136,7 +137,8 @@ async def download(adapter: Adapter, url: str, watch: Stopwatch) -> bytes:
         failure = classify_exception(exc)
         raise ProviderError(failure.failure_class, f"result download failed: {failure}") from None
     watch.mark("done")
-    if response.status_code in (403, 404, 410):
+    if response.status_code in (401, 403, 404, 410):
+        # Result URLs are signed and fetched without our key: a 401/403 there is not about it.
         raise ProviderError(
             "bad_response",
             f"result URL gone (HTTP {response.status_code}): expired or never there",
@@ -201,6 +203,31 @@ def parse_duration_s(text: str) -> float | None:
 
 
 REFUSAL_CODES = {"moderation_blocked", "content_policy_violation", "content_filter", "safety"}
+# A refusal passed on by a gateway (Lumenfall's UPSTREAM_ERROR, "status varies") or worded by a
+# provider without a refusal code: the words of OpenAI's, fal's and xAI's safety replies. Narrow on
+# purpose: "moderation" alone is also a parameter name ("moderation must be low or auto").
+REFUSAL_TEXT = re.compile(
+    r"safety system|safety[ _]violations|content[ _-]policy|moderation[ _]blocked"
+    r"|(blocked|rejected|flagged|withheld) (by|for) (the )?(safety|moderation|content)"
+    r"|request moderated|content moderated",
+    re.IGNORECASE,
+)
+# Codes of gateways that wrap an upstream provider's reply, whatever its HTTP status.
+UPSTREAM_CODES = {"upstream_error", "provider_error"}
+# A provider's own 400 for a bad key (Gemini API_KEY_INVALID, xAI "Incorrect API key provided")
+# and the codes gateways use for a failed authentication.
+BAD_KEY_TEXT = re.compile(
+    r"api_key_invalid|api key not valid|invalid[ _-]api[ _-]?key|incorrect api[ _-]?key"
+    r"|authentication[ _]failed|unauthenticated|not authenticated"
+    r"|invalid (authentication|auth|bearer) (token|credentials)|(missing|no) api[ _-]?key",
+    re.IGNORECASE,
+)
+AUTH_STATUSES = (401, 403)
+
+
+def is_refusal(code: str | None, text: str) -> bool:
+    """Whether an error's code or words say content policy (the refusal shapes in docs/providers.md)."""
+    return bool(code and code.lower() in REFUSAL_CODES) or bool(REFUSAL_TEXT.search(text))
 
 
 def error_from_status(status: int, headers, body_text: str, redact=lambda s: s) -> ProviderError:
@@ -208,6 +235,7 @@ def error_from_status(status: int, headers, body_text: str, redact=lambda s: s) 
     code, message = _error_fields(body_text)
     short = redact((message or body_text or "").strip().replace("\n", " "))[:300]
     label = f"HTTP {status}" + (f" {code}" if code else "")
+    words = f"{code or ''} {message or ''}"
     if status == 429:
         return ProviderError(
             "rate_limited",
@@ -215,8 +243,12 @@ def error_from_status(status: int, headers, body_text: str, redact=lambda s: s) 
             status_code=status,
             retry_after_s=parse_retry_after(headers),
         )
-    if code and code.lower() in REFUSAL_CODES:
+    upstream = bool(code) and code.lower() in UPSTREAM_CODES
+    if is_refusal(code, words) and (400 <= status < 500 or upstream):
         return ProviderError("refused", f"{label}: {short}", status_code=status)
+    if status in AUTH_STATUSES or (status == 400 and BAD_KEY_TEXT.search(body_text)):
+        # The whole body is searched: Gemini names API_KEY_INVALID only in error.details.
+        return ProviderError("auth", f"{label}: {short}", status_code=status)
     if status == 408:
         return ProviderError("timeout", f"{label}: {short}", status_code=status)
     if 400 <= status < 500:
@@ -229,6 +261,24 @@ def error_from_status(status: int, headers, body_text: str, redact=lambda s: s) 
             retry_after_s=parse_retry_after(headers),
         )
     return ProviderError("bad_response", f"unexpected {label}", status_code=status)
+
+
+def name_the_key(error: ProviderError, provider) -> ProviderError:
+    """An auth failure re-worded to name the provider and the variable its key comes from.
+
+    `provider` is the ProviderConfig; the message names `$api_key_env` (or says none is set),
+    never the key itself, and keeps the provider's own (redacted) words.
+    """
+    if error.failure_class != "auth":
+        return error
+    said = str(error).removeprefix("auth: ")
+    said = said.split(": ", 1)[1] if said.startswith("HTTP ") and ": " in said else said
+    status = f"{error.status_code}" if error.status_code else "no status"
+    if provider.api_key_env:
+        what = f"{provider.name} rejected the key in ${provider.api_key_env} ({status})"
+    else:
+        what = f"{provider.name} wants a key and none is set: give it api_key_env ({status})"
+    return ProviderError("auth", f"{what}: {said}" if said else what, status_code=error.status_code)
 
 
 def _error_fields(body_text: str) -> tuple[str | None, str | None]:

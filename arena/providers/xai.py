@@ -12,12 +12,16 @@ from arena.params import (
     Handling,
     requested_ratio,
     requested_tier,
+    snap_ratio,
+    snap_tier,
 )
 from arena.providers.base import Adapter, ImageRequest, ProviderReply, Stopwatch
 from arena.providers.wire import decode_b64, error_from_status, exchange, parse_json, stamp
 
 USD_TICKS = 1e10  # usage.cost_in_usd_ticks: 10^10 ticks are one US dollar
 REFUSAL_WORDS = ("moderation", "content policy", "safety", "not allowed", "blocked")
+TIERS = ("1k", "2k")  # the only resolutions xAI takes
+LATER_RATIOS = ("21:9", "5:2")  # seen accepted since Aug 2026; sent when a route's table asks
 
 
 class XAIAdapter(Adapter):
@@ -52,12 +56,16 @@ class XAIAdapter(Adapter):
         body: dict[str, object] = {"model": request.model_id, "prompt": request.prompt}
         if request.n != 1:
             body["n"] = request.n
-        ratio = requested_ratio(request.size, request.aspect_ratio)
-        tier = requested_tier(request.size, request.resolution)
+        # Whatever the request asks, only values of xAI's enums are sent (a 400 otherwise).
+        known = tuple(self.default_capabilities["aspect_ratios"])
+        ratio = snap_ratio(
+            requested_ratio(request.size, request.aspect_ratio), known, (*known, *LATER_RATIOS)
+        )
+        tier = snap_tier(requested_tier(request.size, request.resolution), TIERS)
         if ratio:
             body["aspect_ratio"] = ratio
         if tier:
-            body["resolution"] = tier.lower()  # xAI spells tiers "1k" / "2k"
+            body["resolution"] = tier  # xAI spells tiers "1k" / "2k"
         if request.task == "edit":
             refs = [{"url": image.data_uri(), "type": "image_url"} for image in request.images]
             if len(refs) == 1:
@@ -89,13 +97,14 @@ class XAIAdapter(Adapter):
         error = error_from_status(
             response.status_code, response.headers, body.decode("utf-8", "replace"), self.redact
         )
-        # xAI has no documented refusal code; its safety blocks arrive as 4xx whose text says so.
-        if error.failure_class == "client_error" and any(
-            w in str(error).lower() for w in REFUSAL_WORDS
-        ):
-            return ProviderError(
-                "refused", str(error).removeprefix("client_error: "), status_code=error.status_code
-            )
+        # xAI has no documented refusal code; its safety blocks arrive as 4xx (403 seen) whose
+        # text says so, where a 403 would otherwise be taken for a rejected key.
+        maybe_refusal = error.failure_class == "client_error" or (
+            error.failure_class == "auth" and error.status_code == 403
+        )
+        if maybe_refusal and any(w in str(error).lower() for w in REFUSAL_WORDS):
+            said = str(error).split(": ", 1)[1]
+            return ProviderError("refused", said, status_code=error.status_code)
         return error
 
     async def read_reply(

@@ -12,6 +12,7 @@ from .loopback import KEY, FakeProvider, recorded
 
 
 class FakeBFL(FakeProvider):
+    bad_key_reply = (403, {"detail": "Not authenticated"})  # BFL lists 403 among its errors
     ids = itertools.count(1)
     auth_header = "x-key"
     auth_value = KEY

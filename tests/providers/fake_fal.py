@@ -12,6 +12,7 @@ from .loopback import KEY, RESULT_PNG, FakeProvider, b64, recorded
 
 
 class FakeFal(FakeProvider):
+    bad_key_reply = (401, {"detail": "Authentication is required to access this application."})
     ids = itertools.count(1)
     auth_value = f"Key {KEY}"
 

@@ -15,6 +15,24 @@ DRAFT_PNG = make_png(16, 16, (0, 0, 0))
 
 
 class FakeGemini(FakeProvider):
+    # Google's reply to a bad key is a 400 naming API_KEY_INVALID in its details.
+    bad_key_reply = (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": "API key not valid. Please pass a valid API key.",
+                "status": "INVALID_ARGUMENT",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }
+                ],
+            }
+        },
+    )
     auth_header = "x-goog-api-key"
     auth_value = KEY
 

@@ -17,6 +17,15 @@ SENSITIVE = (
 
 
 class FakeReplicate(FakeProvider):
+    # RFC 7807 problem details, as Replicate's client reads them.
+    bad_key_reply = (
+        401,
+        {
+            "title": "Unauthenticated",
+            "detail": "You did not pass a valid authentication token",
+            "status": 401,
+        },
+    )
     ids = itertools.count(1)
 
     def routes(self) -> list[Route]:

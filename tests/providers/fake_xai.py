@@ -10,6 +10,16 @@ from .loopback import RESULT_PNG, FakeProvider, b64, recorded
 
 
 class FakeXAI(FakeProvider):
+    # xAI answers a bad key with a 400 in its older error shape.
+    bad_key_reply = (
+        400,
+        {
+            "code": "Client specified an invalid argument",
+            "error": "Incorrect API key provided: sk***ef. You can obtain an API key from "
+            "https://console.x.ai.",
+        },
+    )
+
     def routes(self) -> list[Route]:
         return [
             Route("/v1/images/generations", self.images, methods=["POST"]),

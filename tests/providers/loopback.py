@@ -19,9 +19,8 @@ from support.images import make_png
 
 from arena.config import ProviderConfig
 from arena.errors import ProviderError
-from arena.harness import make_client
+from arena.harness import make_client, send_with_timeout
 from arena.providers.base import ImageRequest, InputImage, ProviderReply, Stopwatch
-from arena.providers.wire import classify_exception
 
 KEY = "sk-test-0123456789abcdef"  # what the fakes expect; tests assert it never leaks into errors
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "providers"
@@ -84,6 +83,11 @@ class FakeProvider:
 
     auth_header = "authorization"
     auth_value = f"Bearer {KEY}"
+    # The provider's own reply to a wrong key: (status, JSON body), as its documentation shows it.
+    bad_key_reply: tuple[int, dict] = (
+        401,
+        {"error": {"message": "missing or wrong key", "code": "unauthorized"}},
+    )
 
     def __init__(self) -> None:
         self.base = ""
@@ -133,10 +137,8 @@ class FakeProvider:
 
     def unauthorized(self, request: Request) -> Response | None:
         if request.headers.get(self.auth_header) != self.auth_value:
-            return JSONResponse(
-                {"error": {"message": "missing or wrong key", "code": "unauthorized"}},
-                status_code=401,
-            )
+            status, body = self.bad_key_reply
+            return JSONResponse(body, status_code=status)
         return None
 
     async def common_failure(self, request: Request) -> Response | None:
@@ -205,23 +207,11 @@ def call(
     async def run() -> Outcome:
         client = make_client(provider, transport)
         adapter = adapter_class(provider, client, key)
-        watch = Stopwatch()
         started = time.monotonic()
         try:
-            async with asyncio.timeout(timeout_s):
-                reply = await adapter.generate(request, watch)
-            return Outcome(reply, None, watch, time.monotonic() - started)
-        except ProviderError as exc:
-            return Outcome(None, exc, watch, time.monotonic() - started)
-        except TimeoutError:
-            return Outcome(
-                None,
-                ProviderError("timeout", f"no result within {timeout_s} s"),
-                watch,
-                time.monotonic() - started,
-            )
-        except Exception as exc:  # what the harness does with anything else
-            return Outcome(None, classify_exception(exc), watch, time.monotonic() - started)
+            # The harness's own call: its timeout, its classification, its wording of auth failures.
+            reply, watch, error = await send_with_timeout(adapter, request)
+            return Outcome(reply, error, watch, time.monotonic() - started)
         finally:
             await client.aclose()
 

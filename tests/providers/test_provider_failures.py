@@ -90,15 +90,26 @@ def test_a_reply_that_never_comes_is_a_timeout_at_our_deadline(target):
     assert 0.25 < outcome.elapsed_s < 1.5
 
 
-def test_a_wrong_key_is_a_client_error(target):
+# Each provider's documented reply to a bad key: Gemini's and xAI's are a 400 of their own.
+BAD_KEY_STATUS = {"xai": 400, "fal": 401, "bfl": 403, "replicate": 401, "gemini": 400}
+
+
+def test_a_wrong_key_is_auth_naming_the_provider_and_its_variable(target):
+    protocol = target[0]
     outcome = run(target, key="not-the-key")
-    assert outcome.failure == "client_error" and outcome.error.status_code == 401
+    status = BAD_KEY_STATUS[protocol]
+    assert outcome.failure == "auth", outcome.error
+    assert outcome.error.status_code == status
+    assert str(outcome.error).startswith(
+        f"auth: test-{protocol} rejected the key in $TEST_KEY ({status}): "
+    )
+    assert "not-the-key" not in str(outcome.error)
 
 
 def test_a_key_echoed_by_the_provider_never_reaches_the_error(target):
     target[1].reset("echo_key")
     outcome = run(target)
-    assert outcome.failure == "client_error"
+    assert outcome.failure == "auth"
     assert "Incorrect API key" in str(outcome.error)  # the provider's words are kept...
     assert KEY not in str(outcome.error) and KEY not in repr(outcome.error)  # ...without the key
 
@@ -111,3 +122,45 @@ def test_the_adapter_repr_never_shows_the_key(target):
         ProviderConfig(name="p", protocol=protocol, base_url=base_url), None, KEY
     )
     assert KEY not in repr(adapter)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        # a gateway passing an upstream refusal on, whatever the status it picks
+        (
+            400,
+            {"error": {"code": "UPSTREAM_ERROR", "message": "rejected by the safety system"}},
+            "refused",
+        ),
+        (
+            502,
+            {"error": {"code": "UPSTREAM_ERROR", "message": "Content policy violation"}},
+            "refused",
+        ),
+        (403, {"error": {"code": "moderation_blocked", "message": "blocked"}}, "refused"),
+        # a parameter named moderation is not a refusal, nor is an upstream 5xx of another kind
+        (
+            400,
+            {"error": {"code": "invalid_value", "message": "moderation must be low or auto"}},
+            "client_error",
+        ),
+        (
+            502,
+            {"error": {"code": "UPSTREAM_ERROR", "message": "upstream timed out"}},
+            "server_error",
+        ),
+        (500, {"error": {"message": "the safety system is down"}}, "server_error"),
+        # keys: 401/403 always; a 400 only when it says the key is bad
+        (401, {"error": {"code": "AUTHENTICATION_FAILED", "message": "bad key"}}, "auth"),
+        (403, {"detail": "Forbidden"}, "auth"),
+        (400, {"error": {"message": "missing key 'prompt' in body"}}, "client_error"),
+        (402, {"error": {"code": "INSUFFICIENT_BALANCE", "message": "top up"}}, "client_error"),
+    ],
+)
+def test_error_replies_are_classed_by_code_words_and_status(status, body, expected):
+    import json
+
+    from arena.providers.wire import error_from_status
+
+    assert error_from_status(status, {}, json.dumps(body)).failure_class == expected

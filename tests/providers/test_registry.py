@@ -164,6 +164,7 @@ def test_normalization_uses_the_plugins_default_table_and_a_routes_own_one_wins(
 OPENAI_GPT_IMAGE_SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
 XAI_RATIOS = {"1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2", "9:19.5", "19.5:9", "9:20"}
 XAI_RATIOS |= {"20:9", "1:2", "2:1", "auto"}
+XAI_LATER_RATIOS = {"21:9", "5:2"}  # seen accepted since Aug 2026: never in a default table
 GEMINI_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"}
 FAL_ENDPOINT_RATIOS = {  # every endpoint a fal route without a table may be
     "flux-pro/kontext": {"21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"},
@@ -207,7 +208,7 @@ def check_local(out: ImageRequest) -> None:
 def check_xai(out: ImageRequest) -> None:
     body = adapter_class("xai")(_provider("xai"), None, None).build_body(out)
     assert "size" not in body
-    assert body.get("aspect_ratio") in XAI_RATIOS | {None}
+    assert body.get("aspect_ratio") in XAI_RATIOS | XAI_LATER_RATIOS | {None}
     assert body.get("resolution") in {"1k", "2k", None}
 
 
@@ -242,6 +243,22 @@ def check_gemini(out: ImageRequest) -> None:
     image_config = body["generationConfig"].get("imageConfig", {})
     assert image_config.get("aspectRatio") in GEMINI_RATIOS | {None}
     assert image_config.get("imageSize") in {"1K", "2K", "4K", None}
+
+
+def check_sent_as_normalized(protocol: str, out: ImageRequest) -> None:
+    """The body carries the normalized values: the adapters' own guard changed nothing."""
+    adapter = adapter_class(protocol)(_provider(protocol), None, None)
+    if protocol == "bfl":
+        sent = {"aspect_ratio": adapter.build_body(out).get("aspect_ratio")}
+        assert sent == {"aspect_ratio": out.aspect_ratio}
+    elif protocol == "xai":
+        body = adapter.build_body(out)
+        assert body.get("aspect_ratio") == out.aspect_ratio
+        assert body.get("resolution") == (out.resolution.lower() if out.resolution else None)
+    elif protocol == "gemini":
+        image_config = adapter.build_body(out)["generationConfig"].get("imageConfig", {})
+        assert image_config.get("aspectRatio") == out.aspect_ratio
+        assert image_config.get("imageSize") == out.resolution
 
 
 ACCEPTS = {
@@ -296,17 +313,20 @@ def test_default_tables_only_produce_values_the_protocol_accepts(request, protoc
         assert params.size_supported(*params.parse_pixels(out.size), caps)
     # ... and what the provider's documentation says it takes, once the adapter has built its body
     ACCEPTS[protocol](out)
+    # ... and it is what was normalized: `arena probe` shows what is really sent
+    check_sent_as_normalized(protocol, out)
 
 
 def test_a_wrong_default_table_is_caught():
-    # The checks can fail: a table that lets 4K through to xAI, or 3:1 through to Gemini, is refused.
+    # The checks can fail: a table that lets 4K through to xAI, or 3:1 through to Gemini, sends
+    # what normalization did not decide (the adapters' guard had to step in).
     asked = ImageRequest(
         task="text-to-image", prompt="p", model_id="m", aspect_ratio="3:1", resolution="4K"
     )
     out = normalize_request(asked, {"aspect_ratios": ["3:1"], "resolutions": ["4K"]}, "ratio")
-    for check in (check_xai, check_gemini):
+    for protocol in ("xai", "gemini"):
         with pytest.raises(AssertionError):
-            check(out)
+            check_sent_as_normalized(protocol, out)
 
 
 def test_a_plugin_with_bad_facts_is_named_when_used_and_leaves_the_others_working(
@@ -320,3 +340,100 @@ def test_a_plugin_with_bad_facts_is_named_when_used_and_leaves_the_others_workin
     monkeypatch.setattr(plugin, "default_capabilities", {"aspect_ratio": ["1:1"]})
     with pytest.raises(ConfigError, match="default_capabilities: capabilities.aspect_ratio"):
         adapter_class("ink")
+
+
+# --- what reaches an adapter un-normalized is still kept within its API ------------------------
+# A route's table, the gateway, or any caller that never normalized: the body builder is the last
+# guard. These are the values independent protocol servers refused (BFL 422, xAI and Gemini 400).
+
+GUARDED = ("bfl", "xai", "gemini")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "fields"),
+    [
+        ("bfl", {"aspect_ratio": "7:1"}),
+        ("bfl", {"aspect_ratio": "10:3"}),
+        ("bfl", {"aspect_ratio": "1:8", "resolution": "4K"}),
+        ("xai", {"aspect_ratio": "16:9", "resolution": "4k"}),
+        ("xai", {"aspect_ratio": "10:3", "resolution": "0.5k"}),
+        ("gemini", {"aspect_ratio": "10:3", "resolution": "0.5K"}),
+        ("gemini", {"aspect_ratio": "7:1", "resolution": "8K"}),
+    ],
+)
+def test_an_adapter_never_sends_what_its_api_refuses(protocol, fields):
+    asked = ImageRequest(task="text-to-image", prompt="p", model_id="m", **fields)
+    ACCEPTS[protocol](asked)
+
+
+def test_the_guard_keeps_what_the_api_takes_and_maps_the_rest_to_the_nearest():
+    def bfl_body(**fields):
+        request = ImageRequest(
+            task="text-to-image", prompt="p", model_id="flux-kontext-pro", **fields
+        )
+        return adapter_class("bfl")(_provider("bfl"), None, None).build_body(request)
+
+    assert bfl_body(aspect_ratio="7:1")["aspect_ratio"] == "21:9"
+    assert bfl_body(aspect_ratio="1:10")["aspect_ratio"] == "9:21"
+    assert bfl_body(aspect_ratio="5:4")["aspect_ratio"] == "5:4"  # within 21:9..9:21: as asked
+    xai = adapter_class("xai")(_provider("xai"), None, None)
+    body = xai.build_body(
+        ImageRequest(
+            task="text-to-image", prompt="p", model_id="m", aspect_ratio="21:9", resolution="4K"
+        )
+    )
+    assert (body["aspect_ratio"], body["resolution"]) == ("21:9", "2k")  # 21:9: xAI takes it now
+    gemini = adapter_class("gemini")(_provider("gemini"), None, None)
+
+    def image_config(model_id, **fields):
+        request = ImageRequest(task="text-to-image", prompt="p", model_id=model_id, **fields)
+        return gemini.build_body(request)["generationConfig"]["imageConfig"]
+
+    assert image_config("gemini-3-pro-image-preview", aspect_ratio="16:9", resolution="4K") == {
+        "aspectRatio": "16:9",
+        "imageSize": "4K",
+    }
+    # 2.5 Flash Image is 1K only; the 3.1 flash image models add 1:8 ... 8:1
+    assert image_config("gemini-2.5-flash-image", resolution="4K") == {"imageSize": "1K"}
+    assert (
+        image_config("gemini-3.1-flash-image-preview", aspect_ratio="8:1")["aspectRatio"] == "8:1"
+    )
+    assert image_config("gemini-3-pro-image-preview", aspect_ratio="8:1")["aspectRatio"] == "21:9"
+
+
+GEMINI_MODELS = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    request=requests, protocol=st.sampled_from(GUARDED), gemini_model=st.sampled_from(GEMINI_MODELS)
+)
+def test_unnormalized_requests_only_produce_values_the_protocol_accepts(
+    request, protocol, gemini_model
+):
+    ACCEPTS[protocol](request)
+    if protocol == "gemini":  # and per model: 2.5 Flash Image takes 1K only
+        model_request = replace(request, model_id=gemini_model)
+        body = adapter_class("gemini")(_provider("gemini"), None, None).build_body(model_request)
+        size = body["generationConfig"].get("imageConfig", {}).get("imageSize")
+        allowed = (
+            {"1K", None} if gemini_model.startswith("gemini-2.5") else {"1K", "2K", "4K", None}
+        )
+        assert size in allowed
+
+
+def test_a_routes_default_table_is_the_models_own_where_a_model_takes_less():
+    gemini = adapter_class("gemini")
+    assert route_capabilities({}, gemini, "gemini-2.5-flash-image")["resolutions"] == ["1K"]
+    assert route_capabilities({}, gemini, "gemini-3-pro-image-preview")["resolutions"] == [
+        "1K",
+        "2K",
+        "4K",
+    ]
+    asked = ImageRequest(task="text-to-image", prompt="p", model_id="gemini-2.5-flash-image")
+    out = normalize_request(
+        replace(asked, resolution="4K"),
+        route_capabilities({}, gemini, asked.model_id),
+        gemini.shape_form,
+    )
+    assert out.resolution == "1K"
