@@ -3,6 +3,7 @@ function, and prints what came back."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from datetime import UTC, datetime
@@ -59,25 +60,35 @@ def cmd_challenges(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from arena.app.database import check_database
+    from arena.app.runs import plan_run
     from arena.challenges import load_challenges
 
     settings = _settings(args)
     challenges = load_challenges(settings.challenges_dir, list(settings.challenges) or None)
+    planned = plan_run(settings, challenges)  # what `arena run` checks before storing a plan
+    state = check_database(settings)
+    used = {job.provider for job in planned}
     missing_keys = sorted(
         {
             p.api_key_env
             for p in settings.providers.values()
-            if p.api_key_env and not os.environ.get(p.api_key_env)
+            if p.name not in used and p.api_key_env and not os.environ.get(p.api_key_env)
         }
     )
     print(
         f"config OK: {settings.source}: {len(settings.providers)} provider(s), {len(settings.models)} model(s), "
         f"{len(settings.routes)} route(s)"
     )
-    print(f"challenges OK: {len(challenges)} in {settings.challenges_dir}")
-    print(f"database: {_safe_url(settings.database_url)}; data dir: {settings.data_dir}")
+    print(
+        f"challenges OK: {len(challenges)} in {settings.challenges_dir}; {len(planned)} job(s) a run would plan"
+    )
+    schema = f" ({state.label}, {state.status})" if state else " (not created yet)"
+    print(f"database: {_safe_url(settings.database_url)}{schema}; data dir: {settings.data_dir}")
     for env in missing_keys:
-        print(f"warning: {env} is not set; providers that need it will fail to start")
+        print(
+            f"warning: {env} is not set; no planned job needs it, but a run that does will not start"
+        )
     return 0
 
 
@@ -136,7 +147,10 @@ class _Progress:
         self.progress.update(self.task, advance=0 if retried else 1, ok=self.ok, failed=self.failed)
 
     def stop(self) -> None:
-        self.progress.stop()
+        if (
+            self.task is not None
+        ):  # a bar never started has nothing to end (and no blank line to print)
+            self.progress.stop()
 
 
 def _run(settings, args, challenges=None):
@@ -192,6 +206,11 @@ def cmd_demo(args) -> int:
     from arena.config import demo_settings
     from arena.providers import protocol_facts
 
+    if args.config:
+        raise ArenaError(
+            f"--config {args.config}: arena demo always runs the built-in demo config (the local "
+            "baseline provider, no keys); run your own config with `arena run --config FILE`"
+        )
     settings = demo_settings(protocol_facts())
     if os.environ.get("ARENA_DEMO_CHALLENGES"):  # a smaller demo for quick checks
         from dataclasses import replace
@@ -268,6 +287,13 @@ def _print_stats(settings, args, run_id=None) -> None:
     engine = store.open_engine(settings.database_url)
     since = stats.window_start(window, datetime.now(UTC))
     attempts = store.read_attempts(engine, since=since, model=args.model, run_id=run_id)
+    if args.model and attempts.empty:
+        known = sorted(set(store.read_attempts(engine, run_id=run_id)["model"]))
+        raise ArenaError(
+            f"--model {args.model!r}: no attempts for that model"
+            + ("" if window is None else f" in the last {args.window}")
+            + f"; models with attempts: {', '.join(known) if known else 'none yet (run `arena run`)'}"
+        )
     table = stats.provider_table(attempts)
     if args.json:
         _print_json(stats.records(table))
@@ -327,6 +353,18 @@ def cmd_ratings(args) -> int:
         votes = store.read_votes(store.open_engine(_settings(args).database_url))
     if args.task:
         votes = votes[votes["task"] == args.task]
+    if votes.empty and not args.votes:  # not a mistake: nobody has voted yet
+        task = f" on {args.task}" if args.task else ""
+        print(
+            f"no votes yet{task}: run `arena serve`, vote on the page it prints, then `arena ratings`"
+        )
+        return 0
+    if args.anchor is not None:
+        models = sorted(set(votes["model_left"]) | set(votes["model_right"]))
+        if args.anchor not in models:
+            raise ArenaError(
+                f"--anchor {args.anchor!r}: no votes for that model; models with votes: {', '.join(models)}"
+            )
     options = RatingOptions(
         ties=args.ties,
         both_bad=args.both_bad,
@@ -410,6 +448,18 @@ def cmd_local_provider(args) -> int:
 # --- serve ---------------------------------------------------------------------------------------
 
 
+def _listen(host: str, port: int):
+    """The voting page's socket, bound before anything is announced; a busy port is one line."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ArenaError(f"--port {port}: cannot listen on {host}:{port}: {reason}") from None
+
+
 def cmd_serve(args) -> int:
     import uvicorn
 
@@ -421,12 +471,19 @@ def cmd_serve(args) -> int:
         raise ArenaError(
             "--workers above 1 needs a PostgreSQL database_url: SQLite takes one writing process"
         )
+    if args.workers == 1:
+        listening = _listen(args.host, args.port)
+        port = listening.getsockname()[1]
+    else:
+        from arena.web.workers import pick_port
+
+        listening, port = None, pick_port(args.host, args.port)  # free for the workers, checked now
     app = create_app(
         settings, options_from_env()
     )  # makes every missing blind derivative once, here
     pool = app.state.voting.pool
     print(
-        f"voting page on http://{args.host}:{args.port}/ ({len(pool.outputs)} output(s) over "
+        f"voting page on http://{args.host}:{port}/ ({len(pool.outputs)} output(s) over "
         f"{len(pool.challenges)} challenge(s); store {_safe_url(settings.database_url)}); Ctrl-C to stop",
         flush=True,
     )
@@ -437,10 +494,11 @@ def cmd_serve(args) -> int:
         "http": "httptools",
     }  # uvicorn[standard]: several times the asyncio/h11 rate
     if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, **common)
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
+        server.run(sockets=[listening])  # bound before the announcement above: it is true
     else:
         from arena.web.workers import serve_workers
 
         config_path = str(Path(args.config).resolve()) if args.config else None
-        serve_workers(args.host, args.port, args.workers, common, config_path)
+        serve_workers(args.host, port, args.workers, common, config_path)
     return 0

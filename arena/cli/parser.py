@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from arena import __version__
 from arena.cli import commands
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one `arena: error:` line (naming the command), exit 2."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("arena").strip()
+        where = f" (see `arena {command} --help`)" if command else " (see `arena --help`)"
+        self.exit(2, f"arena: error: {' '.join(message.split())}{where}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="arena",
         description="Benchmark image generation and editing models "
         "across providers, and rank them by blind votes.",
@@ -217,6 +227,6 @@ def _non_negative(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    if not 0 <= value < math.inf:  # nan compares false with everything: a budget never reached
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number, 0 or more")
     return value
