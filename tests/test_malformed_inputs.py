@@ -807,7 +807,7 @@ def test_the_name_limits_are_the_store_column_lengths():
         name: getattr(col.type, "length", None) for name, col in Job.__table__.columns.items()
     }
     assert config.MAX_MODEL_NAME == columns["model"] == Battle.__table__.c.model_left.type.length
-    assert config.MAX_PROVIDER_NAME == columns["provider"]
-    assert config.MAX_MODEL_ID == columns["model_id"]
-    assert challenges.MAX_CATEGORY == columns["category"]
+    assert columns["provider"] == config.MAX_PROVIDER_NAME
+    assert columns["model_id"] == config.MAX_MODEL_ID
+    assert columns["category"] == challenges.MAX_CATEGORY
     assert challenges.SLUG_RE.match("a" * 63) and columns["challenge"] >= 63
