@@ -147,9 +147,9 @@ class _Progress:
         self.progress.update(self.task, advance=0 if retried else 1, ok=self.ok, failed=self.failed)
 
     def stop(self) -> None:
-        if (
-            self.task is not None
-        ):  # a bar never started has nothing to end (and no blank line to print)
+        # A bar never started has nothing to end: stopping it would print a blank line before the
+        # error that kept the run from starting.
+        if self.task is not None:
             self.progress.stop()
 
 
