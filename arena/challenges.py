@@ -8,11 +8,18 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena.errors import ChallengeError
+from arena import params
+from arena.errors import ChallengeError, ConfigError, ImageError
+from arena.images import MAX_BYTES, MAX_PIXELS, inspect_image
 from arena.params import check_params, check_params_for
 
 TASKS = ("text-to-image", "edit")
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # the store's challenge columns take 64
+MAX_CATEGORY = 64  # the store's category columns (arena/store/tables.py; a test keeps them equal)
+# A source image is sent to every edit model: it must decode, within the same limits arena holds a
+# model's output to (arena.images: 64 MiB, 40 MP, 16..16384 px a side).
+SOURCE_MAX_BYTES = MAX_BYTES
+SOURCE_MAX_PIXELS = MAX_PIXELS
 SIZE_RE = re.compile(r"^\d{2,5}[x:]\d{2,5}$")
 RATIO_RE = re.compile(r"^\d+(\.\d+)?:\d+(\.\d+)?$")
 KNOWN_FIELDS = {
@@ -112,6 +119,7 @@ def parse_challenge(data: dict, path: Path) -> Challenge:
             raise ChallengeError(path, "source_images", f"{name!r} must be inside {path.parent}")
         if not source.is_file():
             raise ChallengeError(path, "source_images", f"{name!r} not found at {source}")
+        _check_source(source, name, path)
         sources.append(source)
     size = _require_str(data, "size", path, required=False)
     if size is not None and not SIZE_RE.match(size):
@@ -121,18 +129,27 @@ def parse_challenge(data: dict, path: Path) -> Challenge:
     ratio = _require_str(data, "aspect_ratio", path, required=False)
     if ratio is not None and not RATIO_RE.match(ratio):
         raise ChallengeError(path, "aspect_ratio", f"{ratio!r} is not W:H (e.g. 16:9)")
+    resolution = _require_str(data, "resolution", path, required=False)
+    _check_shape(size, ratio, resolution, path)
+    category = _require_str(data, "category", path)
+    if len(category) > MAX_CATEGORY:
+        raise ChallengeError(
+            path,
+            "category",
+            f"is {len(category)} characters; the store takes at most {MAX_CATEGORY}",
+        )
     return Challenge(
         slug=slug,
         title=_require_str(data, "title", path),
         kind=kind,
         prompt=prompt,
-        category=_require_str(data, "category", path),
+        category=category,
         path=path,
         prompt_format=prompt_format,
         source_images=tuple(sources),
         size=size,
         aspect_ratio=ratio,
-        resolution=_require_str(data, "resolution", path, required=False),
+        resolution=resolution,
         notes=_require_str(data, "notes", path, required=False) or "",
         attribution=_require_str(data, "attribution", path, required=False) or "",
         params=check_params(data.get("params", {}), path, "params", ChallengeError),
@@ -144,6 +161,37 @@ def check_params_on_route(challenge: Challenge, target: str, protocol: str, para
     check_params_for(
         challenge.params, parameters, protocol, challenge.path, "params", ChallengeError, target
     )
+
+
+def _check_shape(size, ratio, resolution, path: Path) -> None:
+    """The shape fields in the one vocabulary (arena.params): what every route's request is built from."""
+    try:
+        if size is not None and not params.is_auto(size):
+            if params.RATIO_RE.match(size):
+                params.parse_ratio(size, "size", str(path))
+            else:
+                params.parse_pixels(size, "size", str(path))
+        if ratio is not None and not params.is_auto(ratio):
+            params.parse_ratio(ratio, "aspect_ratio", str(path))
+        if resolution is not None and not params.is_auto(resolution):
+            params.tier_area_px(resolution, "resolution", str(path))
+    except ConfigError as exc:
+        raise ChallengeError(path, exc.field, exc.problem) from None
+
+
+def _check_source(source: Path, name: str, path: Path) -> None:
+    """A source image decodes in full within the limits, or it is the challenge's error, not a provider's."""
+    try:
+        size_bytes = source.stat().st_size
+        if size_bytes > SOURCE_MAX_BYTES:
+            raise ImageError(f"{size_bytes} bytes, over the {SOURCE_MAX_BYTES}-byte limit")
+        inspect_image(source.read_bytes(), full=True)
+    except ImageError as exc:
+        raise ChallengeError(path, "source_images", f"{name!r}: {exc}") from None
+    except OSError as exc:
+        raise ChallengeError(
+            path, "source_images", f"{name!r} cannot be read: {exc.strerror}"
+        ) from None
 
 
 def load_challenge(path: Path) -> Challenge:
@@ -172,6 +220,10 @@ def load_challenges(directory: Path, only: list[str] | None = None) -> list[Chal
         by_slug = {c.slug: c for c in challenges}
         missing = [s for s in only if s not in by_slug]
         if missing:
-            raise ChallengeError(directory, None, f"unknown challenge {missing[0]!r}")
+            raise ChallengeError(
+                directory,
+                None,
+                f"unknown challenge {missing[0]!r} (known: {', '.join(sorted(by_slug))})",
+            )
         challenges = [by_slug[s] for s in only]
     return challenges

@@ -9,12 +9,20 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from arena.errors import ConfigError, expected
 from arena.params import Handling, check_params, check_params_for
 
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 DEFAULT_DATA_DIR = "data"
+# The store's column lengths (arena/store/tables.py; a test keeps them equal): a longer name is
+# refused here, the same on SQLite (which would take it) and PostgreSQL (which would not).
+MAX_MODEL_NAME = 200
+MAX_PROVIDER_NAME = 100
+MAX_MODEL_ID = 200
+# The database drivers arena speaks: the standard library's SQLite and psycopg 3 for PostgreSQL.
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 
 @dataclass(frozen=True)
@@ -139,8 +147,52 @@ def _get(table: dict, key: str, kind: type | tuple, where: str, source: str, def
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-        raise ConfigError(source, f"{where}.{key}", f"must be {expected(kind)}, got {value!r}")
+        raise ConfigError(source, _field(where, key), f"must be {expected(kind)}, got {value!r}")
+    if kind is float and not math.isfinite(value):  # nan never compares, inf never ends
+        raise ConfigError(source, _field(where, key), f"must be a finite number, got {value!r}")
     return value
+
+
+def _field(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _check_length(value: str, limit: int, source: str, where: str, what: str) -> None:
+    if len(value) > limit:
+        raise ConfigError(
+            source, where, f"{what} is {len(value)} characters; the store takes at most {limit}"
+        )
+
+
+def _check_base_url(base_url: str, source: str, where: str) -> None:
+    """An http(s) URL with a host and a numeric port, or the run would blame the provider for it."""
+    if not re.match(r"^https?://", base_url):
+        raise ConfigError(source, where, f"{base_url!r} must start with http:// or https://")
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(source, where, f"{base_url!r} is not a valid URL: {exc}") from None
+    if not parts.hostname:
+        raise ConfigError(source, where, f"{base_url!r} has no host")
+
+
+def _check_database_url(url: str, source: str, where: str) -> None:
+    """A sqlite:/// or postgresql:// URL with a driver arena has and a numeric port."""
+    scheme = url.split("://", 1)[0] if "://" in url else None
+    if scheme is None or not re.match(r"^(sqlite|postgresql|postgres)(\+\w+)?$", scheme):
+        raise ConfigError(source, where, "must be a sqlite:/// or postgresql:// URL")
+    if scheme not in DATABASE_SCHEMES:
+        raise ConfigError(
+            source,
+            where,
+            f"unknown database driver {scheme!r} (known: {', '.join(DATABASE_SCHEMES)})",
+        )
+    if scheme.startswith("postgres"):
+        try:
+            urlsplit(url).port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ConfigError(source, where, "the port must be a number") from None
 
 
 def _positive(value, source: str, where: str):
@@ -180,6 +232,7 @@ def _parse_provider(
     name: str, table: dict, source: str, protocols: Mapping[str, ProtocolFacts]
 ) -> ProviderConfig:
     where = f"providers.{name}"
+    _check_length(name, MAX_PROVIDER_NAME, source, where, "a provider name")
     if not isinstance(table, dict):
         raise ConfigError(source, where, "must be a table")
     for key in table:
@@ -204,10 +257,8 @@ def _parse_provider(
     )
     if base_url is None:
         raise ConfigError(source, f"{where}.base_url", "missing (required)")
-    if base_url and not re.match(r"^https?://", base_url):
-        raise ConfigError(
-            source, f"{where}.base_url", f"{base_url!r} must start with http:// or https://"
-        )
+    if base_url:
+        _check_base_url(base_url, source, f"{where}.base_url")
     key_env = _get(table, "api_key_env", str, where, source)
     if key_env is not None and not ENV_NAME_RE.match(key_env):
         # A common slip is pasting the key itself here; say so without echoing it.
@@ -270,6 +321,7 @@ def _parse_model(
     protocols: Mapping[str, ProtocolFacts],
 ) -> ModelConfig:
     where = f"models.{name}"
+    _check_length(name, MAX_MODEL_NAME, source, where, "a model name")
     if not isinstance(table, dict):
         raise ConfigError(source, where, "must be a table")
     for key in table:
@@ -314,12 +366,14 @@ def _parse_model(
                     f"unknown setting (known: {', '.join(sorted(ROUTE_KEYS))})",
                 )
         model_id = _get(rt, "model_id", str, rwhere, source, default=name)
+        _check_length(model_id, MAX_MODEL_ID, source, f"{rwhere}.model_id", "a model_id")
         price = _get(rt, "price_usd", float, rwhere, source)
         if price is not None and price < 0:
             raise ConfigError(source, f"{rwhere}.price_usd", "must be 0 or more")
         tiers = rt.get("price_usd_by_tier", {})
         if not isinstance(tiers, dict) or any(
-            isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in tiers.values()
+            isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf
+            for v in tiers.values()
         ):
             raise ConfigError(
                 source,
@@ -398,10 +452,12 @@ def parse_settings(
     database_url = (
         os.environ.get("ARENA_DATABASE_URL") or _get(data, "database_url", str, "", source) or ""
     )
-    if not database_url:
+    if os.environ.get("ARENA_DATABASE_URL"):
+        _check_database_url(database_url, "$ARENA_DATABASE_URL", "database_url")
+    elif database_url:
+        _check_database_url(database_url, source, "database_url")
+    else:
         database_url = f"sqlite:///{data_dir.resolve() / 'arena.db'}"
-    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", database_url):
-        raise ConfigError(source, "database_url", "must be a sqlite:/// or postgresql:// URL")
     store_retry_s = _get(data, "store_retry_s", float, "", source, default=60.0)
     if not math.isfinite(store_retry_s) or store_retry_s < 0:
         raise ConfigError(
@@ -449,6 +505,12 @@ def load_settings(
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(path, None, "config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(path, None, "is a directory, not a config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, None, "not UTF-8 text (save the config as UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"not valid TOML: {exc}") from None
     return parse_settings(data, str(path), path.resolve().parent, protocols)

@@ -66,6 +66,11 @@ def expected(kind: type | tuple[type, ...]) -> str:
     return " or ".join(TYPE_WORDS.get(k, f"a {k.__name__}") for k in kinds)
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 success', '2 successes': the count and the word in the number it takes."""
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
 class ArenaError(Exception):
     """Base class: the message is meant for the user, one line."""
 

@@ -207,6 +207,7 @@ def parse_capabilities(table: dict | None, source: str = "capabilities") -> Capa
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
+            or not math.isfinite(value)
             or (kind is int and value != int(value))
         ):
             raise ConfigError(

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support.images import make_png
 
 from arena.challenges import Challenge, load_challenge, load_challenges
 from arena.errors import ArenaError, ChallengeError
@@ -227,7 +228,7 @@ def _write(
     """Write challenges/<slug>.toml from TOML value literals (a valid edit, then the overrides)."""
     images = directory / "images"
     images.mkdir(exist_ok=True)
-    (images / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (images / "photo.png").write_bytes(make_png(32, 32))  # sources are decoded when loaded
     path = directory / f"{stem}.toml"
     if raw is None:
         values = {"slug": f'"{stem}"', **VALID_EDIT, **fields}

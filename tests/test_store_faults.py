@@ -205,7 +205,7 @@ def test_postgres_gone_past_the_bound_stops_the_run_and_resume_replays_the_spill
         report = run_benchmark(settings, resume=run_id)
     assert "\n" not in message and "[SQL" not in message and "parameters" not in message
     assert f"run {run_id} stopped, not marked failed" in message  # the store was still away
-    assert f"result(s) kept in {spill}" in message and f"arena run --resume {run_id}" in message
+    assert f"kept in {spill}" in message and f"arena run --resume {run_id}" in message
     assert spilled >= 1 and sent_before_resume < JOBS
     windows = _failing_windows(caplog.records, stopped_at)
     assert _sent_while_failing(local.arrivals[:sent_before_resume], windows) == []
@@ -265,7 +265,7 @@ def test_a_full_disk_mid_run_loses_nothing_and_resume_finishes_once_there_is_roo
         # SQLite's word for it, or the OS's when an image file is what did not fit.
         assert "disk is full" in message or "No space left on device" in message, message
         fallback = temp_dir / "arena-spill" / f"{run_id}.jsonl"
-        assert f"result(s) kept in {fallback}" in message  # the data dir had no room for it
+        assert f"kept in {fallback}" in message  # the data dir had no room for it
         assert "could not be written anywhere" not in message
         assert list((data_dir / "images").rglob("*.tmp*")) == []  # no half-written image stays
         windows = _failing_windows(caplog.records, stopped_at)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from arena import store
 from arena.config import Settings
+from arena.errors import StoreError
 from arena.store import migrations
 from arena.store.migrations import Revision, SchemaState
 
@@ -15,6 +18,24 @@ def database_state(settings: Settings) -> SchemaState:
         return migrations.schema_state(engine)
     finally:
         engine.dispose()
+
+
+def check_database(settings: Settings) -> SchemaState | None:
+    """The configured database reached and its schema read, as `arena run` would open it; changes
+    nothing. None for a SQLite file that does not exist yet (a run creates it)."""
+    url = store.engine_url(settings.database_url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:" or not Path(path).exists():
+            return None
+    state = database_state(settings)
+    if state.status == "newer":
+        raise StoreError(
+            f"the database at {settings.database_url.rsplit('@', 1)[-1]} is at schema revision "
+            f"{state.revision}, which this arena does not know (its newest is {state.head}): "
+            "a newer arena has upgraded it; upgrade arena to use it"
+        )
+    return state
 
 
 def upgrade_database(settings: Settings) -> tuple[SchemaState, SchemaState]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -16,9 +17,11 @@ from datetime import UTC, datetime
 from arena import store
 from arena.challenges import Challenge, load_challenges
 from arena.config import Settings
-from arena.errors import ArenaError, RunError, StoreError
-from arena.harness import AttemptRecord, Harness, RunOutcome, plan_jobs
-from arena.store.tables import Run
+from arena.errors import ArenaError, ConfigError, RunError, StoreError, plural
+from arena.harness import AttemptRecord, Harness, RunOutcome, build_request, plan_jobs
+from arena.params import normalize_request, parse_capabilities
+from arena.providers import adapter_class, route_capabilities
+from arena.store.tables import Job, Run
 from arena.store.writer import FIRST_RETRY_S, LONGEST_RETRY_S
 
 log = logging.getLogger("arena.runs")
@@ -49,6 +52,60 @@ def local_providers(settings: Settings):
                 server = stack.enter_context(LocalServer())
                 urls[name] = server.base_url
         yield urls
+
+
+def plan_run(settings: Settings, challenges: list[Challenge]) -> list[Job]:
+    """The jobs a new run would store, after check_jobs: what `arena validate` and `arena run` share."""
+    planned = plan_jobs(settings, challenges)
+    if not planned:
+        raise RunError(
+            "nothing to run: no configured model does the task of any selected challenge"
+        )
+    check_jobs(settings, challenges, planned)
+    return planned
+
+
+def check_jobs(settings: Settings, challenges: list[Challenge], jobs: list[Job]) -> None:
+    """Everything a run would refuse, found before anything is stored or sent.
+
+    Every route's capability table is read; every planned (challenge, route) request is built and
+    normalized as the harness will build it; every provider the jobs use has its key variable set.
+    """
+    by_slug = {c.slug: c for c in challenges}
+    adapters = {}
+    for model in settings.models.values():
+        for route in model.routes:
+            protocol = settings.providers[route.provider].protocol
+            adapters[route.provider] = adapters.get(route.provider) or adapter_class(protocol)
+            where = f"{settings.source}: models.{model.name}.providers.{route.provider}"
+            parse_capabilities(
+                route_capabilities(route.capabilities, adapters[route.provider], route.model_id),
+                where,
+            )
+    routes = {(r.model, r.provider): r for r in settings.routes}
+    for challenge_slug, model, provider in sorted(
+        {(j.challenge, j.model, j.provider) for j in jobs}
+    ):
+        challenge, route, adapter = (
+            by_slug[challenge_slug],
+            routes[(model, provider)],
+            adapters[provider],
+        )
+        normalize_request(
+            build_request(challenge, route),
+            route_capabilities(route.capabilities, adapter, route.model_id),
+            adapter.shape_form,
+            source=f"challenge {challenge.slug} on {route.target}",
+        )
+    for name in sorted({j.provider for j in jobs}):
+        provider = settings.providers[name]
+        if provider.api_key_env and not os.environ.get(provider.api_key_env):
+            raise ConfigError(
+                settings.source,
+                f"providers.{name}.api_key_env",
+                f"environment variable {provider.api_key_env} is not set "
+                f"(needed by {plural(sum(j.provider == name for j in jobs), 'planned job')})",
+            )
 
 
 class RunLease:
@@ -137,7 +194,7 @@ def run_benchmark(
     if report.outcome.stopped_reason:
         raise RunError(
             f"run {report.run_id} stopped sending: {report.outcome.stopped_reason}; "
-            f"{report.summary['pending']} job(s) left pending for `arena run --resume {report.run_id}`"
+            f"{plural(report.summary['pending'], 'job')} left pending for `arena run --resume {report.run_id}`"
         )
     return report
 
@@ -178,14 +235,11 @@ def _plan_and_execute(
             raise RunError(
                 f"run {run.id} needs {unknown[0][0]}@{unknown[0][1]}, which the config no longer has"
             )
+        check_jobs(settings, all_challenges, jobs)
         spent = store.run_cost_usd(engine, run.id)
         max_cost_usd = max_cost_usd if max_cost_usd is not None else run.max_cost_usd
     else:
-        planned = plan_jobs(settings, all_challenges)
-        if not planned:
-            raise RunError(
-                "nothing to run: no configured model does the task of any selected challenge"
-            )
+        planned = plan_run(settings, all_challenges)  # a run that cannot start stores nothing
         run_id = new_run_id()
         run = store.create_run(
             engine,

@@ -21,11 +21,22 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "build_parse
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a bad argument: one `arena: error:` line, exit 2 (parser.py)
     try:
         return args.func(args)
     except ArenaError as exc:
-        print(f"arena: error: {exc}", file=sys.stderr)
+        print(f"arena: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        # A database that fails where no store function expected it (a lock, a refused connection):
+        # still one line, the driver's own words. Anything else is a bug and keeps its traceback.
+        from sqlalchemy.exc import OperationalError
+
+        if not isinstance(exc, OperationalError):
+            raise
+        from arena.store.messages import one_line
+
+        print(f"arena: error: the database: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:  # Ctrl-C; or SIGTERM during a run (cli/signals.py)
         # A stored run's id comes with it (arena.app.runs.RunInterrupted): the hint names that
@@ -36,3 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED if signals.terminated() else EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+
+
+def _one_line(message: str) -> str:
+    """Whatever a message carries (a parser's or a driver's line breaks), the user reads one line."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())

@@ -3,6 +3,7 @@ function, and prints what came back."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from datetime import UTC, datetime
@@ -58,18 +59,20 @@ def cmd_challenges(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from arena.app.database import check_database
+    from arena.app.runs import plan_run
     from arena.challenges import load_challenges
 
     settings = _settings(args)
     challenges = load_challenges(settings.challenges_dir, list(settings.challenges) or None)
-    from arena.harness import plan_jobs
-
-    plan_jobs(settings, challenges)  # what a run checks before storing its plan (challenge params)
+    planned = plan_run(settings, challenges)  # what `arena run` checks before storing a plan
+    state = check_database(settings)
+    used = {job.provider for job in planned}
     missing_keys = sorted(
         {
             p.api_key_env
             for p in settings.providers.values()
-            if p.api_key_env and not os.environ.get(p.api_key_env)
+            if p.name not in used and p.api_key_env and not os.environ.get(p.api_key_env)
         }
     )
     from arena.cli.tables import plural
@@ -78,10 +81,15 @@ def cmd_validate(args) -> int:
         f"config OK: {settings.source}: {plural(len(settings.providers), 'provider')}, "
         f"{plural(len(settings.models), 'model')}, {plural(len(settings.routes), 'route')}"
     )
-    print(f"challenges OK: {len(challenges)} in {settings.challenges_dir}")
-    print(f"database: {_safe_url(settings.database_url)}; data dir: {settings.data_dir}")
+    print(
+        f"challenges OK: {len(challenges)} in {settings.challenges_dir}; {plural(len(planned), 'job')} a run would plan"
+    )
+    schema = f" ({state.label}, {state.status})" if state else " (not created yet)"
+    print(f"database: {_safe_url(settings.database_url)}{schema}; data dir: {settings.data_dir}")
     for env in missing_keys:
-        print(f"warning: {env} is not set; providers that need it will fail to start")
+        print(
+            f"warning: {env} is not set; no planned job needs it, but a run that does will not start"
+        )
     return 0
 
 
@@ -142,7 +150,10 @@ class _Progress:
         self.progress.update(self.task, advance=0 if retried else 1, ok=self.ok, failed=self.failed)
 
     def stop(self) -> None:
-        self.progress.stop()
+        # A bar never started has nothing to end: stopping it would print a blank line before the
+        # error that kept the run from starting.
+        if self.task is not None:
+            self.progress.stop()
 
 
 def _run(settings, args, challenges=None):
@@ -202,6 +213,11 @@ def cmd_demo(args) -> int:
     from arena.config import demo_settings
     from arena.providers import protocol_facts
 
+    if args.config:
+        raise ArenaError(
+            f"--config {args.config}: arena demo always runs the built-in demo config (the local "
+            "baseline provider, no keys); run your own config with `arena run --config FILE`"
+        )
     settings = demo_settings(protocol_facts())
     if os.environ.get("ARENA_DEMO_CHALLENGES"):  # a smaller demo for quick checks
         from dataclasses import replace
@@ -279,6 +295,13 @@ def _print_stats(settings, args, run_id=None) -> None:
     engine = store.open_engine(settings.database_url)
     since = stats.window_start(window, datetime.now(UTC))
     attempts = store.read_attempts(engine, since=since, model=args.model, run_id=run_id)
+    if args.model and attempts.empty:
+        known = sorted(set(store.read_attempts(engine, run_id=run_id)["model"]))
+        raise ArenaError(
+            f"--model {args.model!r}: no attempts for that model"
+            + ("" if window is None else f" in the last {args.window}")
+            + f"; models with attempts: {', '.join(known) if known else 'none yet (run `arena run`)'}"
+        )
     table = stats.provider_table(attempts)
     messages = stats.failure_messages(attempts)
     if args.json:
@@ -350,6 +373,18 @@ def cmd_ratings(args) -> int:
         votes = store.read_votes(store.open_engine(_settings(args).database_url))
     if args.task:
         votes = votes[votes["task"] == args.task]
+    if votes.empty and not args.votes:  # not a mistake: nobody has voted yet
+        task = f" on {args.task}" if args.task else ""
+        print(
+            f"no votes yet{task}: run `arena serve`, vote on the page it prints, then `arena ratings`"
+        )
+        return 0
+    if args.anchor is not None:
+        models = sorted(set(votes["model_left"]) | set(votes["model_right"]))
+        if args.anchor not in models:
+            raise ArenaError(
+                f"--anchor {args.anchor!r}: no votes for that model; models with votes: {', '.join(models)}"
+            )
     options = RatingOptions(
         ties=args.ties,
         both_bad=args.both_bad,
@@ -435,6 +470,18 @@ def cmd_local_provider(args) -> int:
 # --- serve ---------------------------------------------------------------------------------------
 
 
+def _listen(host: str, port: int):
+    """The voting page's socket, bound before anything is announced; a busy port is one line."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ArenaError(f"--port {port}: cannot listen on {host}:{port}: {reason}") from None
+
+
 def cmd_serve(args) -> int:
     import uvicorn
 
@@ -446,6 +493,13 @@ def cmd_serve(args) -> int:
         raise ArenaError(
             "--workers above 1 needs a PostgreSQL database_url: SQLite takes one writing process"
         )
+    if args.workers == 1:
+        listening = _listen(args.host, args.port)
+        port = listening.getsockname()[1]
+    else:
+        from arena.web.workers import pick_port
+
+        listening, port = None, pick_port(args.host, args.port)  # free for the workers, checked now
     app = create_app(
         settings, options_from_env()
     )  # makes every missing blind derivative once, here
@@ -453,7 +507,7 @@ def cmd_serve(args) -> int:
     from arena.cli.tables import plural
 
     print(
-        f"voting page on http://{args.host}:{args.port}/ ({plural(len(pool.outputs), 'output')} over "
+        f"voting page on http://{args.host}:{port}/ ({plural(len(pool.outputs), 'output')} over "
         f"{plural(len(pool.challenges), 'challenge')}; store {_safe_url(settings.database_url)}); Ctrl-C to stop",
         flush=True,
     )
@@ -464,10 +518,11 @@ def cmd_serve(args) -> int:
         "http": "httptools",
     }  # uvicorn[standard]: several times the asyncio/h11 rate
     if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, **common)
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
+        server.run(sockets=[listening])  # bound before the announcement above: it is true
     else:
         from arena.web.workers import serve_workers
 
         config_path = str(Path(args.config).resolve()) if args.config else None
-        serve_workers(args.host, args.port, args.workers, common, config_path)
+        serve_workers(args.host, port, args.workers, common, config_path)
     return 0

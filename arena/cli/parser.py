@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from arena import __version__
 from arena.cli import commands
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one `arena: error:` line (naming the command), exit 2."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("arena").strip()
+        where = f" (see `arena {command} --help`)" if command else " (see `arena --help`)"
+        self.exit(2, f"arena: error: {' '.join(message.split())}{where}\n")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -49,7 +59,7 @@ def _command(sub, name: str, help: str, description: str, examples: tuple[str, .
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="arena",
         description="Benchmark image generation and editing models "
         "across providers, and rank them by blind votes.",
@@ -371,7 +381,7 @@ def _non_negative(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < math.inf:  # nan compares false with everything: a budget never reached
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number, 0 or more")
     return value

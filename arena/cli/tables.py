@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from arena.errors import FAILURE_CLASSES
+from arena.errors import FAILURE_CLASSES, plural  # noqa: F401  (plural: cli imports it from here)
 
 # Wide enough that no line is ever wrapped in plain output (a line is as long as its content).
 PLAIN_WIDTH = 100_000
@@ -23,11 +23,6 @@ PLAIN_WIDTH = 100_000
 # the same characters a terminal shows.
 RULE = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
 STYLE = {"markup": False, "highlight": False, "emoji": False}  # names are shown as written
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """'1 success', '2 successes': the count and the word in the number it takes."""
-    return f"{count:,} {word if count == 1 else (many or word + 's')}"
 
 
 def table(*columns: str, right: Iterable[int] = ()) -> Table:

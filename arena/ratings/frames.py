@@ -43,6 +43,7 @@ FILE_COLUMNS_REQUIRED = ("model_a", "model_b", "winner")
 # {"schema_version": N, "votes": [...]}, or in the manifest.json beside it that lists it; a file
 # that says none is read as it always was.
 NEWEST_SCHEMA_VERSION = 1
+TIME_MAX_S = 7_258_118_400  # 2200-01-01 in Unix seconds: later is a typo, not a vote
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"", "0", "false", "no", "n", "f", "none", "nan"}
 
@@ -58,8 +59,11 @@ def read_votes_file(path: str | Path) -> pd.DataFrame:
             rows = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
         except pd.errors.EmptyDataError:
             raise VoteDataError(f"{path}: no votes (the file is empty)") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise VoteDataError(f"{path}: not a readable CSV file: {error}") from None
+        except UnicodeDecodeError:
+            raise VoteDataError(f"{path}: not UTF-8 text (save the votes as UTF-8)") from None
+        except pd.errors.ParserError as error:  # pandas' message ends in a line break
+            reason = " ".join(str(error).split())
+            raise VoteDataError(f"{path}: not a readable CSV file: {reason}") from None
         row_numbers = np.arange(1, len(rows) + 1)
         where = "row"
     elif suffix in (".jsonl", ".ndjson", ".json"):
@@ -269,7 +273,13 @@ def unknown_outcome_error(votes: pd.DataFrame, unknown: list) -> VoteDataError:
 def _read_json_lines(path: Path) -> tuple[pd.DataFrame, np.ndarray, object]:
     """One JSON object per line (blank lines skipped), one JSON array of objects, or one document
     {"schema_version": N, "votes": [objects]}; and the document's schema version (None otherwise)."""
-    text = path.read_text(encoding="utf-8", errors="strict")
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise VoteDataError(
+            f"{path}: line {line}: not UTF-8 text (save the votes as UTF-8)"
+        ) from None
     document = _votes_document(text)
     version = None
     if document is not None:
@@ -346,6 +356,14 @@ def _parse_times(values: pd.Series | None, count: int, fail) -> pd.Series:
     numeric = pd.to_numeric(text, errors="coerce")
     parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
     is_number = numeric.notna()
+    # Outside 1970..2200 (1e20 s, nan, inf) is no vote's time; pandas would overflow on it.
+    out_of_range = (is_number & ~numeric.between(0, TIME_MAX_S)).to_numpy()
+    if out_of_range.any():
+        index = int(np.flatnonzero(out_of_range)[0])
+        raise fail(
+            index,
+            f"time {text.iloc[index]!r} is outside 1970..2200 (Unix seconds or ISO 8601)",
+        )
     parsed[is_number] = pd.to_datetime(numeric[is_number], unit="s", utc=True)
     rest = ~is_number & (text != "")
     if rest.any():

@@ -6,11 +6,12 @@ import json
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from arena.errors import RunError, StoreError
 from arena.store.leases import HeldLease, insert_lease
+from arena.store.messages import one_line
 from arena.store.tables import Attempt, Job, Run, utcnow
 
 
@@ -34,8 +35,8 @@ def create_run(
             session.add(job)
         try:
             session.commit()
-        except IntegrityError as exc:
-            raise StoreError(f"run {run.id} could not be planned: {exc.orig}") from None
+        except (IntegrityError, OperationalError) as exc:  # e.g. a SQLite file another holds locked
+            raise StoreError(f"run {run.id} could not be planned: {one_line(exc)}") from None
         session.refresh(run)
         session.expunge(run)
     return run

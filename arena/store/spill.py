@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-from arena.errors import StoreError
+from arena.errors import StoreError, plural
 from arena.images import ImageInfo
 from arena.store.tables import Attempt, StoredImage
 
@@ -61,11 +61,11 @@ class SpillReport:
         self.problem = other.problem or self.problem
 
     def describe(self) -> str:
-        kept = "; ".join(f"{n} result(s) kept in {p}" for p, n in self.kept.items())
+        kept = "; ".join(f"{plural(n, 'result')} kept in {p}" for p, n in self.kept.items())
         if not self.lost:
             return kept or "no result was waiting to be saved"
         lost = (
-            f"{self.lost} result(s) could not be written anywhere ({self.problem}): "
+            f"{plural(self.lost, 'result')} could not be written anywhere ({self.problem}): "
             "their jobs stay pending and are sent again on resume"
         )
         return f"{kept}; {lost}" if kept else lost

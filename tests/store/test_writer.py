@@ -158,7 +158,7 @@ def test_past_the_bound_results_are_spilled_and_a_replay_saves_them_exactly_once
     summary = writer.failure_summary()
     spill = data_dir / "spill" / f"{RUN_ID}.jsonl"
     assert "\n" not in summary and "[SQL" not in summary and "attempts" in summary
-    assert f"5 result(s) kept in {spill}" in summary
+    assert f"5 results kept in {spill}" in summary
     lines = [json.loads(line) for line in spill.read_text().splitlines()]
     assert len(lines) == 5
     # The images were saved before the database refused: the lines name the files.
@@ -226,7 +226,7 @@ def test_a_spill_the_data_dir_cannot_take_goes_to_the_temp_dir_and_what_nothing_
     writer.submit(*_result(jobs[0], (7, 7, 7)), True)
     writer.close()
     fallback = temp_dir / "arena-spill" / f"{RUN_ID}.jsonl"
-    assert f"1 result(s) kept in {fallback}" in writer.failure_summary()
+    assert f"1 result kept in {fallback}" in writer.failure_summary()
     assert len(fallback.read_text().splitlines()) == 1
 
     # Neither place can take it: the line says so and how many; nothing is dropped silently.
@@ -237,7 +237,7 @@ def test_a_spill_the_data_dir_cannot_take_goes_to_the_temp_dir_and_what_nothing_
     writer.submit(_attempt(jobs[2], ok=False, failure="timeout"), None, None, True)
     writer.close()
     summary = writer.failure_summary()
-    assert "2 result(s) could not be written anywhere" in summary
+    assert "2 results could not be written anywhere" in summary
     assert "(File exists: " in summary and "sent again on resume" in summary
 
     (temp_dir / "arena-spill").unlink()
@@ -261,7 +261,7 @@ def test_abandon_stops_waiting_for_the_store_and_spills_at_once(engine, tmp_path
     closing.join(30)
     assert not closing.is_alive() and time.monotonic() - started < 30
     assert writer.health == "failed"
-    assert "1 result(s) kept" in writer.failure_summary()
+    assert "1 result kept" in writer.failure_summary()
 
 
 def test_a_torn_last_line_is_reported_and_a_broken_line_elsewhere_is_named(

@@ -24,6 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from arena.errors import StoreError
+from arena.store.messages import one_line
 
 SCRIPTS_DIR = Path(__file__).resolve().parent
 # the tables create_all made before migrations: one of them without alembic_version is such a database
@@ -105,7 +106,7 @@ def _reported_errors() -> Iterator[None]:
     try:
         yield
     except sa.exc.OperationalError as exc:
-        raise StoreError(f"cannot open the database: {exc.orig}") from None
+        raise StoreError(f"cannot open the database: {one_line(exc)}") from None
 
 
 def schema_state(engine: sa.Engine) -> SchemaState:
