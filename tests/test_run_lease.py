@@ -241,7 +241,7 @@ def test_a_run_whose_lease_is_taken_over_stops_sending(slow_setup, fault_server,
     assert "\n" not in message
     assert re.fullmatch(
         r"run (\S+) stopped sending: another executor took its lease over \(pid 7 on host "
-        rf"{OTHER_HOST} \(heartbeat \d+ s ago\)\); (\d+) job\(s\) left pending for "
+        rf"{OTHER_HOST} \(heartbeat \d+ s ago\)\); (\d+) jobs? left pending for "
         r"`arena run --resume \1`",
         message,
     ), message

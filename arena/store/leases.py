@@ -64,6 +64,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from arena.errors import ArenaError, StoreError
+from arena.store.messages import one_line
 from arena.store.tables import Lease
 
 log = logging.getLogger("arena.store")
@@ -247,7 +248,7 @@ def read_holder(engine: sa.Engine, name: str) -> LeaseHolder | None:
                 ).where(LEASES.c.name == name)
             ).first()
     except SQLAlchemyError as exc:
-        raise StoreError(f"could not read lease {name}: {_first_line(exc)}") from None
+        raise StoreError(f"could not read lease {name}: {one_line(exc)}") from None
     if row is None:
         return None
     return LeaseHolder(name, row[0], row[1], row[2], row[3], float(row[4]), float(row[5]))
@@ -304,7 +305,7 @@ def _acquire(engine: sa.Engine, held: HeldLease) -> HeldLease:
                 return held
             # the row changed under us (renewed, released or taken): look again
     except SQLAlchemyError as exc:
-        raise StoreError(f"could not take lease {name}: {_first_line(exc)}") from None
+        raise StoreError(f"could not take lease {name}: {one_line(exc)}") from None
     current = read_holder(engine, name)
     if current is not None:
         raise LeaseHeld(name, current)
@@ -337,15 +338,9 @@ def release_lease(engine: sa.Engine, held: HeldLease) -> None:
         log.info(
             "arena: could not release lease %s (%s); it expires %g s after its last heartbeat",
             held.name,
-            _first_line(exc),
+            one_line(exc),
             held.ttl_s,
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    """A database error in one line, without SQL or parameters."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
 # --- the heartbeat -------------------------------------------------------------------------------
@@ -403,7 +398,7 @@ class Heartbeat:
             try:
                 renewed = renew_lease(self.engine, self.held)
             except Exception as exc:  # the store is down: keep trying, stop_reason() tells the time
-                self._error = _first_line(exc)
+                self._error = one_line(exc)
                 wait_s = min(_RETRY_S, self.interval_s)
                 # Not a line on the user's terminal: stop_reason() reports it if it lasts too long.
                 log.info("arena: could not renew lease %s: %s", self.held.name, self._error)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from arena.errors import StoreError
+from arena.store.messages import one_line
 from arena.store.spill import HeldResult, SpillReport, read_spill, spill_paths, write_spill
 from arena.store.tables import Attempt, Job, StoredImage, utcnow
 
@@ -108,18 +109,11 @@ def _write_results(
 
 
 def describe_failure(exc: BaseException) -> str:
-    """One short line for why a write failed: the driver's own first line, never SQL or parameters."""
+    """One short line for why a write failed, with the kind of failure: never SQL or parameters."""
     if isinstance(exc, OSError):
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror or exc}{where}"
-    cause = getattr(exc, "orig", None) or exc  # a DBAPIError wraps the driver's exception
-    text = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
-    if (
-        text.startswith("(") and ") " in text
-    ):  # SQLAlchemy's "(sqlite3.OperationalError) ..." prefix
-        text = text.split(") ", 1)[1]
-    text = text[:200]
-    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+        return one_line(exc)
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}: {one_line(exc)}"
 
 
 def store_image(data_dir: Path, image: bytes, info) -> StoredImage:
