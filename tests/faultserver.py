@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import re
+import threading
 
 from support.images import make_bomb_png, make_png
 from support.servers import serve_in_thread
@@ -43,6 +44,10 @@ class FaultServer:
 
     def __init__(self, delay_s: float = 0.3) -> None:
         self.delay_s = delay_s
+        # slow-ok replies only while this is set: a test clears it to hold a run mid-way, however
+        # slow the machine, and sets it to let the run go on
+        self.replying = threading.Event()
+        self.replying.set()
         self.requests: dict[str, int] = {}
         self._served = serve_in_thread(on_connection=self._handle, name="fault-server")
         self._seen_keys: set[str] = set()
@@ -93,6 +98,8 @@ class FaultServer:
             writer.write(_image_reply(GOOD_PNG))
         elif model == "slow-ok":
             await asyncio.sleep(self.delay_s)
+            while not self.replying.is_set():
+                await asyncio.sleep(0.01)
             writer.write(_image_reply(GOOD_PNG))
         elif model == "slow-headers":
             reply = _image_reply(GOOD_PNG)

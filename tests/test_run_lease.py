@@ -135,10 +135,14 @@ def test_a_second_run_on_the_same_run_is_refused_with_one_line_and_sends_nothing
     )
     wait_until(lambda: _lease_rows(db_url, "run:"), what="the first run's lease")
     wait_until(lambda: _done_jobs(db_url) >= 1, what="the first run's first result")
-    second = subprocess.run(
-        _arena("run", "--resume", "last"), env=env, capture_output=True, text=True, timeout=120
-    )
-    [lease] = _lease_rows(db_url, "run:")
+    fault_server.replying.clear()  # the first run is held mid-way while the second one tries
+    try:
+        second = subprocess.run(
+            _arena("run", "--resume", "last"), env=env, capture_output=True, text=True, timeout=120
+        )
+        [lease] = _lease_rows(db_url, "run:")
+    finally:
+        fault_server.replying.set()
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, out + err
     assert second.returncode == 2, second.stdout + second.stderr
@@ -157,7 +161,9 @@ def test_a_second_run_on_the_same_run_is_refused_with_one_line_and_sends_nothing
     engine.dispose()
 
 
-def test_resume_right_after_kill_9_takes_the_dead_owners_lease_at_once(slow_setup, db_url):
+def test_resume_right_after_kill_9_takes_the_dead_owners_lease_at_once(
+    slow_setup, fault_server, db_url
+):
     cfg = slow_setup(10)
     env = {**os.environ, "ARENA_CONFIG": str(cfg)}
     proc = subprocess.Popen(
@@ -168,8 +174,10 @@ def test_resume_right_after_kill_9_takes_the_dead_owners_lease_at_once(slow_setu
         start_new_session=True,
     )
     wait_until(lambda: _done_jobs(db_url) >= 2, what="two results of the run to be killed")
+    fault_server.replying.clear()  # held mid-way, so it is still running when it is killed
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
+    fault_server.replying.set()
     [lease] = _lease_rows(db_url, "run:")
     assert lease["pid"] == proc.pid  # the dead owner's lease, its heartbeat still fresh
     started = time.monotonic()

@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from arena.errors import StoreError
+from arena.errors import StoreError, plural
 from arena.store.messages import one_line
 from arena.store.spill import HeldResult, SpillReport, read_spill, spill_paths, write_spill
 from arena.store.tables import Attempt, Job, StoredImage, utcnow
@@ -310,10 +310,10 @@ class StoreWriter:
                     failing_since, backoff_s = now, FIRST_RETRY_S
                     self._set_health(FAILING)
                     log.warning(
-                        "arena: the store is failing (%s): holding %d result(s) and sending no "
+                        "arena: the store is failing (%s): holding %s and sending no "
                         "new request; trying again for up to %g s",
                         self.failure,
-                        len(held),
+                        plural(len(held), "result"),
                         self.retry_s,
                     )
                 deadline = failing_since + self.retry_s
@@ -334,9 +334,9 @@ class StoreWriter:
                 continue
             if self.health == FAILING:
                 log.warning(
-                    "arena: the store is back after %.1f s: %d held result(s) saved; continuing",
+                    "arena: the store is back after %.1f s: %s saved; continuing",
                     time.monotonic() - failing_since,
-                    len(held),
+                    plural(len(held), "held result"),
                 )
                 self._set_health(HEALTHY)
             held = []
