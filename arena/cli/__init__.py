@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         # run, never an older one; before anything is stored there is nothing to resume.
         run_id, note = getattr(exc, "run_id", None), getattr(exc, "note", "")
         hint = f"; finish with `arena run --resume {run_id}`" if run_id else ""
-        print(f"\narena: interrupted{f'; {note}' if note else ''}{hint}", file=sys.stderr)
+        fresh_line = "\n" if sys.stderr.isatty() else ""  # after the terminal's echoed ^C
+        print(f"{fresh_line}arena: interrupted{f'; {note}' if note else ''}{hint}", file=sys.stderr)
         return EXIT_TERMINATED if signals.terminated() else EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0

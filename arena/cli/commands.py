@@ -299,7 +299,7 @@ def _print_stats(settings, args, run_id=None) -> None:
         known = sorted(set(store.read_attempts(engine, run_id=run_id)["model"]))
         raise ArenaError(
             f"--model {args.model!r}: no attempts for that model"
-            + ("" if window is None else f" in the last {args.window}")
+            + ("" if window is None else f" in {stats.describe_window(args.window)}")
             + f"; models with attempts: {', '.join(known) if known else 'none yet (run `arena run`)'}"
         )
     table = stats.provider_table(attempts)
