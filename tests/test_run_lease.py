@@ -260,6 +260,8 @@ def test_a_run_whose_lease_is_taken_over_stops_sending(slow_setup, fault_server,
     assert (jobs["status"] == "pending").sum() == 12 - sent
     [lease] = _lease_rows(db_url, "run:")
     assert lease["host"] == OTHER_HOST  # the new owner's lease is not released by the old one
+    run_id = re.match(r"run (\S+) ", message).group(1)
+    assert store.get_run(engine, run_id).status == "running"  # the new owner's to write
     engine.dispose()
 
 

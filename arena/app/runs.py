@@ -146,6 +146,10 @@ class RunLease:
     def stop_reason(self) -> str | None:
         return self.heartbeat.stop_reason() if self.heartbeat is not None else None
 
+    def taken_over(self) -> bool:
+        """Another executor holds the run now: the run's status is its to write, not ours."""
+        return self.heartbeat is not None and self.heartbeat.lost
+
     def release(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop()
@@ -297,7 +301,9 @@ def _plan_and_execute(
         if outcome.budget_stopped
         else "completed"
     )
-    note = _end_run(engine, run.id, writer, status, settings.store_retry_s)
+    note = _end_run(
+        engine, run.id, writer, status, settings.store_retry_s, record=not lease.taken_over()
+    )
     if note:
         raise RunFailed(note)
     return RunReport(
@@ -323,7 +329,15 @@ class RunFailed(ArenaError):
     finish it."""
 
 
-def _end_run(engine, run_id: str, writer, status: str, retry_s: float, hint: bool = True) -> str:
+def _end_run(
+    engine,
+    run_id: str,
+    writer,
+    status: str,
+    retry_s: float,
+    hint: bool = True,
+    record: bool = True,
+) -> str:
     """Flush the writer and record how the run ended; "" when all went well, else one line saying
     what failed, where the results went, and (with `hint`) how to finish the run.
 
@@ -341,7 +355,11 @@ def _end_run(engine, run_id: str, writer, status: str, retry_s: float, hint: boo
         failed = writer.health == "failed"
         if failed:
             status = "failed"
-        recorded = _record_status(engine, run_id, status, 0.0 if failed else retry_s, hurried)
+        recorded = (  # without `record` the run is another executor's now: its status too
+            _record_status(engine, run_id, status, 0.0 if failed else retry_s, hurried)
+            if record
+            else None
+        )
     resume = f"`arena run --resume {run_id}`"
     if failed:
         marked = f"marked {status}" if recorded is None else f"not marked {status} ({recorded})"

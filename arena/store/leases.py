@@ -377,6 +377,11 @@ class Heartbeat:
         # a renewal that lands after the release only finds the row gone (it never re-creates it).
         self._thread.join(timeout=min(self.interval_s, _RETRY_S))
 
+    @property
+    def lost(self) -> bool:
+        """Whether another holder has the lease now (not merely a renewal that failed)."""
+        return self._lost is not None
+
     def stop_reason(self) -> str | None:
         """None while sending is safe; otherwise why not (lost to another holder, or not renewed)."""
         if self._lost is not None:
