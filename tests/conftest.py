@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -91,4 +92,13 @@ def challenge_dir(tmp_path):
         'slug = "edit"\ntitle = "Hair"\nkind = "edit"\nprompt = "give the person hair"\ncategory = "portrait"\n'
         'source_images = ["images/face.png"]\n'
     )
+    return directory
+
+
+@pytest.fixture
+def temp_dir(tmp_path, monkeypatch):
+    """The fallback spill's temp dir, inside the test's own folder."""
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
     return directory

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from support import write_config
+from support import write_challenges, write_config
 from support.processes import wait_until
 from support.store import read_jobs
 
@@ -37,15 +37,6 @@ LINE = re.compile(
 )
 
 
-def _challenges(directory, count: int):
-    directory.mkdir()
-    for i in range(count):
-        (directory / f"c{i:02d}.toml").write_text(
-            f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n'
-        )
-    return directory
-
-
 @pytest.fixture
 def slow_setup(tmp_path, fault_server, db_url):
     """A config whose runs take a few seconds: `count` jobs at 0.3 s each, one at a time."""
@@ -56,7 +47,7 @@ def slow_setup(tmp_path, fault_server, db_url):
             tmp_path / "arena.toml",
             base_url=fault_server.base_url,
             models={"slow-ok": ["text-to-image"]},
-            challenges_dir=_challenges(tmp_path / "challenges", count),
+            challenges_dir=write_challenges(tmp_path / "challenges", count),
             db_url=db_url,
             data_dir=tmp_path / "data",
             max_concurrency=1,

@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 import sqlalchemy as sa
-from support import write_config
+from support import write_challenges, write_config
 from support.processes import start_server, stop, tail, wait_until
 from support.servers import free_port
 from support.store import read_jobs
@@ -25,21 +25,12 @@ from arena.cli import main
 CLI = [sys.executable, "-m", "arena.cli"]
 
 
-def _challenges(directory, count: int):
-    directory.mkdir()
-    for i in range(count):
-        (directory / f"c{i:02d}.toml").write_text(
-            f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "p {i}"\ncategory = "x"\n'
-        )
-    return directory
-
-
 def _config(tmp_path, fault_server, db_url, count=10, extra=""):
     cfg = write_config(
         tmp_path / "arena.toml",
         base_url=fault_server.base_url,
         models={"slow-ok": ["text-to-image"]},
-        challenges_dir=_challenges(tmp_path / "challenges", count),
+        challenges_dir=write_challenges(tmp_path / "challenges", count),
         db_url=db_url,
         data_dir=tmp_path / "data",
         max_concurrency=1,
@@ -192,7 +183,7 @@ def test_ctrl_c_after_the_plan_is_stored_names_this_run(
 
 @pytest.mark.slow
 def test_serve_finishes_the_request_in_flight_on_sigterm(tmp_path, sqlite_url):
-    _challenges(tmp_path / "challenges", 1)
+    write_challenges(tmp_path / "challenges", 1)
     cfg = tmp_path / "arena.toml"
     cfg.write_text(
         f'data_dir = "{tmp_path / "data"}"\ndatabase_url = "{sqlite_url}"\n'

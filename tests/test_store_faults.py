@@ -9,7 +9,6 @@ import logging
 import os
 import secrets
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -95,15 +94,6 @@ def outage():
     outage = Outage()
     yield outage
     outage.drop()
-
-
-@pytest.fixture
-def temp_dir(tmp_path, monkeypatch):
-    """The fallback spill's temp dir, inside the test's own folder."""
-    directory = tmp_path / "tmp"
-    directory.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(directory))
-    return directory
 
 
 class Counted:

@@ -12,7 +12,6 @@ import logging
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -53,15 +52,6 @@ def engine(db_url):
     )
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def temp_dir(tmp_path, monkeypatch):
-    """The fallback spill's temp dir, inside the test's own folder."""
-    directory = tmp_path / "tmp"
-    directory.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(directory))
-    return directory
 
 
 def _job_ids(engine) -> list[int]:

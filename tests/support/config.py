@@ -48,3 +48,13 @@ def write_config(
         ]
     path.write_text("\n".join(lines))
     return path
+
+
+def write_challenges(directory, count: int):
+    """`count` text-to-image challenges c00, c01, ... in a new folder; returns the folder."""
+    directory.mkdir()
+    for i in range(count):
+        (directory / f"c{i:02d}.toml").write_text(
+            f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n'
+        )
+    return directory
