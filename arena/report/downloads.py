@@ -50,10 +50,11 @@ GENERATION_FIELDS = (
     "width",
     "height",
     "failure_message",  # the provider's words (or arena's) for a failure, one line, capped
+    "client_wait_ms",  # waiting for a connection before the request went out: outside generation_ms
 )
 # What generations.csv is written from: the stored columns, the failure message's source text
 # instead of the message (derived when the file is written).
-GENERATION_SOURCE_COLUMNS = (*GENERATION_FIELDS[:-1], "error")
+GENERATION_SOURCE_COLUMNS = (*(f for f in GENERATION_FIELDS if f != "failure_message"), "error")
 
 
 def _iso(values: pd.Series) -> np.ndarray:

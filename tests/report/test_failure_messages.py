@@ -121,7 +121,9 @@ def test_generations_csv_carries_each_failures_message(failed_run):
     assert all(len(m) == stats.MESSAGE_CHARS for m in long)
     manifest = json.loads((site.out_dir / "downloads" / "manifest.json").read_text())
     (generations,) = [f for f in manifest["files"] if f["name"] == "generations.csv"]
-    assert generations["columns"][-1] == "failure_message"
+    assert generations["columns"][-2:] == ["failure_message", "client_wait_ms"]  # added at the end
+    waits = [float(r["client_wait_ms"]) for r in rows]  # every attempt went out, so each has one
+    assert len(waits) == 6 and all(w >= 0 for w in waits)
 
 
 @pytest.mark.browser
