@@ -146,6 +146,18 @@ def build_request(challenge: Challenge, route: Route) -> ImageRequest:
     )
 
 
+def prepare_request(challenge: Challenge, route: Route, adapter) -> ImageRequest:
+    """The request a run sends for a challenge on one route: built, then normalized to the route's
+    capability table (its own, else the adapter's default). A size, ratio or tier no table allows
+    is a ConfigError naming the challenge and the route."""
+    return normalize_request(
+        build_request(challenge, route),
+        route_capabilities(route.capabilities, adapter, route.model_id),
+        adapter.shape_form,
+        source=f"challenge {challenge.slug} on {route.target}",
+    )
+
+
 async def send_with_timeout(
     adapter: Adapter, request: ImageRequest
 ) -> tuple[ProviderReply | None, Stopwatch, ProviderError | None]:
@@ -473,13 +485,8 @@ class Harness:
         """Built once per (challenge, model, provider): sources read once, sizes normalized to the model."""
         key = (job.challenge, job.model, job.provider)
         if key not in self._requests:
-            challenge = self.challenges[job.challenge]
-            route = self._routes[(job.model, job.provider)]
-            self._requests[key] = normalize_request(
-                build_request(challenge, route),
-                route_capabilities(route.capabilities, adapter, route.model_id),
-                adapter.shape_form,
-                source=f"challenge {challenge.slug} on {route.target}",
+            self._requests[key] = prepare_request(
+                self.challenges[job.challenge], self._routes[(job.model, job.provider)], adapter
             )
         return self._requests[key]
 

@@ -10,32 +10,16 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from support import write_config
-from support.store import read_jobs
+from support import write_challenges, write_config
+from support.store import done_jobs, read_jobs
 
 from arena import store
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses
 
 
-def _done_jobs(db_url: str) -> int:
-    engine = store.open_engine(db_url)
-    with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status = 'done'")).scalar()
-
-
-def _write_challenges(directory, count: int):
-    """`count` text-to-image challenges c00, c01, ... in `directory`."""
-    directory.mkdir()
-    for i in range(count):
-        (directory / f"c{i:02d}.toml").write_text(
-            f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n'
-        )
-    return directory
-
-
 def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_server, db_url):
-    challenges = _write_challenges(tmp_path / "challenges", 12)
+    challenges = write_challenges(tmp_path / "challenges", 12)
     fault_server.delay_s = 0.25
     cfg = write_config(
         tmp_path / "arena.toml",
@@ -57,7 +41,7 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
     while time.monotonic() < deadline:
         time.sleep(0.1)
         try:
-            done = _done_jobs(db_url)
+            done = done_jobs(db_url)
         except sa.exc.OperationalError:
             continue  # tables not created yet
         if done >= 8:
@@ -66,7 +50,7 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
     proc.wait(10)
     total = 12 * 2 * 2
     assert 8 <= done < total, f"kill landed outside the run ({done} of {total} done)"
-    after_kill = _done_jobs(db_url)
+    after_kill = done_jobs(db_url)
     assert after_kill < total
 
     result = subprocess.run(
@@ -98,7 +82,7 @@ def test_kill_9_then_resume_last_leaves_every_job_exactly_once(tmp_path, fault_s
 def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(
     tmp_path, fault_server, sqlite_url
 ):
-    challenges = _write_challenges(tmp_path / "challenges", 10)
+    challenges = write_challenges(tmp_path / "challenges", 10)
     fault_server.delay_s = 0.3
     cfg = write_config(
         tmp_path / "arena.toml",
@@ -124,7 +108,7 @@ def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(
     while time.monotonic() < deadline:
         time.sleep(0.1)
         try:
-            if _done_jobs(sqlite_url) >= 2:
+            if done_jobs(sqlite_url) >= 2:
                 break
         except sa.exc.OperationalError:
             continue
@@ -134,7 +118,7 @@ def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     runs = store.list_runs(store.open_engine(sqlite_url))
     assert runs[0].status == "interrupted"
-    done = _done_jobs(sqlite_url)
+    done = done_jobs(sqlite_url)
     assert 2 <= done < 10
     result = subprocess.run(
         [sys.executable, "-m", "arena.cli", "run", "--resume", "last"],
@@ -144,4 +128,4 @@ def test_ctrl_c_stops_cleanly_marks_the_run_interrupted_and_resume_finishes_it(
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert _done_jobs(sqlite_url) == 10
+    assert done_jobs(sqlite_url) == 10

@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from support import write_challenges, write_config
+from support import write_slow_config
 from support.processes import wait_until
-from support.store import read_jobs
+from support.store import done_jobs, put_lease, read_jobs
 
 from arena import store
 from arena.app.runs import run_benchmark
@@ -43,17 +42,17 @@ def slow_setup(tmp_path, fault_server, db_url):
 
     def make(count: int = 10):
         fault_server.delay_s = 0.3
-        return write_config(
-            tmp_path / "arena.toml",
-            base_url=fault_server.base_url,
-            models={"slow-ok": ["text-to-image"]},
-            challenges_dir=write_challenges(tmp_path / "challenges", count),
-            db_url=db_url,
-            data_dir=tmp_path / "data",
-            max_concurrency=1,
-        )
+        return write_slow_config(tmp_path, fault_server, db_url, count)
 
     return make
+
+
+def _put_lease_at(db_url: str, name: str, **row) -> None:
+    engine = store.open_engine(db_url)
+    try:
+        put_lease(engine, name, **row)
+    finally:
+        engine.dispose()
 
 
 def _lease_rows(db_url: str, prefix: str) -> list[dict]:
@@ -68,17 +67,6 @@ def _lease_rows(db_url: str, prefix: str) -> list[dict]:
     finally:
         engine.dispose()
     return [dict(row._mapping) for row in rows]
-
-
-def _done_jobs(db_url: str) -> int:
-    engine = store.open_engine(db_url, create=False)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status = 'done'")).scalar()
-    except sa.exc.SQLAlchemyError:
-        return 0
-    finally:
-        engine.dispose()
 
 
 def _arena(*args: str) -> list[str]:
@@ -98,24 +86,6 @@ def _planned_run(cfg) -> str:
     return run.id
 
 
-def _put_lease(db_url: str, name: str, *, host: str, pid: int, heartbeat_age_s: float) -> None:
-    engine = store.open_engine(db_url)
-    at = datetime.now(UTC) - timedelta(seconds=heartbeat_age_s)
-    with engine.begin() as conn:
-        conn.execute(
-            Lease.__table__.insert().values(
-                name=name,
-                holder=f"{host}:{pid}:0123456789abcdef",
-                host=host,
-                pid=pid,
-                acquired_at=at,
-                heartbeat_at=at,
-                ttl_s=30.0,
-            )
-        )
-    engine.dispose()
-
-
 def test_a_second_run_on_the_same_run_is_refused_with_one_line_and_sends_nothing(
     slow_setup, fault_server, db_url
 ):
@@ -125,7 +95,7 @@ def test_a_second_run_on_the_same_run_is_refused_with_one_line_and_sends_nothing
         _arena("run"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     wait_until(lambda: _lease_rows(db_url, "run:"), what="the first run's lease")
-    wait_until(lambda: _done_jobs(db_url) >= 1, what="the first run's first result")
+    wait_until(lambda: done_jobs(db_url) >= 1, what="the first run's first result")
     fault_server.replying.clear()  # the first run is held mid-way while the second one tries
     try:
         second = subprocess.run(
@@ -164,7 +134,7 @@ def test_resume_right_after_kill_9_takes_the_dead_owners_lease_at_once(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    wait_until(lambda: _done_jobs(db_url) >= 2, what="two results of the run to be killed")
+    wait_until(lambda: done_jobs(db_url) >= 2, what="two results of the run to be killed")
     fault_server.replying.clear()  # held mid-way, so it is still running when it is killed
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
@@ -189,7 +159,7 @@ def test_an_expired_lease_of_another_host_is_taken_over(slow_setup, fault_server
     cfg = slow_setup(3)
     fault_server.delay_s = 0.0
     run_id = _planned_run(cfg)
-    _put_lease(db_url, f"run:{run_id}", host=OTHER_HOST, pid=4242, heartbeat_age_s=3600)
+    _put_lease_at(db_url, f"run:{run_id}", host=OTHER_HOST, pid=4242, heartbeat_age_s=3600)
     assert main(["run", "--config", str(cfg), "--resume", run_id]) == 0
     assert f"run {run_id}: completed" in capsys.readouterr().out
     assert fault_server.requests == {"slow-ok": 3}
@@ -201,7 +171,7 @@ def test_a_live_lease_of_another_host_is_refused_before_any_request(
 ):
     cfg = slow_setup(3)
     run_id = _planned_run(cfg)
-    _put_lease(db_url, f"run:{run_id}", host=OTHER_HOST, pid=4242, heartbeat_age_s=5)
+    _put_lease_at(db_url, f"run:{run_id}", host=OTHER_HOST, pid=4242, heartbeat_age_s=5)
     assert main(["run", "--config", str(cfg), "--resume", "last"]) == 2
     err = capsys.readouterr().err
     assert err.strip("\n").splitlines() == [

@@ -14,10 +14,10 @@ import time
 import httpx
 import pytest
 import sqlalchemy as sa
-from support import write_challenges, write_config
+from support import write_challenges, write_slow_config
 from support.processes import start_server, stop, tail, wait_until
 from support.servers import free_port
-from support.store import read_jobs
+from support.store import done_jobs, read_jobs
 
 from arena import store
 from arena.cli import main
@@ -26,29 +26,10 @@ CLI = [sys.executable, "-m", "arena.cli"]
 
 
 def _config(tmp_path, fault_server, db_url, count=10, extra=""):
-    cfg = write_config(
-        tmp_path / "arena.toml",
-        base_url=fault_server.base_url,
-        models={"slow-ok": ["text-to-image"]},
-        challenges_dir=write_challenges(tmp_path / "challenges", count),
-        db_url=db_url,
-        data_dir=tmp_path / "data",
-        max_concurrency=1,
-    )
+    cfg = write_slow_config(tmp_path, fault_server, db_url, count)
     if extra:
         cfg.write_text(extra + "\n" + cfg.read_text())
     return cfg
-
-
-def _done(db_url: str) -> int:
-    engine = store.open_engine(db_url, create=False)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status = 'done'")).scalar()
-    except sa.exc.SQLAlchemyError:
-        return 0  # not created yet
-    finally:
-        engine.dispose()
 
 
 def _start(cfg, log_path, *args):
@@ -79,7 +60,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_exit_143_and_resume_finishes_it(
     fault_server.delay_s = 0.3
     cfg = _config(tmp_path, fault_server, db_url)
     proc = _start(cfg, tmp_path / "run.log")
-    wait_until(lambda: _done(db_url) >= 2, what="two jobs done")
+    wait_until(lambda: done_jobs(db_url) >= 2, what="two jobs done")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 143, tail(tmp_path / "run.log")
     err = (tmp_path / "run.log").read_text()
@@ -88,7 +69,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_exit_143_and_resume_finishes_it(
     engine.dispose()
     assert run.status == "interrupted"
     assert f"finish with `arena run --resume {run.id}`" in err and "Traceback" not in err
-    assert 2 <= _done(db_url) < 10
+    assert 2 <= done_jobs(db_url) < 10
     resumed = subprocess.run(
         [*CLI, "run", "--resume", run.id],
         env={**os.environ, "ARENA_CONFIG": str(cfg)},
@@ -108,7 +89,7 @@ def test_ctrl_c_again_while_a_failing_store_is_awaited_keeps_the_results_and_mar
     cfg = _config(tmp_path, fault_server, sqlite_url, extra="store_retry_s = 600")
     log_path = tmp_path / "run.log"
     proc = _start(cfg, log_path)
-    wait_until(lambda: _done(sqlite_url) >= 2, what="two jobs done")
+    wait_until(lambda: done_jobs(sqlite_url) >= 2, what="two jobs done")
     engine = store.open_engine(sqlite_url)
     with engine.begin() as conn:  # the store refuses attempts from now on (the runs table works)
         conn.execute(sa.text("ALTER TABLE attempts RENAME TO attempts_away"))

@@ -10,8 +10,8 @@ from arena.app.runs import local_providers
 from arena.challenges import check_params_on_route, load_challenges
 from arena.config import Route, Settings
 from arena.errors import ConfigError
-from arena.harness import CallResult, build_request, call_adapter, make_client
-from arena.params import normalize_request, parse_capabilities, resolve_shape
+from arena.harness import CallResult, call_adapter, make_client, prepare_request
+from arena.params import parse_capabilities, resolve_shape
 from arena.providers import adapter_class, route_capabilities
 from arena.providers.emulation import emulate
 
@@ -78,9 +78,7 @@ def probe(
     adapter_cls = adapter_class(provider.protocol)
     check_params_on_route(challenge, route.target, provider.protocol, adapter_cls.parameters)
     capabilities = route_capabilities(route.capabilities, adapter_cls, route.model_id)
-    request = normalize_request(
-        build_request(challenge, route), capabilities, adapter_cls.shape_form, source
-    )
+    request = prepare_request(challenge, route, adapter_cls)
     shape = resolve_shape(
         request.size,
         request.aspect_ratio,

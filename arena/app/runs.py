@@ -18,8 +18,8 @@ from arena import store
 from arena.challenges import Challenge, load_challenges
 from arena.config import Settings
 from arena.errors import ArenaError, ConfigError, RunError, StoreError, plural
-from arena.harness import AttemptRecord, Harness, RunOutcome, build_request, plan_jobs
-from arena.params import normalize_request, parse_capabilities
+from arena.harness import AttemptRecord, Harness, RunOutcome, plan_jobs, prepare_request
+from arena.params import parse_capabilities
 from arena.providers import adapter_class, route_capabilities
 from arena.store.tables import Job, Run
 from arena.store.writer import FIRST_RETRY_S, LONGEST_RETRY_S
@@ -86,17 +86,7 @@ def check_jobs(settings: Settings, challenges: list[Challenge], jobs: list[Job])
     for challenge_slug, model, provider in sorted(
         {(j.challenge, j.model, j.provider) for j in jobs}
     ):
-        challenge, route, adapter = (
-            by_slug[challenge_slug],
-            routes[(model, provider)],
-            adapters[provider],
-        )
-        normalize_request(
-            build_request(challenge, route),
-            route_capabilities(route.capabilities, adapter, route.model_id),
-            adapter.shape_form,
-            source=f"challenge {challenge.slug} on {route.target}",
-        )
+        prepare_request(by_slug[challenge_slug], routes[(model, provider)], adapters[provider])
     for name in sorted({j.provider for j in jobs}):
         provider = settings.providers[name]
         if provider.api_key_env and not os.environ.get(provider.api_key_env):

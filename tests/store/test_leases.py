@@ -7,12 +7,12 @@ import re
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from support.processes import wait_until
+from support.store import put_lease
 
 from arena import store
 from arena.errors import StoreError
@@ -33,24 +33,6 @@ def _row(engine, name: str) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(Lease.__table__).where(Lease.__table__.c.name == name)).first()
     return dict(row._mapping) if row is not None else None
-
-
-def _put_row(engine, name: str, *, host: str, pid: int, heartbeat_age_s: float, ttl_s=30.0):
-    """A lease row as another holder left it, its heartbeat `heartbeat_age_s` old."""
-    at = datetime.now(UTC) - timedelta(seconds=heartbeat_age_s)
-    with engine.begin() as conn:
-        conn.execute(Lease.__table__.delete().where(Lease.__table__.c.name == name))
-        conn.execute(
-            Lease.__table__.insert().values(
-                name=name,
-                holder=f"{host}:{pid}:feedfacefeedface",
-                host=host,
-                pid=pid,
-                acquired_at=at,
-                heartbeat_at=at,
-                ttl_s=ttl_s,
-            )
-        )
 
 
 def _dead_pid() -> int:
@@ -83,7 +65,7 @@ def test_acquire_writes_the_holder_and_a_second_holder_is_refused_with_who_holds
 
 def test_renew_moves_the_heartbeat_on_the_databases_clock_and_release_frees_the_name(engine):
     held = store.acquire_lease(engine, "run:a")
-    _put_row(engine, "run:a", host=held.host, pid=held.pid, heartbeat_age_s=20)
+    put_lease(engine, "run:a", host=held.host, pid=held.pid, heartbeat_age_s=20)
     with engine.begin() as conn:  # the row is ours again, with an old heartbeat
         conn.execute(Lease.__table__.update().values(holder=held.holder))
     assert store.read_holder(engine, "run:a").heartbeat_age_s == pytest.approx(20, abs=2)
@@ -97,7 +79,7 @@ def test_renew_moves_the_heartbeat_on_the_databases_clock_and_release_frees_the_
 def test_an_expired_lease_of_another_host_is_taken_and_its_old_holder_cannot_renew_or_release(
     engine,
 ):
-    _put_row(engine, "run:x", host=OTHER_HOST, pid=4242, heartbeat_age_s=31, ttl_s=30)
+    put_lease(engine, "run:x", host=OTHER_HOST, pid=4242, heartbeat_age_s=31, ttl_s=30)
     stale = store.HeldLease("run:x", f"{OTHER_HOST}:4242:feedfacefeedface", OTHER_HOST, 4242, 30.0)
     held = store.acquire_lease(engine, "run:x")
     assert _row(engine, "run:x")["holder"] == held.holder
@@ -109,7 +91,7 @@ def test_an_expired_lease_of_another_host_is_taken_and_its_old_holder_cannot_ren
 
 def test_a_live_lease_of_another_host_is_refused_whatever_its_pid(engine):
     # PID 1 on that host, or a PID that is dead here: another host's PIDs say nothing here.
-    _put_row(engine, "run:x", host=OTHER_HOST, pid=_dead_pid(), heartbeat_age_s=25, ttl_s=30)
+    put_lease(engine, "run:x", host=OTHER_HOST, pid=_dead_pid(), heartbeat_age_s=25, ttl_s=30)
     with pytest.raises(store.LeaseHeld) as refused:
         store.acquire_lease(engine, "run:x")
     assert f"on host {OTHER_HOST} (heartbeat 25 s ago)" in refused.value.holder.describe()
@@ -117,11 +99,11 @@ def test_a_live_lease_of_another_host_is_refused_whatever_its_pid(engine):
 
 
 def test_the_refusal_says_when_a_silent_owner_can_be_taken_over(engine):
-    _put_row(engine, "run:x", host=OTHER_HOST, pid=4242, heartbeat_age_s=9, ttl_s=30)
+    put_lease(engine, "run:x", host=OTHER_HOST, pid=4242, heartbeat_age_s=9, ttl_s=30)
     with pytest.raises(store.LeaseHeld) as refused:
         store.acquire_lease(engine, "run:x")
     assert refused.value.holder.advice() == "wait for it or stop it"  # within its beat
-    _put_row(engine, "run:x", host=OTHER_HOST, pid=4242, heartbeat_age_s=22, ttl_s=30)
+    put_lease(engine, "run:x", host=OTHER_HOST, pid=4242, heartbeat_age_s=22, ttl_s=30)
     with pytest.raises(store.LeaseHeld) as refused:
         store.acquire_lease(engine, "run:x")
     advice = re.fullmatch(
@@ -133,14 +115,14 @@ def test_the_refusal_says_when_a_silent_owner_can_be_taken_over(engine):
 
 def test_a_lease_of_a_dead_pid_on_this_host_is_taken_at_once(engine):
     pid = _dead_pid()
-    _put_row(engine, "run:x", host=leases.this_host(), pid=pid, heartbeat_age_s=0)
+    put_lease(engine, "run:x", host=leases.this_host(), pid=pid, heartbeat_age_s=0)
     held = store.acquire_lease(engine, "run:x")
     assert _row(engine, "run:x")["holder"] == held.holder
 
 
 def test_a_lease_of_our_own_pid_that_this_process_does_not_hold_is_a_dead_predecessors(engine):
     # A container restarted after a kill: arena is PID 1 again, on the same hostname.
-    _put_row(engine, "run:x", host=leases.this_host(), pid=os.getpid(), heartbeat_age_s=0)
+    put_lease(engine, "run:x", host=leases.this_host(), pid=os.getpid(), heartbeat_age_s=0)
     held = store.acquire_lease(engine, "run:x")
     assert _row(engine, "run:x")["holder"] == held.holder
     with pytest.raises(store.LeaseHeld):  # the one this process does hold is alive
@@ -163,7 +145,7 @@ def test_a_zombie_is_dead_and_a_live_process_is_alive():
 def test_of_many_racing_acquirers_exactly_one_wins(db_url, start):
     engine = store.open_engine(db_url)
     if start == "expired":
-        _put_row(engine, "run:race", host=OTHER_HOST, pid=7, heartbeat_age_s=3600)
+        put_lease(engine, "run:race", host=OTHER_HOST, pid=7, heartbeat_age_s=3600)
     racers = 8
     barrier = threading.Barrier(racers)
     won, refused, failed = [], [], []
@@ -245,7 +227,7 @@ def test_the_heartbeat_says_stop_when_another_holder_took_the_lease(engine):
     heartbeat = store.Heartbeat(engine, held).start()
     try:
         assert heartbeat.stop_reason() is None
-        _put_row(engine, "run:a", host=OTHER_HOST, pid=99, heartbeat_age_s=0)
+        put_lease(engine, "run:a", host=OTHER_HOST, pid=99, heartbeat_age_s=0)
         wait_until(lambda: heartbeat.stop_reason() is not None, what="the lost lease", within_s=30)
         assert heartbeat.stop_reason() == (
             f"another executor took its lease over (pid 99 on host {OTHER_HOST} (heartbeat 0 s ago))"

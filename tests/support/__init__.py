@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .config import write_challenges, write_config
+from .config import write_challenges, write_config, write_slow_config
 
-__all__ = ["write_challenges", "write_config"]
+__all__ = ["write_challenges", "write_config", "write_slow_config"]

@@ -58,3 +58,17 @@ def write_challenges(directory, count: int):
             f'slug = "c{i:02d}"\ntitle = "t"\nkind = "text-to-image"\nprompt = "prompt {i}"\ncategory = "x"\n'
         )
     return directory
+
+
+def write_slow_config(tmp_path, fault_server, db_url, count: int = 10):
+    """A config whose runs take a few seconds: `count` jobs of the fault server's slow-ok model,
+    one at a time, at its delay each."""
+    return write_config(
+        tmp_path / "arena.toml",
+        base_url=fault_server.base_url,
+        models={"slow-ok": ["text-to-image"]},
+        challenges_dir=write_challenges(tmp_path / "challenges", count),
+        db_url=db_url,
+        data_dir=tmp_path / "data",
+        max_concurrency=1,
+    )

@@ -1,14 +1,18 @@
-"""Store writes and reads only tests need: votes inserted as rows, a run's jobs as a DataFrame."""
+"""Store writes and reads only tests need: votes inserted as rows, a run's jobs as a DataFrame,
+the count of done jobs, and a lease row as another holder left it."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from arena import store
 from arena.errors import StoreError
-from arena.store.tables import Job, Vote
+from arena.store.tables import Job, Lease, Vote
 
 
 def add_votes(engine: sa.Engine, votes: list[dict]) -> int:
@@ -30,3 +34,42 @@ def read_jobs(engine: sa.Engine, run_id: str | None = None) -> pd.DataFrame:
         query = query.where(Job.run_id == run_id)
     with engine.connect() as conn:
         return pd.read_sql(query, conn)
+
+
+def done_jobs(db_url: str) -> int:
+    """How many jobs are done, from a connection of its own (0 before the database exists)."""
+    engine = store.open_engine(db_url, create=False)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM jobs WHERE status = 'done'")).scalar()
+    except sa.exc.SQLAlchemyError:
+        return 0  # not created yet
+    finally:
+        engine.dispose()
+
+
+def put_lease(
+    engine: sa.Engine,
+    name: str,
+    *,
+    host: str,
+    pid: int,
+    heartbeat_age_s: float,
+    ttl_s: float = 30.0,
+    token: str = "feedfacefeedface",
+) -> None:
+    """A lease row as another holder left it (replacing any), its heartbeat `heartbeat_age_s` old."""
+    at = datetime.now(UTC) - timedelta(seconds=heartbeat_age_s)
+    with engine.begin() as conn:
+        conn.execute(Lease.__table__.delete().where(Lease.__table__.c.name == name))
+        conn.execute(
+            Lease.__table__.insert().values(
+                name=name,
+                holder=f"{host}:{pid}:{token}",
+                host=host,
+                pid=pid,
+                acquired_at=at,
+                heartbeat_at=at,
+                ttl_s=ttl_s,
+            )
+        )
