@@ -117,6 +117,42 @@ class ModelConfig:
     description: str = ""
 
 
+ROUTE_SORTS = ("latency", "price", "success")
+POLICY_KEYS = ("order", "sort", "max_p95_ms", "allow_fallbacks")
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    """How the gateway orders a model's routes: OpenRouter's `provider` object, per model or request.
+
+    `order` names providers tried first, in that order (the rest follow, sorted); `sort` orders by
+    success-weighted latency (the default), by starting price, or by success rate; `max_p95_ms`
+    leaves out routes measured slower than that; `allow_fallbacks=False` tries the first route only.
+    """
+
+    order: tuple[str, ...] = ()
+    sort: str = "latency"
+    max_p95_ms: float | None = None
+    allow_fallbacks: bool = True
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The `[gateway]` table: the OpenAI-compatible images API (docs/gateway.md)."""
+
+    public_url: str = "http://127.0.0.1:8800"  # where applications reach it; used in examples
+    keep_outputs: bool = False  # keep traffic prompts and output images in the store
+    playground_budget_usd: float = 0.0  # free playground spend per visitor per day (0: key needed)
+    max_body_bytes: int = 64 * 1024 * 1024  # a request body or upload over this is 413
+    file_ttl_s: float = 3600.0  # how long a response_format=url image is served
+    window_days: float = 30.0  # the attempts routing is measured over
+    breaker_failure_share: float = 0.5  # a route's breaker opens at this share of failures...
+    breaker_min_attempts: int = 5  # ...over at least this many attempts...
+    breaker_window_s: float = 60.0  # ...within this window,
+    breaker_cooldown_s: float = 30.0  # and lets one request through (half-open) after this
+    policies: dict[str, RoutePolicy] = field(default_factory=dict)  # [gateway.models.NAME]
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a command needs; built by load_settings()."""
@@ -130,6 +166,7 @@ class Settings:
     samples: int = 1
     challenges: tuple[str, ...] = ()  # empty: every challenge in challenges_dir
     store_retry_s: float = 60.0  # how long results the store refuses are held and tried again
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
 
     @property
     def routes(self) -> list[Route]:
@@ -217,6 +254,7 @@ PROVIDER_KEYS = {
 ROUTE_KEYS = {"model_id", "price_usd", "price_usd_by_tier", "capabilities", "params"}
 MODEL_KEYS = {"tasks", "providers", "baseline", "description"}
 TOP_KEYS = {
+    "gateway",
     "data_dir",
     "database_url",
     "challenges_dir",
@@ -465,6 +503,7 @@ def parse_settings(
             "store_retry_s",
             f"must be a finite number of seconds, 0 or more, got {store_retry_s!r}",
         )
+    gateway = _parse_gateway(data.get("gateway", {}), source, models)
     challenges_dir = Path(_get(data, "challenges_dir", str, "", source, default="challenges"))
     if not challenges_dir.is_absolute():
         challenges_dir = base_dir / challenges_dir
@@ -478,7 +517,94 @@ def parse_settings(
         samples=samples,
         challenges=tuple(challenges),
         store_retry_s=store_retry_s,
+        gateway=gateway,
     )
+
+
+def parse_policy(table: dict, source: str, where: str, providers=None) -> RoutePolicy:
+    """A RoutePolicy from a `provider`-shaped table; `providers`, when given, are the names
+    `order` may use. Raises ConfigError naming the field (the gateway turns it into a 400)."""
+    if not isinstance(table, dict):
+        raise ConfigError(source, where, "must be a table (an object)")
+    for key in table:
+        if key not in POLICY_KEYS:
+            raise ConfigError(
+                source, _field(where, key), f"unknown setting (known: {', '.join(POLICY_KEYS)})"
+            )
+    order = table.get("order", [])
+    if not isinstance(order, list) or not all(isinstance(p, str) for p in order):
+        raise ConfigError(source, _field(where, "order"), "must be a list of provider names")
+    if providers is not None:
+        for name in order:
+            if name not in providers:
+                raise ConfigError(
+                    source,
+                    _field(where, "order"),
+                    f"{name!r} does not serve this model (its providers: {', '.join(providers)})",
+                )
+    sort = _get(table, "sort", str, where, source, default="latency")
+    if sort not in ROUTE_SORTS:
+        raise ConfigError(
+            source, _field(where, "sort"), f"must be one of {', '.join(ROUTE_SORTS)}, got {sort!r}"
+        )
+    max_p95_ms = _get(table, "max_p95_ms", float, where, source)
+    if max_p95_ms is not None:
+        max_p95_ms = _positive(max_p95_ms, source, _field(where, "max_p95_ms"))
+    allow = _get(table, "allow_fallbacks", bool, where, source, default=True)
+    return RoutePolicy(tuple(order), sort, max_p95_ms, allow)
+
+
+GATEWAY_KEYS = {
+    "public_url": str,
+    "keep_outputs": bool,
+    "playground_budget_usd": float,
+    "max_body_bytes": int,
+    "file_ttl_s": float,
+    "window_days": float,
+    "breaker_failure_share": float,
+    "breaker_min_attempts": int,
+    "breaker_window_s": float,
+    "breaker_cooldown_s": float,
+}
+
+
+def _parse_gateway(table, source: str, models: dict[str, ModelConfig]) -> GatewaySettings:
+    """The [gateway] table: every value checked, [gateway.models.NAME] policies for known models."""
+    if not isinstance(table, dict):
+        raise ConfigError(source, "gateway", "must be a table")
+    values = {}
+    for key, value in table.items():
+        where = f"gateway.{key}"
+        if key == "models":
+            continue
+        if key not in GATEWAY_KEYS:
+            known = ", ".join(sorted([*GATEWAY_KEYS, "models"]))
+            raise ConfigError(source, where, f"unknown setting (known: {known})")
+        value = _get(table, key, GATEWAY_KEYS[key], "gateway", source)
+        if key == "public_url":
+            _check_base_url(value, source, where)
+            value = value.rstrip("/")
+        elif key == "playground_budget_usd":
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(source, where, f"must be 0 or more, got {value!r}")
+        elif key == "breaker_failure_share":
+            if not 0 < value <= 1:
+                raise ConfigError(source, where, f"must be above 0 and at most 1, got {value!r}")
+        elif key != "keep_outputs":
+            value = _positive(value, source, where)
+        values[key] = value
+    policies_table = table.get("models", {})
+    if not isinstance(policies_table, dict):
+        raise ConfigError(source, "gateway.models", "must be a table of [gateway.models.NAME]")
+    policies = {}
+    for name, policy in policies_table.items():
+        where = f"gateway.models.{name}"
+        if name not in models:
+            raise ConfigError(source, where, f"no model {name!r} is configured")
+        policies[name] = parse_policy(
+            policy, source, where, [r.provider for r in models[name].routes]
+        )
+    return GatewaySettings(**values, policies=policies)
 
 
 def _check_protocols(protocols) -> None:

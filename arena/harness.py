@@ -599,6 +599,7 @@ class Harness:
             format=info.format if info else None,
             served_by=reply.served_by if reply else None,
             request_id=reply.request_id if reply else None,
+            source="benchmark",
         )
         final = not warmup and not (attempt.failure_class == "rate_limited" and final_unless_retry)
         if not warmup:

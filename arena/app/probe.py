@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from arena.app.runs import local_providers
 from arena.challenges import check_params_on_route, load_challenges
 from arena.config import Route, Settings
 from arena.errors import ConfigError
@@ -14,6 +13,7 @@ from arena.harness import CallResult, call_adapter, make_client, prepare_request
 from arena.params import parse_capabilities, resolve_shape
 from arena.providers import adapter_class, route_capabilities
 from arena.providers.emulation import emulate
+from arena.providers.local import started_local_providers
 
 
 @dataclass
@@ -100,7 +100,7 @@ def probe(
         expected_px=(shape.width_px, shape.height_px) if shape.width_px else None,
     )
     api_key = provider.api_key()  # a missing key is a config error, before any request
-    with local_providers(settings) as urls:
+    with started_local_providers(settings) as urls:
         if route.provider in urls:
             provider = replace(provider, base_url=urls[route.provider])
         price_usd = route.price_for(challenge.resolution)

@@ -21,6 +21,7 @@ from arena.errors import ArenaError, ConfigError, RunError, StoreError, plural
 from arena.harness import AttemptRecord, Harness, RunOutcome, plan_jobs, prepare_request
 from arena.params import parse_capabilities
 from arena.providers import adapter_class, route_capabilities
+from arena.providers.local import started_local_providers
 from arena.store.tables import Job, Run
 from arena.store.writer import FIRST_RETRY_S, LONGEST_RETRY_S
 
@@ -38,20 +39,6 @@ class RunReport:
 def new_run_id(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-
-
-@contextlib.contextmanager
-def local_providers(settings: Settings):
-    """Start an in-process local provider for every `local` provider without a base_url."""
-    from arena.providers.local import LocalServer
-
-    with contextlib.ExitStack() as stack:
-        urls = {}
-        for name, provider in settings.providers.items():
-            if provider.protocol == "local" and not provider.base_url:
-                server = stack.enter_context(LocalServer())
-                urls[name] = server.base_url
-        yield urls
 
 
 def plan_run(settings: Settings, challenges: list[Challenge]) -> list[Job]:
@@ -262,7 +249,7 @@ def _plan_and_execute(
         engine, settings.data_dir, run_id=run.id, retry_s=settings.store_retry_s
     )
     try:
-        with local_providers(settings) as urls:
+        with started_local_providers(settings) as urls:
             harness = Harness(
                 settings,
                 by_slug,

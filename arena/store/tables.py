@@ -1,4 +1,4 @@
-"""SQLModel tables: runs, jobs, attempts and images (votes and battles live beside them later)."""
+"""SQLModel tables: runs, jobs, attempts, leases, gateway keys, images, votes and battles."""
 
 from __future__ import annotations
 
@@ -94,6 +94,13 @@ class Attempt(SQLModel, table=True):
     format: str | None = Field(default=None, max_length=8)
     served_by: str | None = Field(default=None, max_length=200)
     request_id: str | None = Field(default=None, max_length=200)
+    # "benchmark" (the harness) or "traffic" (the gateway); traffic rows name the gateway key (its
+    # name, never the key) and the gateway request whose fallbacks they were
+    source: str = Field(
+        default="benchmark", max_length=16, sa_column_kwargs={"server_default": "benchmark"}
+    )
+    gateway_key: str | None = Field(default=None, max_length=64)
+    gateway_request_id: str | None = Field(default=None, max_length=64)
 
 
 class Lease(SQLModel, table=True):
@@ -107,6 +114,22 @@ class Lease(SQLModel, table=True):
     acquired_at: datetime = _ts(default_factory=utcnow)
     heartbeat_at: datetime = _ts(default_factory=utcnow)
     ttl_s: float  # a heartbeat older than this means the holder is gone
+
+
+class GatewayKey(SQLModel, table=True):
+    """A gateway API key: its name and the sha256 of the key (the key is shown once, never stored)."""
+
+    __tablename__ = "gateway_keys"
+    name: str = Field(primary_key=True, max_length=64)
+    key_sha256: str = Field(max_length=64, unique=True)
+    key_prefix: str = Field(max_length=16)  # the key's first characters, to tell keys apart
+    created_at: datetime = _ts(default_factory=utcnow)
+    revoked_at: datetime | None = _ts(default=None)
+    budget_usd: float | None = None  # None: no budget
+    rate_per_min: float | None = None  # None: no rate limit
+    spent_usd: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    requests: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_used_at: datetime | None = _ts(default=None)
 
 
 class StoredImage(SQLModel, table=True):
@@ -209,6 +232,13 @@ class BattleSides(SQLModel, table=True):
     a_left: int = 0  # battles that showed model_a on the left
     last_a_left: int = 0  # the side chosen for the latest battle
 
+
+# The gateway's routing reads the last 30 days of attempts of one source.
+ATTEMPTS_BY_SOURCE = sa.Index(
+    "ix_attempts_source_started",
+    Attempt.__table__.c.source,
+    Attempt.__table__.c.started_at,
+)
 
 # A voter's recent votes are read on every vote (burst and repeat-pair flags).
 VOTES_BY_VOTER = sa.Index(

@@ -31,6 +31,8 @@ HEALTHY, FAILING, FAILED = "healthy", "failing", "failed"
 FIRST_RETRY_S = 0.1
 LONGEST_RETRY_S = 5.0
 BATCH_LIMIT = 500
+# A NOT NULL column an attempt record may leave out or spill as null, and its value then.
+ATTEMPT_DEFAULTS = {"source": "benchmark"}
 _CLOSE, _WAKE = object(), object()  # queue markers: flush and stop; stop waiting (abandon)
 
 
@@ -60,13 +62,21 @@ def record_results(
         raise StoreError(f"could not save results: {describe_failure(exc)}") from None
 
 
+def _attempt_row(attempt, columns: list[str]) -> dict:
+    row = {c: getattr(attempt, c, None) for c in columns}
+    for column, default in ATTEMPT_DEFAULTS.items():
+        if row.get(column) is None:
+            row[column] = default
+    return row
+
+
 def _write_results(
     engine: sa.Engine, items: list[tuple[Attempt, StoredImage | None, bool]]
 ) -> None:
     """record_results' transaction, letting the store's own exception through."""
     attempt_columns = [c.name for c in Attempt.__table__.columns if c.name != "id"]
     images = {image.sha256: image for _, image, _ in items if image is not None}
-    attempt_rows = [{c: getattr(a, c, None) for c in attempt_columns} for a, _, _ in items]
+    attempt_rows = [_attempt_row(a, attempt_columns) for a, _, _ in items]
     now = utcnow()
     job_rows = [
         {
