@@ -23,6 +23,9 @@ import contextvars
 import hmac
 import logging
 import math
+import os
+import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +55,7 @@ except ImportError:  # pragma: no cover - only until the KEYS helper's auth.py i
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("arena.gateway")
 TOKEN_PREFIX = "playground-"
+SECRET_ENV = "ARENA_GATEWAY_SECRET"
 VISITOR_NAME = "playground:"  # Grant.key_name = this + the visitor's short hash
 # The page's own hardening: scripts and styles from this origin only; result images are shown
 # from blob: URLs made of the reply's b64_json (or the gateway's own /v1/files URLs).
@@ -71,6 +75,29 @@ PAGE_HEADERS = {
 client_address: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "arena_gateway_client_address", default=None
 )
+
+
+def playground_secret(settings: Settings) -> str:
+    """The secret that signs visitor tokens: $ARENA_GATEWAY_SECRET (several hosts set the same one),
+    else data_dir/gateway-secret, made once and readable by us only (the workers of one host share it)."""
+    if os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV]
+    path = Path(settings.data_dir) / "gateway-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another worker made it first
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    for _ in range(100):  # another worker may have made the file and not yet written it
+        secret = path.read_text().strip()
+        if secret:
+            return secret
+        time.sleep(0.01)
+    raise RuntimeError(f"{path} is empty: delete it and start the gateway again")
 
 
 def utc_day() -> str:

@@ -260,13 +260,16 @@ def stand_in_gateway(settings, keyring):
             Image.new("RGB", (256, 256), colour).save(buffer, "PNG")
         return base64.b64encode(buffer.getvalue()).decode()
 
-    async def models(request):
-        try:
-            await keyring.authorize(request.headers.get("authorization"))
-        except GatewayError as exc:
-            return error_response(exc)
+    async def models(request):  # public, as the core app's
         data = [
-            {"id": m.name, "object": "model", "owned_by": "arena", "tasks": list(m.tasks)}
+            {
+                "id": m.name,
+                "object": "model",
+                "owned_by": "arena",
+                "tasks": list(m.tasks),
+                "baseline": m.baseline,
+                "starting_price_usd": 0.0,
+            }
             for m in settings.models.values()
         ]
         return JSONResponse({"object": "list", "data": data})
@@ -412,14 +415,18 @@ def test_browser_with_a_key_typed(gateway, browser_page):
     page = browser_page
     url, keyring = gateway(0.0)
     page.goto(url + "/playground")
-    page.wait_for_selector("#status:has-text('Enter a gateway key')")
+    page.wait_for_selector("#status:has-text('Enter a gateway key to generate')")
+    page.fill("#prompt", "a lighthouse at dusk")
+    page.click("#generate")  # no key yet: said so, nothing sent
+    page.wait_for_selector("#status:has-text('Enter a gateway key first')")
+    assert page.evaluate("document.activeElement.id") == "key"
     page.fill("#key", InnerKeyRing.KEY)
     page.keyboard.press("Enter")
     wait_models(page)
     assert page.evaluate("sessionStorage.getItem('arena-gateway-key')") == InnerKeyRing.KEY
     assert page.evaluate("document.cookie") == ""
     page.select_option("#model-a", "palette-gradient")
-    page.fill("#prompt", "a lighthouse at dusk")
+    page.focus("#prompt")
     page.keyboard.press("Control+Enter")  # from the prompt, by keyboard
     page.wait_for_selector("#result-a .state:has-text('Done')", timeout=15_000)
     assert image_shown(page, "a")
@@ -494,9 +501,27 @@ def test_browser_shows_a_401_as_its_message(gateway, browser_page):
     page.goto(url + "/playground")
     page.fill("#key", "arena-not-a-key")
     page.click("#key-use")
-    page.wait_for_selector("#status:has-text('Could not load the models')")
+    wait_models(page)
+    page.select_option("#model-a", "palette-gradient")
+    page.fill("#prompt", "anything")
+    page.click("#generate")
+    page.wait_for_selector("#result-a .error:not([hidden])", timeout=15_000)
+    assert "invalid or revoked gateway key" in page.inner_text("#result-a .error")
+    assert "Failed (401)" in page.inner_text("#result-a .state")
     assert "invalid or revoked gateway key" in page.inner_text("#status")
     shot(page, "401")
     page.click("#key-forget")
-    page.wait_for_selector("#status:has-text('Enter a gateway key')")
+    page.wait_for_selector("#status:has-text('Enter a gateway key to generate')")
     assert page.evaluate("sessionStorage.getItem('arena-gateway-key')") is None
+
+
+def test_the_secret_comes_from_the_environment_else_a_file_made_once(tmp_path, monkeypatch):
+    from arena.gateway.playground import playground_secret
+
+    settings = settings_with(tmp_path, "sqlite://", 0.0)
+    monkeypatch.delenv("ARENA_GATEWAY_SECRET", raising=False)
+    made = playground_secret(settings)
+    assert len(made) == 64 and playground_secret(settings) == made
+    assert (settings.data_dir / "gateway-secret").stat().st_mode & 0o077 == 0
+    monkeypatch.setenv("ARENA_GATEWAY_SECRET", "from-the-environment")
+    assert playground_secret(settings) == "from-the-environment"

@@ -87,7 +87,8 @@
         const option = document.createElement("option");
         option.value = m.id;
         const about = describe(m);
-        option.textContent = about ? m.id + " (" + about + ")" : m.id;
+        const label = m.baseline ? m.id + ", baseline" : m.id;
+        option.textContent = about ? label + " (" + about + ")" : label;
         select.appendChild(option);
       });
     });
@@ -111,29 +112,25 @@
   }
 
   async function loadModels() {
-    if (!credential()) {
-      pickers.forEach((s) => { s.disabled = true; });
-      pickers[0].textContent = "";
-      const option = document.createElement("option");
-      option.value = ""; option.textContent = "Enter a gateway key first";
-      pickers[0].appendChild(option);
-      $("generate").disabled = true;
-      announce("Enter a gateway key to load the models.");
-      $("key").focus();
-      return;
-    }
+    // The model list is public on the gateway (as the credential is sent when there is one, a
+    // gateway that guards it works too); generating needs the key or the visitor token.
     announce("Loading the models…");
     let reply = await call("/v1/models");
     if (reply.status === 401 && await renewToken()) reply = await call("/v1/models");
     if (reply.status !== 200) {
       models = [];
       fillPickers();
-      announce("Could not load the models: " + errorMessage(reply));
+      const option = document.createElement("option");
+      option.value = ""; option.textContent = credential() ? "No models loaded" : "Enter a gateway key first";
+      pickers[0].appendChild(option);
+      announce((credential() ? "Could not load the models: " + errorMessage(reply) : "Enter a gateway key to load the models."));
+      if (!credential()) $("key").focus();
       return;
     }
     models = (reply.data.data || []).filter((m) => m && m.id);
     fillPickers();
-    announce(models.length + (models.length === 1 ? " model" : " models") + " available. Pick one, type a prompt and press Generate.");
+    const count = models.length + (models.length === 1 ? " model" : " models") + " available.";
+    announce(credential() ? count + " Pick one, type a prompt and press Generate." : count + " Enter a gateway key to generate.");
   }
 
   function showKeyState() {
@@ -166,7 +163,7 @@
     if (sourceUrl) URL.revokeObjectURL(sourceUrl);
     sourceUrl = URL.createObjectURL(file);
     $("source-img").src = sourceUrl;
-    $("source-caption").textContent = file.name + " · " + Math.round(file.size / 1024) + " KB";
+    $("source-caption").textContent = file.name + " · " + (file.size < 10240 ? file.size + " bytes" : Math.round(file.size / 1024) + " KB");
     preview.hidden = false;
     $("source-clear").hidden = false;
     showHints();
@@ -185,6 +182,13 @@
     panel.dataset.model = modelId;
     panel.id = "result-" + side;
     panel.querySelector(".model").textContent = modelId;
+    const model = modelById(modelId);
+    if (model && model.baseline) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = "baseline";
+      panel.querySelector(".model").appendChild(badge);
+    }
     panel.querySelector(".state").textContent = "Generating…";
     return panel;
   }
@@ -286,6 +290,7 @@
     if (busy) return;
     const prompt = $("prompt").value.trim();
     if (!prompt) { announce("Type a prompt first."); $("prompt").focus(); return; }
+    if (!credential()) { announce("Enter a gateway key first."); $("key").focus(); return; }
     const chosen = [pickers[0].value, pickers[1].value].filter(Boolean);
     if (!chosen.length) { announce("Pick a model first."); pickers[0].focus(); return; }
     busy = true;
