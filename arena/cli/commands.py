@@ -231,7 +231,7 @@ def cmd_demo(args) -> int:
     report = _run(settings, args)
     _print_run(report)
     print()
-    args.window, args.model, args.json = "all", None, False
+    args.window, args.model, args.json, args.source = "all", None, False, "benchmark"
     _print_stats(settings, args, run_id=report.run_id)
     print()
     print(f"results: {_safe_url(settings.database_url)}")
@@ -292,15 +292,20 @@ def _print_stats(settings, args, run_id=None) -> None:
     from arena import stats, store
 
     window = stats.parse_window(args.window)
+    source = getattr(args, "source", "benchmark")
+    only = None if source == "all" else source
     engine = store.open_engine(settings.database_url)
     since = stats.window_start(window, datetime.now(UTC))
-    attempts = store.read_attempts(engine, since=since, model=args.model, run_id=run_id)
+    attempts = store.read_attempts(
+        engine, since=since, model=args.model, run_id=run_id, source=only
+    )
     if args.model and attempts.empty:
-        known = sorted(set(store.read_attempts(engine, run_id=run_id)["model"]))
+        known = sorted(set(store.read_attempts(engine, run_id=run_id, source=only)["model"]))
+        first = "none yet (run `arena run`)" if source == "benchmark" else "none yet"
         raise ArenaError(
-            f"--model {args.model!r}: no attempts for that model"
+            f"--model {args.model!r}: no {_SOURCE_WORDS[source]} for that model"
             + ("" if window is None else f" in {stats.describe_window(args.window)}")
-            + f"; models with attempts: {', '.join(known) if known else 'none yet (run `arena run`)'}"
+            + f"; models with them: {', '.join(known) if known else first}"
         )
     table = stats.provider_table(attempts)
     messages = stats.failure_messages(attempts)
@@ -310,18 +315,45 @@ def _print_stats(settings, args, run_id=None) -> None:
             row["failure_messages"] = stats.messages_by_class(
                 messages, model=row["model"], provider=row["provider"]
             )
+            row["source"] = source
         _print_json(rows)
     else:
         from arena.cli.tables import emit, stats_renderables
 
         scope = f"run {run_id}" if run_id else stats.describe_window(args.window)
-        hint = "no attempts in this window: run `arena run` (or `arena demo`) first"
         emit(
             [
-                f"provider performance over {scope}:",
-                *stats_renderables(table, messages, stats.headline, hint),
+                f"provider performance over {scope}, {_stats_source(source, attempts)}:",
+                *stats_renderables(table, messages, stats.headline, _STATS_HINTS[source]),
             ]
         )
+
+
+_SOURCE_WORDS = {
+    "benchmark": "benchmark attempts",
+    "traffic": "gateway traffic",
+    "all": "attempts",
+}
+_STATS_HINTS = {
+    "benchmark": "no benchmark attempts in this window: run `arena run` (or `arena demo`) first",
+    "traffic": "no gateway traffic in this window: start `arena gateway` and send it requests "
+    "(docs/gateway.md)",
+    "all": "no attempts in this window: run `arena run` (or `arena demo`) first",
+}
+
+
+def _stats_source(source: str, attempts) -> str:
+    """Which attempts the figures are over, for the table's heading."""
+    from arena import stats
+    from arena.errors import plural
+
+    if source == "benchmark":
+        return "from the benchmark's attempts (--source benchmark)"
+    traffic = attempts[attempts["source"] == "traffic"] if len(attempts) else attempts
+    requests = plural(stats.request_count(traffic), "real API request")
+    if source == "traffic":
+        return f"aggregated from {requests} through the gateway (--source traffic)"
+    return f"from the benchmark's attempts and {requests} through the gateway (--source all)"
 
 
 def cmd_stats(args) -> int:

@@ -165,11 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
         "stats",
         "provider performance: p50/p95 generation time, TTFB, success rate",
         "Per model, the provider table: p50/p95 generation time, success rate, TTFB, failure "
-        "classes and the providers' commonest failure messages.",
-        ("arena stats", "arena stats --window 12h --model gpt-image-1", "arena stats --json"),
+        "classes and the providers' commonest failure messages; from the benchmark's attempts, "
+        "or with --source from the gateway's real API requests (or both).",
+        (
+            "arena stats",
+            "arena stats --window 12h --model gpt-image-1",
+            "arena stats --source traffic",
+            "arena stats --json",
+        ),
         parents=[common],
     )
     p.add_argument("--window", default="30d", help="time window: 30d, 12h, 90m or all")
+    p.add_argument(
+        "--source",
+        choices=["benchmark", "traffic", "all"],
+        default="benchmark",
+        help="whose attempts: the benchmark's runs, the gateway's real API requests, or both "
+        "(default: benchmark)",
+    )
     p.add_argument("--model", help="only this model (default: every model)")
     p.add_argument("--json", action="store_true", help="one JSON object per model and provider")
     p.set_defaults(func=commands.cmd_stats)
