@@ -104,16 +104,16 @@ def attempt_row(**fields) -> dict:
 
 def traffic_row(request_id: str, key: str = "app", **fields) -> dict:
     """An attempt row as the gateway writes one: source traffic, run "traffic", no job, no challenge."""
-    return attempt_row(
-        run_id="traffic",
-        job_id=None,
-        challenge="",
-        category="",
-        source="traffic",
-        gateway_key=key,
-        gateway_request_id=request_id,
-        **fields,
-    )
+    gateway = {
+        "run_id": "traffic",
+        "job_id": None,
+        "challenge": "",
+        "category": "",
+        "source": "traffic",
+        "gateway_key": key,
+        "gateway_request_id": request_id,
+    }
+    return attempt_row(**{**gateway, **fields})
 
 
 def add_attempts(engine: sa.Engine, rows: list[dict]) -> int:
