@@ -33,7 +33,9 @@ class RouteFigureCache:
         self._by_model: dict[str, dict[str, RouteFigures]] = {}
         self.loaded_at: datetime | None = None  # when the figures in use were read
         self.load_s: float | None = None  # how long that read took
-        self.last_error: str | None = None  # the last failed load's one-line reason, until one succeeds
+        self.last_error: str | None = (
+            None  # the last failed load's one-line reason, until one succeeds
+        )
 
     def load(self) -> None:
         """Read the store now and replace the figures (blocking: run it in a thread).

@@ -189,4 +189,3 @@ def figures_from_frame(frame) -> dict[tuple[str, str], RouteFigures]:
             p95_ms=float(np.percentile(timed, 95)) if len(timed) else None,
         )
     return out
-
