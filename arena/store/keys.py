@@ -77,7 +77,7 @@ def create_key(
             )
     except IntegrityError:
         raise ArenaError(
-            f"a key named {name!r} exists already (revoke it or pick another name)"
+            f"a key named {name!r} exists already (a name stays taken after a revoke: pick another)"
         ) from None
     return key
 
