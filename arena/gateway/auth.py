@@ -1,9 +1,11 @@
 """Gateway keys at the door: the Bearer check, each key's rate and budget, and its spend written in batches.
 
 A KeyRing keeps every key's row (by sha256, never the key) in memory and re-reads the table in a
-thread every `cache_s / 2`, so the hot path makes no database call: a revoke, a budget spent by
-another process or a new key takes effect within `cache_s`. Settled spend is added up here and
-written every `flush_s` by one thread, atomically in SQL, so several gateway processes add up.
+thread every min(flush_s, cache_s / 2), so the hot path makes no database call (about 4 us a
+request, against 0.2-0.9 ms for one indexed SELECT in a thread): a revoke or a budget spent by
+another process takes effect within `cache_s`; a key unknown here re-reads at once (at most every
+miss_refresh_s, so made-up keys cannot flood the store). Settled spend is added up here and written
+by the same thread, atomically in SQL, so several gateway processes add up.
 
 Rate limits are a sliding 60 s window per key, shared across gateway processes through the store
 without a call per request: this process's admissions count the moment they are made, the other

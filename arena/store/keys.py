@@ -117,18 +117,6 @@ def revoke_key(engine: sa.Engine, name: str) -> None:
             raise ArenaError(f"no key named {name!r} (arena keys list shows them)")
 
 
-def find_key_by_hash(engine: sa.Engine, key_sha256: str) -> KeyRow | None:
-    """The row whose hash this is (revoked ones too), or None: the gateway hashes the key once."""
-    table = GatewayKey.__table__
-    with engine.connect() as conn:
-        row = (
-            conn.execute(sa.select(table).where(table.c.key_sha256 == key_sha256))
-            .mappings()
-            .first()
-        )
-    return _row(row) if row else None
-
-
 @dataclass(frozen=True)
 class Spend:
     """What one gateway process settled on a key since its last write."""

@@ -317,3 +317,16 @@ def test_no_row_and_no_log_record_holds_a_key(db_url, engine, caplog):
         assert secret not in dump and secret[:20] not in dump  # ...the key never
         assert secret not in logged and secret[:20] not in logged
     assert row(engine, "k1").spent_usd == 0.25
+
+
+def test_a_playground_grant_is_not_charged_to_a_key(engine):
+    key = create_key(engine, "app", budget_usd=1.0)
+
+    async def scenario():
+        ring = make_ring(engine, Clock())
+        ring.charge(Grant("playground:visitor-1", playground=True), 0.5)  # its own allowance
+        ring.charge(await ring.authorize(f"Bearer {key}"), None)  # an unknown cost counts as 0
+        await ring.aclose()
+
+    asyncio.run(scenario())
+    assert [(r.name, r.spent_usd, r.requests) for r in list_keys(engine)] == [("app", 0.0, 1)]
