@@ -117,7 +117,8 @@ class KeyRing:
         self.cache_s = cache_s  # a revoke or another process's spend is seen within this
         self.flush_s = flush_s  # settled spend is written this often
         self.stale_wait_s = stale_wait_s  # the most a request waits for a late re-read
-        self.miss_refresh_s = miss_refresh_s  # an unknown key re-reads the table at most this often
+        # an unknown key, or a stale cache the store cannot refresh, re-reads at most this often
+        self.miss_refresh_s = miss_refresh_s
         self.clock = clock
         self._lock = threading.Lock()  # the state below is shared with the store thread
         self._known: dict[str, _Known] = {}  # sha256 -> key
@@ -126,7 +127,7 @@ class KeyRing:
         self._unread: dict[str, float] = {}  # written, not yet in a row read back
         self._written_requests: dict[str, int] = {}  # this process's requests written, by key
         self._loaded_at: float | None = None  # clock() of the last good read
-        self._read_started_at: float | None = None
+        self._attempted_at: float | None = None  # clock() when the last write-and-read began
         self._failing_since: float | None = None
         self._last_warning: float = -math.inf
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="arena-keys")
@@ -147,10 +148,7 @@ class KeyRing:
         if self._loaded_at is None or self.clock() - self._loaded_at >= self.cache_s:
             await self._reread(wait=True)
         known = self._known.get(sha)
-        if (
-            known is None
-            and self.clock() - (self._read_started_at or -math.inf) >= self.miss_refresh_s
-        ):
+        if known is None:
             await self._reread(wait=True)  # a key made since the last read works at once
             known = self._known.get(sha)
         if self._loaded_at is None:
@@ -253,9 +251,12 @@ class KeyRing:
         A caller waits at most stale_wait_s from the start of the read (a slow store does not stall
         requests: they go on with the keys last read)."""
         if self._refresh is None or self._refresh.done():
-            loop = asyncio.get_running_loop()
-            self._refresh = asyncio.ensure_future(loop.run_in_executor(self._executor, self.sync))
-            self._refresh_began = time.monotonic()
+            if (
+                self._attempted_at is not None
+                and self.clock() - self._attempted_at < self.miss_refresh_s
+            ):
+                return  # tried a moment ago (and the store failed, or the key is unknown): go on
+            self._start_sync()
         if not wait:
             return
         timeout_s = self._refresh_began + self.stale_wait_s - time.monotonic()
@@ -295,7 +296,6 @@ class KeyRing:
                     for name, unsaved in batch.items():
                         self._pending.setdefault(name, _Unsaved()).add(unsaved)
         started = self.clock()
-        self._read_started_at = started
         try:
             rows = list_keys(self.engine)
         except Exception as exc:
@@ -340,13 +340,17 @@ class KeyRing:
                 min(self.flush_s, self.cache_s / 2),
             )
 
+    def _start_sync(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._refresh = asyncio.ensure_future(loop.run_in_executor(self._executor, self.sync))
+        self._refresh_began = time.monotonic()
+        self._attempted_at = self.clock()
+
     async def flush(self) -> bool:
         """Write what is settled and read the keys now; True when the store took it."""
         if self._refresh is not None and not self._refresh.done():
             await asyncio.shield(self._refresh)
-        loop = asyncio.get_running_loop()
-        self._refresh = asyncio.ensure_future(loop.run_in_executor(self._executor, self.sync))
-        self._refresh_began = time.monotonic()
+        self._start_sync()
         return await asyncio.shield(self._refresh)
 
     async def aclose(self, *, tries: int = 3, retry_s: float = 0.5) -> None:

@@ -46,8 +46,11 @@ def make_ring(engine, clock, **options) -> KeyRing:
 
 def refused(ring: KeyRing, header, **kwargs) -> GatewayError:
     async def attempt():
-        with pytest.raises(GatewayError) as info:
-            await ring.authorize(header, **kwargs)
+        try:
+            with pytest.raises(GatewayError) as info:
+                await ring.authorize(header, **kwargs)
+        finally:
+            await ring.aclose()
         return info.value
 
     return asyncio.run(attempt())
@@ -330,3 +333,40 @@ def test_a_playground_grant_is_not_charged_to_a_key(engine):
 
     asyncio.run(scenario())
     assert [(r.name, r.spent_usd, r.requests) for r in list_keys(engine)] == [("app", 0.0, 1)]
+
+
+def test_made_up_keys_cost_the_store_one_read_per_miss_refresh_s(engine):
+    clock = Clock()
+    key = create_key(engine, "app")
+    reads = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT") and "gateway_keys" in statement:
+            reads.append(statement)
+
+    async def scenario():
+        ring = make_ring(engine, clock)
+        await ring.authorize(f"Bearer {key}")
+        for n in range(200):  # a flood of keys that do not exist, within 0.5 s
+            if n == 100:
+                clock.advance(0.5)
+            with pytest.raises(GatewayError):
+                await ring.authorize(f"Bearer arena-{n:043d}")
+        await ring.aclose()
+
+    asyncio.run(scenario())
+    sa.event.remove(engine, "before_cursor_execute", count)
+    assert len(reads) == 1 + 1 + 1  # the first read, one at +0.5 s, and aclose's
+
+
+def test_a_store_that_cannot_be_read_at_start_is_503_not_401(engine):
+    key = create_key(engine, "app")
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE gateway_keys RENAME TO gateway_keys_away"))
+    try:
+        error = refused(make_ring(engine, Clock()), f"Bearer {key}")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE gateway_keys_away RENAME TO gateway_keys"))
+    assert error.status == 503 and error.code == "key_store_unavailable"
