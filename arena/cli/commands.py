@@ -481,6 +481,98 @@ def cmd_db_history(args) -> int:
     return 0
 
 
+# --- keys ------------------------------------------------------------------------------------
+
+
+def cmd_keys_create(args) -> int:
+    from arena.app.keys import create_key
+
+    settings = _settings(args)
+    key = create_key(
+        settings, args.name, budget_usd=args.budget_usd, rate_per_min=args.rate_per_min
+    )
+    limits = [
+        "no budget" if args.budget_usd is None else f"budget ${args.budget_usd:g}",
+        "no rate limit" if args.rate_per_min is None else f"{args.rate_per_min} requests/min",
+    ]
+    print(f"created key {args.name!r} ({', '.join(limits)}):")
+    print(key)
+    print(
+        "This key is not shown again (only its hash is stored): keep it now. Send it as "
+        "`Authorization: Bearer <key>`, or set OPENAI_API_KEY=<key> and "
+        f"base_url={settings.gateway.public_url}/v1 for the OpenAI SDKs."
+    )
+    return 0
+
+
+def _when(moment) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_keys_list(args) -> int:
+    from arena.app.keys import list_keys
+
+    rows = list_keys(_settings(args))
+    if args.json:  # the same fields as the table: never the key or its hash
+        _print_json(
+            [
+                {
+                    "name": r.name,
+                    "prefix": r.key_prefix,
+                    "created_at": r.created_at.isoformat(),
+                    "budget_usd": r.budget_usd,
+                    "spent_usd": r.spent_usd,
+                    "requests": r.requests,
+                    "rate_per_min": r.rate_per_min,
+                    "last_used_at": r.last_used_at and r.last_used_at.isoformat(),
+                    "revoked_at": r.revoked_at and r.revoked_at.isoformat(),
+                }
+                for r in rows
+            ]
+        )
+        return 0
+    if not rows:
+        print("no gateway keys yet: `arena keys create NAME` makes one")
+        return 0
+    from arena.cli.tables import add_row, emit, table
+
+    shown = table(
+        "name",
+        "prefix",
+        "created (UTC)",
+        "budget",
+        "spent",
+        "requests",
+        "rate/min",
+        "last used (UTC)",
+        "revoked",
+        right=(3, 4, 5, 6),
+    )
+    for r in rows:
+        add_row(
+            shown,
+            r.name,
+            r.key_prefix + "...",
+            _when(r.created_at),
+            "-" if r.budget_usd is None else f"${r.budget_usd:,.2f}",
+            f"${r.spent_usd:,.4f}",
+            f"{r.requests:,}",
+            "-" if r.rate_per_min is None else f"{r.rate_per_min:g}",
+            _when(r.last_used_at),
+            _when(r.revoked_at) if r.revoked_at else "no",
+        )
+    emit([shown])
+    return 0
+
+
+def cmd_keys_revoke(args) -> int:
+    from arena.app.keys import revoke_key
+
+    revoke_key(_settings(args), args.name)
+    print(f"revoked key {args.name!r}: the gateway refuses it within its key cache time (2 s)")
+    return 0
+
+
 # --- local provider ----------------------------------------------------------------------------
 
 

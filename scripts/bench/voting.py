@@ -36,10 +36,11 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # httpload, the lean client
 
-import httptools  # noqa: E402
 import orjson  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from httpload import Connection, cpu_steal_s, head, percentile_ms  # noqa: E402
 
 CONCURRENCY = 64
 CLIENT_PROCESSES = 2
@@ -97,66 +98,6 @@ def serve(data_dir: Path, database_url: str, workers: int, port: int) -> subproc
     raise SystemExit(f"server did not start: {(data_dir.parent / 'serve.log').read_text()[-2000:]}")
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, one request at a time (no pipelining), responses parsed by httptools.
-
-    A lean client on purpose: aiohttp's sessions, cookie jars and stream readers cost the client
-    more CPU per request than the server spends, on the same two cores.
-    """
-
-    def __init__(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport = None
-        self.waiter = None
-        self.body = []
-        self.cookie = None
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> _Connection:
-        _, conn = await asyncio.get_running_loop().create_connection(cls, host, port)
-        return conn
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def connection_lost(self, exc) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc or ConnectionError("closed by the server"))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"set-cookie":
-            self.cookie = value.split(b";", 1)[0]
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.waiter.set_result((self.parser.get_status_code(), b"".join(self.body)))
-
-    async def request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
-        self.body = []
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(head + body)
-        return await self.waiter
-
-    def close(self) -> None:
-        self.transport.close()
-
-
-def _head(
-    method: str, path: str, host: str, extra: bytes = b"", length: int | None = None
-) -> bytes:
-    head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: arena-bench\r\n".encode() + extra
-    )
-    if length is not None:
-        head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % length
-    return head + b"\r\n"
-
-
 class _Voter:
     """A browser-like voter: its own keep-alive connection, cookie and CSRF token. It leaves after a
     random number of votes (SESSION_VOTES) or when it has seen every image, and a new voter (new
@@ -174,15 +115,15 @@ class _Voter:
 
     async def start(self) -> None:
         self.votes_left = self.rng.randint(*SESSION_VOTES)
-        self.conn = await _Connection.open(self.host, self.port)
-        _, body = await self.conn.request(_head("GET", "/api/session", self.netloc))
+        self.conn = await Connection.open(self.host, self.port)
+        _, body = await self.conn.request(head("GET", "/api/session", self.netloc))
         token = orjson.loads(body)["csrf_token"]
         self.auth = b"Origin: %s\r\nX-CSRF-Token: %s\r\nCookie: %s\r\n" % (
             self.base.encode(),
             token.encode(),
             self.conn.cookie,
         )
-        self.battle_head = _head("POST", "/api/battles", self.netloc, self.auth, 0)
+        self.battle_head = head("POST", "/api/battles", self.netloc, self.auth, 0)
 
     async def cycle(self) -> int:
         """One battle, then a vote on it: 200, or the first other status."""
@@ -198,7 +139,7 @@ class _Voter:
             return status
         vote = orjson.dumps({"battle_id": orjson.loads(body)["battle_id"], "choice": "a"})
         status, _ = await self.conn.request(
-            _head("POST", "/api/votes", self.netloc, self.auth, len(vote)), vote
+            head("POST", "/api/votes", self.netloc, self.auth, len(vote)), vote
         )
         self.votes_left -= 1
         return status
@@ -277,18 +218,18 @@ async def _open_loop(base: str, seconds: float, concurrency: int, rate_per_s: fl
 
 async def _reference(base: str, seconds: float, concurrency: int, rate_per_s: float, ready) -> dict:
     parts = urlsplit(base)
-    head = _head("GET", "/api/health", parts.netloc)
+    health = head("GET", "/api/health", parts.netloc)
     count = 0
     conns = await asyncio.gather(
-        *(_Connection.open(parts.hostname, parts.port) for _ in range(concurrency))
+        *(Connection.open(parts.hostname, parts.port) for _ in range(concurrency))
     )
     await ready()
     stop_at = time.perf_counter() + seconds
 
-    async def loop(conn: _Connection):
+    async def loop(conn: Connection):
         nonlocal count
         while time.perf_counter() < stop_at:
-            await conn.request(head)
+            await conn.request(health)
             count += 1
         conn.close()
 
@@ -374,19 +315,6 @@ def first_page_kb(base: str) -> float:
     return total / 1024
 
 
-def _cpu_steal_s() -> float:
-    """Seconds of CPU stolen by the hypervisor so far, all cores (/proc/stat; 0 where there is none)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _percentile_ms(latencies: list[float], q: float) -> float:
-    return round(latencies[int(q * (len(latencies) - 1))] * 1000, 2) if latencies else float("nan")
-
-
 def bench(
     backend: str, database_url: str, seconds: float, rate_per_s: float, workers: int, workdir: Path
 ) -> dict:
@@ -402,9 +330,9 @@ def bench(
     try:
         page_kb = first_page_kb(base)
         load("cycles", base, 1.0)  # warm-up: connections, statement caches
-        steal_before = _cpu_steal_s()
+        steal_before = cpu_steal_s()
         at_rate = load("open", base, seconds, rate_per_s)
-        steal_s = _cpu_steal_s() - steal_before
+        steal_s = cpu_steal_s() - steal_before
         capacity = load("cycles", base, seconds)
         reference = load("reference", base, seconds)
     finally:
@@ -423,14 +351,14 @@ def bench(
         "cycles_per_s": round(cycles_per_s, 1),  # capacity: the closed loop's throughput
         "rate_per_s": rate_per_s,
         "rate_done_per_s": round(len(at_rate_latencies) / max(r["seconds"] for r in at_rate), 1),
-        "p50_ms": _percentile_ms(
+        "p50_ms": percentile_ms(
             at_rate_latencies, 0.5
         ),  # open loop at rate_per_s, from the scheduled start
-        "p99_ms": _percentile_ms(at_rate_latencies, 0.99),
-        "capacity_p50_ms": _percentile_ms(
+        "p99_ms": percentile_ms(at_rate_latencies, 0.99),
+        "capacity_p50_ms": percentile_ms(
             capacity_latencies, 0.5
         ),  # closed loop, CONCURRENCY voters
-        "capacity_p99_ms": _percentile_ms(capacity_latencies, 0.99),
+        "capacity_p99_ms": percentile_ms(capacity_latencies, 0.99),
         "reference_rps": round(reference_rps, 1),
         "ratio": round(cycles_per_s / reference_rps, 3),
         "first_page_kb": round(page_kb, 1),
