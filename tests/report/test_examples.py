@@ -24,7 +24,7 @@ from arena.report import build_site
 from arena.report.examples import EDIT_PROMPT, GENERATE_PROMPT, api_examples
 from arena.report.formats import slugify
 
-from .conftest import EVIL_MODEL, STAMP
+from .conftest import EVIL_MODEL, ROOT, STAMP
 
 BOTH = ("text-to-image", "edit")
 NAMES = st.text(
@@ -195,6 +195,29 @@ def test_the_python_examples_run_verbatim(openai_server, workdir):
         script = workdir / "example.py"
         script.write_text(api_examples(ModelConfig("gpt-image-1", tasks, ()), url)["python"])
         _run([sys.executable, str(script)], workdir)
+        assert (workdir / "image.png").read_bytes().startswith(b"\x89PNG")
+        _checked(openai_server, path, "gpt-image-1")
+        (workdir / "image.png").unlink()
+
+
+NODE_MODULES = (
+    ROOT / "tests" / "js" / "node_modules"
+)  # scripts/test installs the openai package there
+
+
+@pytest.mark.slow  # subprocesses
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.skipif(
+    not (NODE_MODULES / "openai").is_dir(),
+    reason="the openai npm package is not installed (scripts/test runs npm ci --prefix tests/js)",
+)
+def test_the_javascript_examples_run_verbatim(openai_server, workdir):
+    url = openai_server.base_url.removesuffix("/v1")
+    (workdir / "node_modules").symlink_to(NODE_MODULES)  # where node looks for "openai"
+    for tasks, path in ((BOTH, "/images/generations"), (("edit",), "/images/edits")):
+        script = workdir / "example.mjs"
+        script.write_text(api_examples(ModelConfig("gpt-image-1", tasks, ()), url)["javascript"])
+        _run(["node", str(script)], workdir)
         assert (workdir / "image.png").read_bytes().startswith(b"\x89PNG")
         _checked(openai_server, path, "gpt-image-1")
         (workdir / "image.png").unlink()
