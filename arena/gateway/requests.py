@@ -20,7 +20,7 @@ from starlette.requests import Request
 from arena.errors import ImageError
 from arena.gateway.replies import GatewayError
 from arena.images import ImageInfo, inspect_image
-from arena.params import MAX_PARTIAL_IMAGES, OUTPUT_FORMATS, RESPONSE_FORMATS, check_params
+from arena.params import OUTPUT_FORMATS, RESPONSE_FORMATS, check_params
 from arena.providers.base import InputImage
 
 MAX_N = 10  # OpenAI's limit for n
@@ -211,7 +211,12 @@ async def _read_multipart_edit(request: Request, max_bytes: int) -> GatewayReque
         raise bad("image", f"at most {MAX_IMAGES} images, got {len(uploads)}")
     images = tuple(
         [
-            await _inspected(data, name, key if len(uploads) == 1 else f"{key.removesuffix('[]')}[{i}]", param=key)
+            await _inspected(
+                data,
+                name,
+                key if len(uploads) == 1 else f"{key.removesuffix('[]')}[{i}]",
+                param=key,
+            )
             for i, (key, data, name) in enumerate(uploads)
         ]
     )
@@ -354,16 +359,6 @@ def _checked(
         k: v for k, v in body.items() if k not in OWN_FIELDS and k not in skip and v is not None
     }
     extra.pop("stream", None)  # false: the one reply the gateway gives anyway
-    if "partial_images" in extra:
-        if not (
-            isinstance(extra["partial_images"], int)
-            and 0 <= extra["partial_images"] <= MAX_PARTIAL_IMAGES
-        ):
-            raise bad(
-                "partial_images",
-                f"`partial_images` must be an integer from 0 to {MAX_PARTIAL_IMAGES}",
-            )
-        extra.pop("partial_images")  # only meaningful with stream, which the gateway does not serve
 
     def refuse(source, where, problem):
         return bad(
