@@ -101,9 +101,7 @@ class Recorder:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        exchange = Exchange(
-            scope["method"], scope["path"], headers.get("content-type", ""), body
-        )
+        exchange = Exchange(scope["method"], scope["path"], headers.get("content-type", ""), body)
         self.exchanges.append(exchange)
         if exchange.content_type.startswith("multipart/form-data"):
             exchange.form = await _form_as_json(scope, body)

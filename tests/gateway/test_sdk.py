@@ -22,7 +22,6 @@ from arena.store.keys import revoke_key
 
 from .kit import conformance_errors, make_key, running_gateway, traffic_rows
 
-
 _CLIENTS: list[openai.OpenAI] = []
 
 
@@ -207,9 +206,11 @@ def test_all_routes_down_is_503_for_the_sdk(tmp_path, db_url, fault_server):
         )
     )
     key = make_key(settings)
-    with running_gateway(settings) as (url, recorder):
-        with pytest.raises(openai.InternalServerError) as caught:
-            sdk(url, key).images.generate(model="m", prompt="x")
+    with (
+        running_gateway(settings) as (url, recorder),
+        pytest.raises(openai.InternalServerError) as caught,
+    ):
+        sdk(url, key).images.generate(model="m", prompt="x")
     error = caught.value
     assert error.status_code == 503 and error.code == "all_providers_exhausted"
     assert [(a["provider"], a["failure_class"]) for a in error.body["attempts"]] == [
