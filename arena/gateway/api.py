@@ -59,15 +59,18 @@ def endpoint(handler):
             response = error_response(exc)
         except Exception as exc:  # a bug: one line in the log, nothing internal in the reply
             log.error(
-                "gateway: %s %s failed: %s: %s",
+                "gateway: %s %s failed (%s): %s: %s",
                 request.method,
                 request.url.path,
+                request_id,
                 type(exc).__name__,
-                exc,
+                " ".join(str(exc).split())[:300],
             )
             response = error_response(
                 GatewayError(
-                    500, "the gateway failed on this request; it is logged", code="internal_error"
+                    500,
+                    f"the gateway failed on this request ({request_id}); it is logged",
+                    code="internal_error",
                 )
             )
         response.headers[REQUEST_ID_HEADER] = request_id

@@ -108,11 +108,9 @@ def content_type(request: Request) -> str:
 
 
 async def read_json(request: Request, max_bytes: int) -> dict:
-    body = b""
-    async for chunk in limited(request, max_bytes).stream():
-        body += chunk
+    chunks = [chunk async for chunk in limited(request, max_bytes).stream()]
     try:
-        data = orjson.loads(body)
+        data = orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError as exc:
         raise bad(None, f"the body is not valid JSON: {exc}", "invalid_json") from None
     if not isinstance(data, dict):

@@ -325,3 +325,31 @@ def test_dry_run_names_the_route_and_price_without_generating(tmp_path, db_url, 
     assert body["route"]["size"] == "1024x1024"  # normalized to the route's sizes
     assert fake_upstream.exchanges == [] and traffic_rows(settings) == []
     assert unauthorized.status_code == 401
+
+
+class BrokenKeyRing:
+    """A key ring with a bug: the app answers 500 in OpenAI's shape and logs one line."""
+
+    async def authorize(self, authorization, *, expected_cost_usd=None):
+        raise RuntimeError("internal detail /etc/secret-path\nsecond line")
+
+    def charge(self, grant, cost_usd) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_bug_is_a_500_in_the_shape_and_one_log_line(local_settings, caplog):
+    settings = local_settings()
+    with running_gateway(settings, keyring=BrokenKeyRing()) as (url, _):
+        reply = httpx.post(
+            f"{url}/v1/images/generations", json={"model": "prompt-card", "prompt": "x"}
+        )
+    error = error_of(reply, 500)
+    assert error["type"] == "server_error" and error["code"] == "internal_error"
+    assert (
+        "secret-path" not in reply.text and reply.headers["x-arena-request-id"] in error["message"]
+    )
+    logged = [r.getMessage() for r in caplog.records if r.name == "arena.gateway"]
+    assert len(logged) == 1 and "RuntimeError" in logged[0] and "\n" not in logged[0]
