@@ -68,8 +68,10 @@ def create_app(
     async def lifespan(app: Starlette):
         from arena.providers.local import started_local_providers
 
-        with contextlib.ExitStack() as stack:
-            urls = await asyncio.to_thread(stack.enter_context, started_local_providers(settings))
+        local = contextlib.ExitStack()  # started and stopped in a thread: each waits for a server
+        tasks: list[asyncio.Task] = []
+        try:
+            urls = await asyncio.to_thread(local.enter_context, started_local_providers(settings))
             await asyncio.to_thread(traffic.start)
             forwarder.start(urls)
             try:
@@ -79,16 +81,16 @@ def create_app(
             # As the voting server: what lives for the process is frozen out of the collector's passes.
             with tuning.frozen_heap():
                 tasks = [asyncio.create_task(figures.run()), asyncio.create_task(files.run())]
-                try:
-                    yield
-                finally:
-                    for task in tasks:
-                        task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
-                    await forwarder.aclose()
-                    await keyring.aclose()
-                    await asyncio.to_thread(traffic.close)
-                    engine.dispose()
+                yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await forwarder.aclose()
+            await keyring.aclose()
+            await asyncio.to_thread(traffic.close)
+            await asyncio.to_thread(local.close)
+            engine.dispose()
 
     wrap = api.endpoint
     routes = [

@@ -111,15 +111,24 @@ def _dry_run(request: Request) -> bool:
     return value in ("true", "1")
 
 
+async def _bearer_given(request: Request, state: GatewayState) -> None:
+    """A request with no Bearer key at all is 401 before its body is read (the key ring says so in
+    its words); a key is checked once the request is known, with the price it would cost."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        await state.keyring.authorize(request.headers.get("authorization"))
+
+
 async def generations(request: Request) -> Response:
     state = _state(request)
-    return await _images(
-        request, await read_generation(request, state.settings.gateway.max_body_bytes)
-    )
+    await _bearer_given(request, state)
+    limit = state.settings.gateway.max_body_bytes
+    return await _images(request, await read_generation(request, limit))
 
 
 async def edits(request: Request) -> Response:
     state = _state(request)
+    await _bearer_given(request, state)
     return await _images(request, await read_edit(request, state.settings.gateway.max_body_bytes))
 
 
