@@ -44,6 +44,9 @@ OWN_FIELDS = {
     "images",
     "mask",
 }
+# Fields that are text whatever they look like; other form fields are read as JSON would carry them.
+TEXT_FIELDS = {"model", "prompt", "size", "aspect_ratio", "resolution", "response_format"}
+TEXT_FIELDS |= {"output_format", "user", "quality", "background", "moderation", "style"}
 DATA_URI_RE = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[^,]*)?;base64,(.*)$", re.DOTALL)
 
 
@@ -228,7 +231,9 @@ def _typed_form(fields: dict[str, str]) -> dict:
     for key, text in fields.items():
         value: object = text
         stripped = text.strip()
-        if stripped in ("true", "false", "null") or re.fullmatch(r"-?\d+(\.\d+)?", stripped):
+        if key in TEXT_FIELDS:
+            pass  # a prompt of "42" is words
+        elif stripped in ("true", "false", "null") or re.fullmatch(r"-?\d+(\.\d+)?", stripped):
             value = json.loads(stripped)
         elif key == "provider" and stripped.startswith("{"):
             try:

@@ -353,3 +353,30 @@ def test_a_bug_is_a_500_in_the_shape_and_one_log_line(local_settings, caplog):
     )
     logged = [r.getMessage() for r in caplog.records if r.name == "arena.gateway"]
     assert len(logged) == 1 and "RuntimeError" in logged[0] and "\n" not in logged[0]
+
+
+def test_form_fields_are_read_as_json_would_carry_them(small_gateway):
+    url, headers, _, _ = small_gateway
+    source = make_png(32, 32, (7, 7, 7))
+    reply = httpx.post(
+        f"{url}/v1/images/edits",
+        data={"model": "identity", "prompt": "42", "n": "2", "stream": "false"},
+        files=[
+            ("image", ("a.png", source, "image/png")),
+            ("image", ("b.png", source, "image/png")),
+        ],
+        headers=headers,
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["data"]) == 2
+    error = error_of(
+        httpx.post(
+            f"{url}/v1/images/edits",
+            data={"model": "identity", "prompt": "x", "n": "two"},
+            files={"image": ("a.png", source, "image/png")},
+            headers=headers,
+        ),
+        400,
+    )
+    assert error["param"] == "n"
