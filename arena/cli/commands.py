@@ -559,6 +559,15 @@ def cmd_gateway(args) -> int:
         f"store {_safe_url(settings.database_url)}); Ctrl-C to stop",
         flush=True,
     )
+    from urllib.parse import urlsplit
+
+    public = urlsplit(settings.gateway.public_url)
+    if public.hostname in ("127.0.0.1", "localhost") and public.port != port:
+        print(
+            f"warning: response_format=url replies point at [gateway] public_url "
+            f"{settings.gateway.public_url}, not this port: set public_url where clients reach it",
+            flush=True,
+        )
     common = {"log_level": "warning", "access_log": False, "loop": "uvloop", "http": "httptools"}
     if args.workers == 1:
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
