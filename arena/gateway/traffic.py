@@ -3,22 +3,26 @@
 The rows are the harness's (harness.outcome_fields: the same columns and definitions) with
 run_id "traffic", no job, challenge "", the gateway key's name and the request's id. The writer is
 the harness's StoreWriter: its own thread, batches, and a store outage held and retried, then
-spilled under the data dir; a reply never waits for it and never fails because of it. The spill
-is replayed when a gateway starts. Output images are saved (through the same image store as the
+spilled under the data dir (a file per process); a reply never waits for it and never fails
+because of it. The spills are replayed when a gateway starts. Output images are saved (through the same image store as the
 harness) only with [gateway] keep_outputs; their sha256, size and format are recorded either way.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from pathlib import Path
 
 from arena.config import Route
 from arena.harness import AttemptRecord, CallResult, outcome_fields
 from arena.store import StoreWriter, replay_spill
+from arena.store.spill import spill_paths
 
 log = logging.getLogger("arena.gateway")
 TRAFFIC_RUN_ID = "traffic"
+SPILL_PREFIX = "traffic-"  # <data_dir>/spill/traffic-<pid>.jsonl: what a store outage left
 
 
 class TrafficLog:
@@ -32,21 +36,35 @@ class TrafficLog:
         self.keep_outputs = keep_outputs
         self.retry_s = retry_s
         self.writer: StoreWriter | None = None
-        self.attempt_numbers: dict[str, int] = {}
 
     def start(self) -> None:
-        """Replay what an earlier gateway spilled, then start the writer's thread."""
+        """Replay what earlier gateways spilled, then start the writer's thread."""
         try:
-            replayed = replay_spill(self.engine, self.data_dir, TRAFFIC_RUN_ID)
+            replayed = self.replay()
             if replayed:
                 log.warning(
                     "gateway: saved %d traffic attempts an earlier gateway spilled", replayed
                 )
-        except Exception as exc:  # the store is down: the writer holds and spills as it goes
+        except Exception as exc:  # the store is down: the spill stays for the next start
             log.warning("gateway: could not replay the traffic spill yet: %s", exc)
+        # A spill file per process: workers sharing a data dir never append to one another's.
         self.writer = StoreWriter(
-            self.engine, self.data_dir, run_id=TRAFFIC_RUN_ID, retry_s=self.retry_s
+            self.engine, self.data_dir, run_id=f"{SPILL_PREFIX}{os.getpid()}", retry_s=self.retry_s
         )
+
+    def replay(self) -> int:
+        """Save every traffic spill file found, each claimed first by an atomic rename so that two
+        workers starting together never save one twice; returns how many attempts were saved."""
+        replayed = 0
+        for directory in {path.parent for path in spill_paths(self.data_dir, "x")}:
+            for path in sorted(directory.glob(f"{SPILL_PREFIX}*.jsonl")):
+                claimed = path.with_name(f"{SPILL_PREFIX}replay-{secrets.token_hex(6)}.jsonl")
+                try:
+                    os.rename(path, claimed)
+                except OSError:
+                    continue  # another worker claimed it
+                replayed += replay_spill(self.engine, self.data_dir, claimed.stem)
+        return replayed
 
     def record(
         self,

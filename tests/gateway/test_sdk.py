@@ -250,8 +250,29 @@ def test_a_store_outage_does_not_fail_replies(gateway, caplog):
             conn.execute(sa.text("ALTER TABLE attempts_away RENAME TO attempts"))
         engine.dispose()
     # Held and tried again (store_retry_s = 1), then spilled: saved, or in the traffic spill file.
-    spill = settings.data_dir / "spill" / "traffic.jsonl"
+    spill = settings.data_dir / "spill"
     wait_until(
-        lambda: len(traffic_rows(settings)) == 3 or spill.is_file(),
+        lambda: len(traffic_rows(settings)) == 3 or list(spill.glob("traffic-*.jsonl")),
         what="the held attempts saved or spilled",
     )
+
+
+def test_a_spill_is_saved_when_a_gateway_starts(local_settings):
+    settings = local_settings()
+    key = make_key(settings)
+    engine = store.open_engine(settings.database_url)
+    with running_gateway(settings) as (url, _):
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE attempts RENAME TO attempts_away"))
+        sdk(url, key).images.generate(model="prompt-card", prompt="x", size="64x64")
+        spill = settings.data_dir / "spill"
+        wait_until(lambda: list(spill.glob("traffic-*.jsonl")), what="the attempt spilled")
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE attempts_away RENAME TO attempts"))
+    engine.dispose()
+    assert traffic_rows(settings) == []
+    with running_gateway(settings):  # the next gateway's start saves it
+        pass
+    (row,) = traffic_rows(settings)
+    assert row["source"] == "traffic" and row["ok"]
+    assert not list(spill.glob("traffic-*.jsonl"))
