@@ -276,3 +276,32 @@ def test_a_spill_is_saved_when_a_gateway_starts(local_settings):
     (row,) = traffic_rows(settings)
     assert row["source"] == "traffic" and row["ok"]
     assert not list(spill.glob("traffic-*.jsonl"))
+
+
+def test_concurrent_requests_each_get_their_own_reply(gateway):
+    import asyncio
+
+    url, _, settings, key = gateway
+
+    async def swarm():
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0) as client:
+            return await asyncio.gather(
+                *(
+                    client.images.with_raw_response.generate(
+                        model="prompt-card", prompt=f"prompt number {i}", size="64x64"
+                    )
+                    for i in range(20)
+                )
+            )
+
+    replies = asyncio.run(swarm())
+    ids = [r.headers["x-arena-request-id"] for r in replies]
+    assert len(set(ids)) == 20
+    digests = {
+        hashlib.sha256(base64.b64decode(r.parse().data[0].b64_json)).hexdigest() for r in replies
+    }
+    assert len(digests) == 20  # every prompt drew its own card
+    wait_until(lambda: len(traffic_rows(settings)) == 20, what="all 20 attempts stored")
+    rows = traffic_rows(settings)
+    assert {r["gateway_request_id"] for r in rows} == set(ids)
+    assert {r["image_sha256"] for r in rows} == digests
