@@ -172,6 +172,15 @@ def test_bad_uploads_are_400_naming_the_field(small_gateway):
         httpx.post(edit, json={"model": "identity", "prompt": "x"}, headers=headers), 400
     )
     assert error["param"] == "images"
+    broken = httpx.post(
+        edit,
+        content=b"--nothing\r\nContent-Disposition: form-data\r\n\r\n",
+        headers={**headers, "Content-Type": "multipart/form-data"},  # no boundary
+    )
+    assert error_of(broken, 400)["code"] == "invalid_multipart"
+    many = [("image[]", (f"{i}.png", make_png(16, 16), "image/png")) for i in range(18)]
+    too_many = error_of(httpx.post(edit, data=data, files=many, headers=headers), 400)
+    assert "many" in too_many["message"] or "at most" in too_many["message"]
     error = error_of(
         httpx.post(
             edit,
