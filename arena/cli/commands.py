@@ -621,7 +621,7 @@ def cmd_serve(args) -> int:
         listening = _listen(args.host, args.port)
         port = listening.getsockname()[1]
     else:
-        from arena.web.workers import pick_port
+        from arena.app.workers import pick_port
 
         listening, port = None, pick_port(args.host, args.port)  # free for the workers, checked now
     app = create_app(
@@ -645,8 +645,68 @@ def cmd_serve(args) -> int:
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
         server.run(sockets=[listening])  # bound before the announcement above: it is true
     else:
-        from arena.web.workers import serve_workers
+        from arena.app.workers import serve_workers
 
         config_path = str(Path(args.config).resolve()) if args.config else None
         serve_workers(args.host, port, args.workers, common, config_path)
+    return 0
+
+
+# --- gateway -------------------------------------------------------------------------------------
+
+
+def cmd_gateway(args) -> int:
+    import uvicorn
+
+    from arena.gateway import create_app
+
+    settings = _settings(args)
+    if args.workers > 1 and settings.database_url.startswith("sqlite"):
+        raise ArenaError(
+            "--workers above 1 needs a PostgreSQL database_url: SQLite takes one writing process"
+        )
+    if args.workers == 1:
+        listening = _listen(args.host, args.port)
+        port = listening.getsockname()[1]
+        app = create_app(settings)  # opens (and upgrades) the store before the announcement
+    else:
+        from arena.app.database import upgrade_database
+        from arena.app.workers import pick_port
+
+        listening, port = None, pick_port(args.host, args.port)  # free for the workers, checked now
+        upgrade_database(settings)  # once, here, rather than raced by every worker
+    from arena.cli.tables import plural
+
+    print(
+        f"gateway on http://{args.host}:{port}/v1 (OpenAI images API; "
+        f"{plural(len(settings.models), 'model')}, {plural(len(settings.routes), 'route')}; "
+        f"store {_safe_url(settings.database_url)}); Ctrl-C to stop",
+        flush=True,
+    )
+    from urllib.parse import urlsplit
+
+    public = urlsplit(settings.gateway.public_url)
+    if public.hostname in ("127.0.0.1", "localhost") and public.port != port:
+        print(
+            f"warning: response_format=url replies point at [gateway] public_url "
+            f"{settings.gateway.public_url}, not this port: set public_url where clients reach it",
+            flush=True,
+        )
+    common = {"log_level": "warning", "access_log": False, "loop": "uvloop", "http": "httptools"}
+    if args.workers == 1:
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
+        server.run(sockets=[listening])
+    else:
+        from arena.app.workers import serve_workers
+
+        config_path = str(Path(args.config).resolve()) if args.config else None
+        serve_workers(
+            args.host,
+            port,
+            args.workers,
+            common,
+            config_path,
+            factory="arena.gateway:app_from_env",
+            name="arena-gateway",
+        )
     return 0

@@ -323,6 +323,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(
         sub,
+        "gateway",
+        "serve the OpenAI-compatible images API in front of every provider",
+        "Serve the OpenAI-compatible images API (/v1/images/generations, /v1/images/edits, "
+        "/v1/models) in front of every configured provider, routed by what arena measured; every "
+        "request needs a gateway key (`arena keys create NAME`).",
+        (
+            "arena gateway",
+            "arena gateway --host 0.0.0.0 --port 8800 --workers 4   # on PostgreSQL",
+        ),
+        parents=[common],
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=_positive_int, default=8800, help="port to listen on")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="server processes (use PostgreSQL for more than 1)",
+    )
+    p.set_defaults(func=commands.cmd_gateway)
+
+    p = _command(
+        sub,
         "db",
         "the database's schema: its revision, its upgrade, the revisions",
         "The database's schema: its current revision, an upgrade to this arena's newest, and the "
