@@ -150,11 +150,23 @@ def prepare_request(challenge: Challenge, route: Route, adapter) -> ImageRequest
     """The request a run sends for a challenge on one route: built, then normalized to the route's
     capability table (its own, else the adapter's default). A size, ratio or tier no table allows
     is a ConfigError naming the challenge and the route."""
-    return normalize_request(
+    return fit_to_route(
         build_request(challenge, route),
+        route,
+        adapter,
+        source=f"challenge {challenge.slug} on {route.target}",
+    )
+
+
+def fit_to_route(request: ImageRequest, route: Route, adapter, source: str) -> ImageRequest:
+    """A request's size / aspect_ratio / resolution normalized to the route's capability table (its
+    own, else the adapter's default): what a run, the probe and the gateway send. A value no table
+    allows is a ConfigError from `source`."""
+    return normalize_request(
+        request,
         route_capabilities(route.capabilities, adapter, route.model_id),
         adapter.shape_form,
-        source=f"challenge {challenge.slug} on {route.target}",
+        source=source,
     )
 
 
@@ -184,6 +196,7 @@ class CallResult:
     failure: ProviderError | None
     image: bytes | None = None  # the first image, when it decoded at a plausible size
     info: ImageInfo | None = None
+    infos: list[ImageInfo] = field(default_factory=list)  # every image's, when all were checked
     cost_usd: float | None = (
         None  # the provider's own figure, else the configured price of a success
     )
@@ -211,12 +224,15 @@ async def call_adapter(
     request: ImageRequest,
     price_usd: float | None,
     checker: Executor | None = None,
+    *,
+    every_image: bool = False,
 ) -> CallResult:
     """Send one request and settle the reply the way every attempt is judged.
 
     A reply without an image is empty_output; a first image that does not decode at a plausible
     size is invalid_image (checked on `checker`, off the event loop that times other requests).
-    The cost is the provider's reported figure, else `price_usd` for a success.
+    `every_image` checks each image of the reply so (the gateway hands them all on), and fills
+    `infos`. The cost is the provider's reported figure, else `price_usd` for a success.
     """
     reply, watch, failure = await send_with_timeout(adapter, request)
     result = CallResult(reply, watch, failure)
@@ -225,18 +241,53 @@ async def call_adapter(
     if not reply.images:
         result.failure = ProviderError("empty_output", "the reply carried no image")
     else:
+        loop = asyncio.get_running_loop()
+        checked = reply.images if every_image else reply.images[:1]
         try:
-            result.info = await asyncio.get_running_loop().run_in_executor(
-                checker, inspect_image, reply.images[0]
-            )
+            for index, data in enumerate(checked):
+                try:
+                    result.infos.append(await loop.run_in_executor(checker, inspect_image, data))
+                except ImageError as exc:
+                    where = f"image {index + 1} of {len(checked)}: " if len(checked) > 1 else ""
+                    raise ImageError(f"{where}{exc}") from None
         except ImageError as exc:
             result.failure = ProviderError("invalid_image", str(exc))
+            result.infos = []
         else:
-            result.image = reply.images[0]
+            result.info, result.image = result.infos[0], reply.images[0]
     result.cost_usd = (
         reply.cost_usd if reply.cost_usd is not None else (price_usd if result.ok else None)
     )
     return result
+
+
+def outcome_fields(result: CallResult) -> dict:
+    """The attempts table's columns a settled call fills (its start, outcome, timings, cost and
+    first image): the same for the benchmark's attempts and the gateway's traffic."""
+    reply, watch, failure, info = result.reply, result.watch, result.failure, result.info
+    ok, timings = result.ok, result.timings_ms()
+    return {
+        "started_at": getattr(watch, "sent_at", None) or datetime.now(UTC),
+        "ok": ok,
+        "failure_class": None if ok else failure.failure_class,
+        "status_code": None if ok else failure.status_code,
+        "error": None if ok else str(failure)[:500],
+        "generation_ms": timings["generation_ms"],
+        "ttfb_ms": timings["ttfb_ms"],
+        "download_ms": timings["download_ms"],
+        "queue_ms": timings["queue_ms"],
+        "processing_ms": timings["processing_ms"],
+        "first_partial_ms": timings["first_partial_ms"],
+        "client_wait_ms": timings["client_wait_ms"],
+        "retry_after_s": None if ok else failure.retry_after_s,
+        "cost_usd": result.cost_usd,
+        "image_sha256": info.sha256 if info else None,
+        "width": info.width if info else None,
+        "height": info.height if info else None,
+        "format": info.format if info else None,
+        "served_by": reply.served_by if reply else None,
+        "request_id": reply.request_id if reply else None,
+    }
 
 
 @dataclass
@@ -566,8 +617,7 @@ class Harness:
         result = await call_adapter(
             adapter, request, route.price_for(challenge.resolution), self._checker
         )
-        reply, watch, failure, info = result.reply, result.watch, result.failure, result.info
-        ok, cost, timings = result.ok, result.cost_usd, result.timings_ms()
+        ok, cost, info = result.ok, result.cost_usd, result.info
         attempt = AttemptRecord(
             run_id=run_id,
             job_id=None if warmup else job.id,
@@ -578,28 +628,9 @@ class Harness:
             category=job.category,
             model=job.model,
             provider=job.provider,
-            started_at=getattr(watch, "sent_at", None) or datetime.now(UTC),
-            ok=ok,
-            failure_class=None if ok else failure.failure_class,
-            status_code=None if ok else failure.status_code,
-            error=None if ok else str(failure)[:500],
-            generation_ms=timings["generation_ms"],
-            ttfb_ms=timings["ttfb_ms"],
-            download_ms=timings["download_ms"],
-            queue_ms=timings["queue_ms"],
-            processing_ms=timings["processing_ms"],
-            first_partial_ms=timings["first_partial_ms"],
             limiter_wait_ms=limiter_wait_ms,
-            client_wait_ms=timings["client_wait_ms"],
-            retry_after_s=None if ok else failure.retry_after_s,
-            cost_usd=cost,
-            image_sha256=info.sha256 if info else None,
-            width=info.width if info else None,
-            height=info.height if info else None,
-            format=info.format if info else None,
-            served_by=reply.served_by if reply else None,
-            request_id=reply.request_id if reply else None,
             source="benchmark",
+            **outcome_fields(result),
         )
         final = not warmup and not (attempt.failure_class == "rate_limited" and final_unless_retry)
         if not warmup:

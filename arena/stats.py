@@ -104,6 +104,18 @@ def provider_table(attempts: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="_key")[columns].reset_index(drop=True)
 
 
+def request_count(attempts: pd.DataFrame) -> int:
+    """How many gateway requests traffic attempts answer: a request's attempts (its fallbacks) share
+    one gateway_request_id and count once; an attempt without one counts on its own."""
+    if attempts.empty:
+        return 0
+    if "gateway_request_id" not in attempts:
+        return len(attempts)
+    ids = attempts["gateway_request_id"]
+    known = ids.notna().to_numpy()
+    return int(pd.unique(ids[known].astype(str)).size + (~known).sum())
+
+
 def headline(rows: pd.DataFrame) -> str:
     """'fastest through P at N ms median with S% success' for one model's provider rows."""
     ranked = rows.dropna(subset=["p50_ms"]).sort_values("p50_ms")

@@ -231,7 +231,7 @@ def cmd_demo(args) -> int:
     report = _run(settings, args)
     _print_run(report)
     print()
-    args.window, args.model, args.json = "all", None, False
+    args.window, args.model, args.json, args.source = "all", None, False, "benchmark"
     _print_stats(settings, args, run_id=report.run_id)
     print()
     print(f"results: {_safe_url(settings.database_url)}")
@@ -292,15 +292,20 @@ def _print_stats(settings, args, run_id=None) -> None:
     from arena import stats, store
 
     window = stats.parse_window(args.window)
+    source = getattr(args, "source", "benchmark")
+    only = None if source == "all" else source
     engine = store.open_engine(settings.database_url)
     since = stats.window_start(window, datetime.now(UTC))
-    attempts = store.read_attempts(engine, since=since, model=args.model, run_id=run_id)
+    attempts = store.read_attempts(
+        engine, since=since, model=args.model, run_id=run_id, source=only
+    )
     if args.model and attempts.empty:
-        known = sorted(set(store.read_attempts(engine, run_id=run_id)["model"]))
+        known = sorted(set(store.read_attempts(engine, run_id=run_id, source=only)["model"]))
+        first = "none yet (run `arena run`)" if source == "benchmark" else "none yet"
         raise ArenaError(
-            f"--model {args.model!r}: no attempts for that model"
+            f"--model {args.model!r}: no {_SOURCE_WORDS[source]} for that model"
             + ("" if window is None else f" in {stats.describe_window(args.window)}")
-            + f"; models with attempts: {', '.join(known) if known else 'none yet (run `arena run`)'}"
+            + f"; models with them: {', '.join(known) if known else first}"
         )
     table = stats.provider_table(attempts)
     messages = stats.failure_messages(attempts)
@@ -310,18 +315,45 @@ def _print_stats(settings, args, run_id=None) -> None:
             row["failure_messages"] = stats.messages_by_class(
                 messages, model=row["model"], provider=row["provider"]
             )
+            row["source"] = source
         _print_json(rows)
     else:
         from arena.cli.tables import emit, stats_renderables
 
         scope = f"run {run_id}" if run_id else stats.describe_window(args.window)
-        hint = "no attempts in this window: run `arena run` (or `arena demo`) first"
         emit(
             [
-                f"provider performance over {scope}:",
-                *stats_renderables(table, messages, stats.headline, hint),
+                f"provider performance over {scope}, {_stats_source(source, attempts)}:",
+                *stats_renderables(table, messages, stats.headline, _STATS_HINTS[source]),
             ]
         )
+
+
+_SOURCE_WORDS = {
+    "benchmark": "benchmark attempts",
+    "traffic": "gateway traffic",
+    "all": "attempts",
+}
+_STATS_HINTS = {
+    "benchmark": "no benchmark attempts in this window: run `arena run` (or `arena demo`) first",
+    "traffic": "no gateway traffic in this window: start `arena gateway` and send it requests "
+    "(docs/gateway.md)",
+    "all": "no attempts in this window: run `arena run` (or `arena demo`) first",
+}
+
+
+def _stats_source(source: str, attempts) -> str:
+    """Which attempts the figures are over, for the table's heading."""
+    from arena import stats
+    from arena.errors import plural
+
+    if source == "benchmark":
+        return "from the benchmark's attempts (--source benchmark)"
+    traffic = attempts[attempts["source"] == "traffic"] if len(attempts) else attempts
+    requests = plural(stats.request_count(traffic), "real API request")
+    if source == "traffic":
+        return f"aggregated from {requests} through the gateway (--source traffic)"
+    return f"from the benchmark's attempts and {requests} through the gateway (--source all)"
 
 
 def cmd_stats(args) -> int:
@@ -449,6 +481,98 @@ def cmd_db_history(args) -> int:
     return 0
 
 
+# --- keys ------------------------------------------------------------------------------------
+
+
+def cmd_keys_create(args) -> int:
+    from arena.app.keys import create_key
+
+    settings = _settings(args)
+    key = create_key(
+        settings, args.name, budget_usd=args.budget_usd, rate_per_min=args.rate_per_min
+    )
+    limits = [
+        "no budget" if args.budget_usd is None else f"budget ${args.budget_usd:g}",
+        "no rate limit" if args.rate_per_min is None else f"{args.rate_per_min} requests/min",
+    ]
+    print(f"created key {args.name!r} ({', '.join(limits)}):")
+    print(key)
+    print(
+        "This key is not shown again (only its hash is stored): keep it now. Send it as "
+        "`Authorization: Bearer <key>`, or set OPENAI_API_KEY=<key> and "
+        f"base_url={settings.gateway.public_url}/v1 for the OpenAI SDKs."
+    )
+    return 0
+
+
+def _when(moment) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_keys_list(args) -> int:
+    from arena.app.keys import list_keys
+
+    rows = list_keys(_settings(args))
+    if args.json:  # the same fields as the table: never the key or its hash
+        _print_json(
+            [
+                {
+                    "name": r.name,
+                    "prefix": r.key_prefix,
+                    "created_at": r.created_at.isoformat(),
+                    "budget_usd": r.budget_usd,
+                    "spent_usd": r.spent_usd,
+                    "requests": r.requests,
+                    "rate_per_min": r.rate_per_min,
+                    "last_used_at": r.last_used_at and r.last_used_at.isoformat(),
+                    "revoked_at": r.revoked_at and r.revoked_at.isoformat(),
+                }
+                for r in rows
+            ]
+        )
+        return 0
+    if not rows:
+        print("no gateway keys yet: `arena keys create NAME` makes one")
+        return 0
+    from arena.cli.tables import add_row, emit, table
+
+    shown = table(
+        "name",
+        "prefix",
+        "created (UTC)",
+        "budget",
+        "spent",
+        "requests",
+        "rate/min",
+        "last used (UTC)",
+        "revoked",
+        right=(3, 4, 5, 6),
+    )
+    for r in rows:
+        add_row(
+            shown,
+            r.name,
+            r.key_prefix + "...",
+            _when(r.created_at),
+            "-" if r.budget_usd is None else f"${r.budget_usd:,.2f}",
+            f"${r.spent_usd:,.4f}",
+            f"{r.requests:,}",
+            "-" if r.rate_per_min is None else f"{r.rate_per_min:g}",
+            _when(r.last_used_at),
+            _when(r.revoked_at) if r.revoked_at else "no",
+        )
+    emit([shown])
+    return 0
+
+
+def cmd_keys_revoke(args) -> int:
+    from arena.app.keys import revoke_key
+
+    revoke_key(_settings(args), args.name)
+    print(f"revoked key {args.name!r}: the gateway refuses it within its key cache time (2 s)")
+    return 0
+
+
 # --- local provider ----------------------------------------------------------------------------
 
 
@@ -497,7 +621,7 @@ def cmd_serve(args) -> int:
         listening = _listen(args.host, args.port)
         port = listening.getsockname()[1]
     else:
-        from arena.web.workers import pick_port
+        from arena.app.workers import pick_port
 
         listening, port = None, pick_port(args.host, args.port)  # free for the workers, checked now
     app = create_app(
@@ -521,8 +645,68 @@ def cmd_serve(args) -> int:
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
         server.run(sockets=[listening])  # bound before the announcement above: it is true
     else:
-        from arena.web.workers import serve_workers
+        from arena.app.workers import serve_workers
 
         config_path = str(Path(args.config).resolve()) if args.config else None
         serve_workers(args.host, port, args.workers, common, config_path)
+    return 0
+
+
+# --- gateway -------------------------------------------------------------------------------------
+
+
+def cmd_gateway(args) -> int:
+    import uvicorn
+
+    from arena.gateway import create_app
+
+    settings = _settings(args)
+    if args.workers > 1 and settings.database_url.startswith("sqlite"):
+        raise ArenaError(
+            "--workers above 1 needs a PostgreSQL database_url: SQLite takes one writing process"
+        )
+    if args.workers == 1:
+        listening = _listen(args.host, args.port)
+        port = listening.getsockname()[1]
+        app = create_app(settings)  # opens (and upgrades) the store before the announcement
+    else:
+        from arena.app.database import upgrade_database
+        from arena.app.workers import pick_port
+
+        listening, port = None, pick_port(args.host, args.port)  # free for the workers, checked now
+        upgrade_database(settings)  # once, here, rather than raced by every worker
+    from arena.cli.tables import plural
+
+    print(
+        f"gateway on http://{args.host}:{port}/v1 (OpenAI images API; "
+        f"{plural(len(settings.models), 'model')}, {plural(len(settings.routes), 'route')}; "
+        f"store {_safe_url(settings.database_url)}); Ctrl-C to stop",
+        flush=True,
+    )
+    from urllib.parse import urlsplit
+
+    public = urlsplit(settings.gateway.public_url)
+    if public.hostname in ("127.0.0.1", "localhost") and public.port != port:
+        print(
+            f"warning: response_format=url replies point at [gateway] public_url "
+            f"{settings.gateway.public_url}, not this port: set public_url where clients reach it",
+            flush=True,
+        )
+    common = {"log_level": "warning", "access_log": False, "loop": "uvloop", "http": "httptools"}
+    if args.workers == 1:
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
+        server.run(sockets=[listening])
+    else:
+        from arena.app.workers import serve_workers
+
+        config_path = str(Path(args.config).resolve()) if args.config else None
+        serve_workers(
+            args.host,
+            port,
+            args.workers,
+            common,
+            config_path,
+            factory="arena.gateway:app_from_env",
+            name="arena-gateway",
+        )
     return 0

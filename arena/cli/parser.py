@@ -165,11 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
         "stats",
         "provider performance: p50/p95 generation time, TTFB, success rate",
         "Per model, the provider table: p50/p95 generation time, success rate, TTFB, failure "
-        "classes and the providers' commonest failure messages.",
-        ("arena stats", "arena stats --window 12h --model gpt-image-1", "arena stats --json"),
+        "classes and the providers' commonest failure messages; from the benchmark's attempts, "
+        "or with --source from the gateway's real API requests (or both).",
+        (
+            "arena stats",
+            "arena stats --window 12h --model gpt-image-1",
+            "arena stats --source traffic",
+            "arena stats --json",
+        ),
         parents=[common],
     )
     p.add_argument("--window", default="30d", help="time window: 30d, 12h, 90m or all")
+    p.add_argument(
+        "--source",
+        choices=["benchmark", "traffic", "all"],
+        default="benchmark",
+        help="whose attempts: the benchmark's runs, the gateway's real API requests, or both "
+        "(default: benchmark)",
+    )
     p.add_argument("--model", help="only this model (default: every model)")
     p.add_argument("--json", action="store_true", help="one JSON object per model and provider")
     p.set_defaults(func=commands.cmd_stats)
@@ -310,6 +323,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(
         sub,
+        "gateway",
+        "serve the OpenAI-compatible images API in front of every provider",
+        "Serve the OpenAI-compatible images API (/v1/images/generations, /v1/images/edits, "
+        "/v1/models) in front of every configured provider, routed by what arena measured; every "
+        "request needs a gateway key (`arena keys create NAME`).",
+        (
+            "arena gateway",
+            "arena gateway --host 0.0.0.0 --port 8800 --workers 4   # on PostgreSQL",
+        ),
+        parents=[common],
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=_positive_int, default=8800, help="port to listen on")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="server processes (use PostgreSQL for more than 1)",
+    )
+    p.set_defaults(func=commands.cmd_gateway)
+
+    p = _command(
+        sub,
         "db",
         "the database's schema: its revision, its upgrade, the revisions",
         "The database's schema: its current revision, an upgrade to this arena's newest, and the "
@@ -346,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(func=commands.cmd_db_history)
 
+    _add_keys_commands(sub, common)
+
     p = _command(
         sub,
         "local-provider",
@@ -365,6 +403,73 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands.cmd_local_provider)
     return parser
+
+
+def _add_keys_commands(sub, common) -> None:
+    """`arena keys create|list|revoke`: the gateway's API keys."""
+    p = _command(
+        sub,
+        "keys",
+        "the gateway's API keys: create (shown once), list, revoke",
+        "The gateway's API keys: create one (the key is shown once; only its hash is stored), "
+        "list them with their budget, spend, requests and rate, revoke one.",
+        (
+            "arena keys create my-app --budget-usd 20 --rate-per-min 60",
+            "arena keys list",
+            "arena keys revoke my-app",
+        ),
+    )
+    keys = p.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
+    q = _command(
+        keys,
+        "create",
+        "make a gateway key NAME and print it once",
+        "Make a gateway key and print it once: it is stored only as a sha256 hash, so it cannot "
+        "be shown again. Applications send it as `Authorization: Bearer KEY` (OPENAI_API_KEY for "
+        "the OpenAI SDKs).",
+        (
+            "arena keys create my-app",
+            "arena keys create ci --budget-usd 5 --rate-per-min 30 --config arena.toml",
+        ),
+        parents=[common],
+    )
+    q.add_argument("name", metavar="NAME", help="the key's name: letters, digits, '.', '_', '-'")
+    q.add_argument(
+        "--budget-usd",
+        type=_non_negative,
+        metavar="USD",
+        help="refuse requests (402) once the key has spent this (default: no budget)",
+    )
+    q.add_argument(
+        "--rate-per-min",
+        type=_positive_int,
+        metavar="N",
+        help="refuse requests (429) over N a minute (default: no rate limit)",
+    )
+    q.set_defaults(func=commands.cmd_keys_create)
+    q = _command(
+        keys,
+        "list",
+        "every gateway key: prefix, budget, spend, requests, rate, last use",
+        "List every gateway key: its name, the key's first characters, when it was made, its "
+        "budget, spend, requests and rate, when it was last used and whether it is revoked. "
+        "Never the key or its hash.",
+        ("arena keys list", "arena keys list --json"),
+        parents=[common],
+    )
+    q.add_argument("--json", action="store_true", help="one JSON object per key")
+    q.set_defaults(func=commands.cmd_keys_list)
+    q = _command(
+        keys,
+        "revoke",
+        "revoke the gateway key NAME (refused within seconds)",
+        "Revoke a gateway key: every gateway process refuses it (401) within its key cache time "
+        "(2 s). The row stays, so its spend and traffic still read.",
+        ("arena keys revoke my-app",),
+        parents=[common],
+    )
+    q.add_argument("name", metavar="NAME", help="the key to revoke")
+    q.set_defaults(func=commands.cmd_keys_revoke)
 
 
 def _positive_int(text: str) -> int:

@@ -1,7 +1,12 @@
-"""GatewayError and OpenAI's error shape: every refusal of the gateway is one of these, never a 500 page."""
+"""GatewayError and OpenAI's error shape (every refusal of the gateway is one, never a 500 page); the
+success reply's body and headers."""
 
 from __future__ import annotations
 
+import secrets
+import time
+
+import orjson
 from starlette.responses import JSONResponse
 
 # OpenAI's `type` for each status the gateway answers with.
@@ -56,6 +61,42 @@ class GatewayError(Exception):
 
 def error_response(exc: GatewayError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The JSON reply OpenAI's SDKs read as an APIStatusError of the right class."""
-    return JSONResponse(
-        exc.body(), status_code=exc.status, headers={**exc.headers, **(headers or {})}
-    )
+    return FastJSON(exc.body(), status_code=exc.status, headers={**exc.headers, **(headers or {})})
+
+
+REQUEST_ID_HEADER = "X-Arena-Request-Id"
+PROVIDER_HEADER = "X-Arena-Provider"
+
+
+def new_request_id() -> str:
+    """A random id per request: in every reply's X-Arena-Request-Id and the traffic rows."""
+    return "req_" + secrets.token_hex(12)
+
+
+class FastJSON(JSONResponse):
+    """orjson instead of json: a reply carries megabytes of base64, encoded ~10x faster."""
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
+def json_reply(body, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return FastJSON(body, status_code=status, headers=headers)
+
+
+def images_response(
+    items: list[dict],
+    *,
+    output_format: str | None,
+    size: str | None,
+    metadata: dict,
+    created: int | None = None,
+) -> dict:
+    """OpenAI's ImagesResponse (created, data, output_format, size) plus arena's `metadata`."""
+    body: dict = {"created": int(time.time()) if created is None else created, "data": items}
+    if output_format:
+        body["output_format"] = output_format
+    if size:
+        body["size"] = size
+    body["metadata"] = metadata
+    return body

@@ -68,6 +68,7 @@ class ImageRequest:
     resolution: str | None = None
     n: int = 1
     params: dict = field(default_factory=dict)  # passed through to the provider as given
+    mask: InputImage | None = None  # an edit's mask (the OpenAI protocol's `mask` file)
 
 
 # The Stopwatch of the attempt running in this task: the transport's hook stamps it (a ContextVar,

@@ -73,6 +73,8 @@ class OpenAIAdapter(Adapter):
         base = self.provider.base_url
         if request.task == "edit":
             files = [("image[]", (img.name, img.data, img.mime)) for img in request.images]
+            if request.mask is not None:
+                files.append(("mask", (request.mask.name, request.mask.data, request.mask.mime)))
             data = {k: _form_value(v) for k, v in fields.items() if v is not None}
             return self.client.build_request(
                 "POST", f"{base}/images/edits", data=data, files=files, headers=self._headers()

@@ -2,8 +2,10 @@
 
 Two halves that share nothing, so a large build can run them in two processes: the vote half
 (boards, matchups, rating history, position bias) and the attempt half (provider tables over the
-window, per-night figures, the newest image per model and challenge). Neither does statistics of
-its own; they pick, group and sort what arena.stats and arena.ratings return.
+window, per-night figures, the newest image per model and challenge), which reads the benchmark's
+attempts only. The gateway's attempts (source traffic) have a digest of their own, shown beside
+the benchmark's figures and never mixed into them. None does statistics of its own; they pick,
+group and sort what arena.stats and arena.ratings return.
 """
 
 from __future__ import annotations
@@ -184,6 +186,55 @@ def digest_attempts(attempts: pd.DataFrame, window_days: int = 30) -> AttemptDig
         ["model", "challenge"], keep="last"
     )
     digest.newest_images = newest.sort_values(["model", "challenge"], ignore_index=True)
+    return digest
+
+
+@dataclass
+class TrafficDigest:
+    """The gateway's attempts (source traffic), kept apart from the benchmark's: provider tables per
+    model and per provider over the gateway's window, and how many real API requests each covers."""
+
+    window_days: float = 30.0
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    provider_rows: pd.DataFrame = field(
+        default_factory=lambda: stats.provider_table(pd.DataFrame())
+    )
+    provider_totals: pd.DataFrame = field(
+        default_factory=lambda: stats.provider_table(pd.DataFrame())
+    )
+    requests_by_model: dict[str, int] = field(default_factory=dict)
+    requests_by_provider: dict[str, int] = field(default_factory=dict)
+
+
+def digest_traffic(traffic: pd.DataFrame, window_days: float = 30.0) -> TrafficDigest:
+    """Traffic figures over the window that ends at the newest traffic attempt (a rebuild of the
+    same store gives the same page), by the benchmark's definitions (arena.stats)."""
+    digest = TrafficDigest(window_days=window_days)
+    if traffic.empty:
+        return digest
+    started = traffic["started_at"]
+    end = started.max()
+    start = end - timedelta(days=window_days)
+    digest.window_start, digest.window_end = start.to_pydatetime(), end.to_pydatetime()
+    inside = (started >= start).to_numpy()
+    columns = ["ok", "generation_ms", "ttfb_ms", "download_ms", "cost_usd"]
+    window = traffic[inside][columns].assign(
+        model=traffic["model"][inside].astype(str),
+        provider=traffic["provider"][inside].astype(str),
+        failure_class=traffic["failure_class"][inside]
+        .astype(object)
+        .where(traffic["failure_class"][inside].notna(), None),
+        gateway_request_id=traffic["gateway_request_id"][inside].astype(object),
+    )
+    digest.provider_rows = stats.provider_table(window)
+    digest.provider_totals = stats.provider_table(window.assign(model="all"))
+    for key, target in (
+        ("model", digest.requests_by_model),
+        ("provider", digest.requests_by_provider),
+    ):
+        for name, rows in window.groupby(key, sort=True):
+            target[str(name)] = stats.request_count(rows)
     return digest
 
 

@@ -137,7 +137,8 @@ def failure_message_column(attempts: pd.DataFrame) -> pd.Series:
 
 
 def write_generations_csv(attempts: pd.DataFrame, path: Path) -> int:
-    """One row per attempt (warm-ups left out), oldest first."""
+    """One row per attempt (warm-ups left out), oldest first: the build passes the benchmark's
+    attempts only, so the file has no source column (the gateway's traffic stays out of it)."""
     frame = attempts.assign(failure_message=failure_message_column(attempts))
     return _write_csv(frame, GENERATION_FIELDS, path, whole={"status_code", "width", "height"})
 
@@ -181,7 +182,8 @@ def manifest() -> dict:
             {
                 "name": "generations.csv",
                 "format": "csv",
-                "description": "every attempt (warm-ups excluded), oldest first",
+                "description": "every benchmark attempt (warm-ups excluded), oldest first; "
+                "the gateway's traffic attempts are not included",
                 "columns": list(GENERATION_FIELDS),
             },
             {

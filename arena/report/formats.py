@@ -50,6 +50,12 @@ def fmt_count(value) -> str:
     return "—" if missing(value) else f"{int(value):,}"
 
 
+def fmt_days(value: float) -> str:
+    """30.0 -> '30 days', 1 -> '1 day', 0.5 -> '0.5 days'."""
+    number = f"{value:g}"
+    return f"{number} day" if number == "1" else f"{number} days"
+
+
 def sort_value(value) -> str:
     """The exact number behind a cell (sorting and tests read it); empty when there is none."""
     if missing(value):

@@ -29,9 +29,39 @@ def vote_half(url: str, out_dir: str) -> VoteDigest:
 
 
 def read_attempts(engine: sa.Engine) -> pd.DataFrame:
-    """Every attempt but warm-ups with the columns pages and generations.csv use, oldest first."""
+    """Every benchmark attempt but warm-ups with the columns pages and generations.csv use, oldest
+    first. The gateway's attempts (source traffic) are read_traffic's: no challenge, no battle,
+    no download and no benchmark figure ever takes one."""
     columns = dict.fromkeys(downloads.GENERATION_SOURCE_COLUMNS)  # ordered, no repeats
-    attempts = store.read_attempts(engine, columns=list(columns), labels_as_categories=True)
+    attempts = store.read_attempts(
+        engine, columns=list(columns), labels_as_categories=True, source="benchmark"
+    )
+    return _oldest_first(attempts)
+
+
+TRAFFIC_COLUMNS = (
+    "started_at",
+    "model",
+    "provider",
+    "ok",
+    "failure_class",
+    "generation_ms",
+    "ttfb_ms",
+    "download_ms",
+    "cost_usd",
+    "gateway_request_id",
+)
+
+
+def read_traffic(engine: sa.Engine) -> pd.DataFrame:
+    """The gateway's upstream attempts (source traffic) with the columns the provider tables use."""
+    traffic = store.read_attempts(
+        engine, columns=list(TRAFFIC_COLUMNS), labels_as_categories=True, source="traffic"
+    )
+    return _oldest_first(traffic)
+
+
+def _oldest_first(attempts: pd.DataFrame) -> pd.DataFrame:
     if attempts["started_at"].is_monotonic_increasing:  # ids follow time, as a harness writes them
         return attempts
     order = np.argsort(attempts["started_at"].to_numpy(), kind="stable")  # ties stay in id order

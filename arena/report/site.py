@@ -15,16 +15,20 @@ import sqlalchemy as sa
 
 from arena import stats, store
 from arena.challenges import load_challenges
+from arena.config import GatewaySettings
 from arena.errors import ArenaError
 from arena.ratings import RatingOptions
 from arena.report import charts, downloads, formats, reads
 from arena.report.digest import (
     AttemptDigest,
+    TrafficDigest,
     VoteDigest,
     digest_attempts,
+    digest_traffic,
     model_infos,
     ordered_tasks,
 )
+from arena.report.examples import EXAMPLE_TITLES, api_examples
 from arena.report.pictures import Pictures
 
 MANIFEST = ".arena-site"
@@ -88,7 +92,8 @@ def build_site(
     """Rebuild the static site in out_dir from the store of `source` (Settings, or an engine).
 
     Same store, same bytes: everything is ordered and every figure comes from the data, except the
-    build stamp in index.html's footer. Files a previous build wrote and this one did not are removed;
+    build stamp in index.html's footer. Every figure, chart, gallery and download comes from the
+    benchmark's attempts; the gateway's (source traffic) only fill their own tables beside them. Files a previous build wrote and this one did not are removed;
     anything else in out_dir (a README) is left alone.
     """
     out_dir = Path(out_dir)
@@ -107,6 +112,8 @@ def build_site(
         pictures = Pictures(out_dir, data_dir, store.read_image_paths(engine))
         snapshots = [run.settings_json for run in reversed(store.list_runs(engine))]
         del attempts
+        gateway = settings.gateway if settings else GatewaySettings()
+        traffic = digest_traffic(reads.read_traffic(engine), gateway.window_days)
         newest = attempt_digest.newest_images
         for sha in newest["image_sha256"] if len(newest) else ():
             pictures.of_sha(sha)  # thumbnails while the worker digests the votes
@@ -123,6 +130,7 @@ def build_site(
         pictures,
         challenges_dir,
         window_days,
+        traffic,
     )
     return site.write(stamp or datetime.now(UTC))
 
@@ -140,10 +148,12 @@ class _Site:
         pictures,
         challenges_dir,
         window_days,
+        traffic: TrafficDigest | None = None,
     ) -> None:
         self.out = _Writer(out_dir)
         self.settings = settings
         self.a, self.v = attempts, votes
+        self.t = traffic or TrafficDigest()
         self.pictures = pictures
         self.window_days = window_days
         self.env = formats.environment()
@@ -503,6 +513,11 @@ class _Site:
                         "at": row.started_at,
                     }
                 )
+        traffic = self._traffic("model", name)
+        if traffic:
+            for row in traffic["rows"]:
+                row["price_usd"] = info.prices.get(row["provider"])
+                row["page"] = self.provider_slugs.get(row["provider"])
         self._render(
             f"models/{slug}.html",
             "model.html",
@@ -510,6 +525,8 @@ class _Site:
             info=info,
             headline=stats.headline(rows) if len(rows) else None,
             provider_rows=provider_rows,
+            traffic=traffic,
+            examples=self._examples(name),
             prices=sorted(info.prices.items()),
             ratings=ratings,
             charts=charts_here,
@@ -520,6 +537,31 @@ class _Site:
             provider_slugs=self.provider_slugs,
             **common,
         )
+
+    def _traffic(self, column: str, name: str) -> dict | None:
+        """The gateway's figures for one model or provider, or None where no traffic reached it."""
+        rows = self.t.provider_rows[self.t.provider_rows[column] == name]
+        if rows.empty:
+            return None
+        requests = self.t.requests_by_model if column == "model" else self.t.requests_by_provider
+        return {
+            "rows": stats.records(rows),
+            "requests": requests.get(name, 0),
+            "window": formats.fmt_days(self.t.window_days),
+            "start": self.t.window_start,
+            "end": self.t.window_end,
+        }
+
+    def _examples(self, name: str) -> list[tuple[str, str, str]]:
+        """(key, title, text) of each "use it through the API" example; none for a model the
+        current config does not serve (the gateway serves only configured models)."""
+        model = self.settings.models.get(name) if self.settings else None
+        if model is None:
+            return []
+        examples = api_examples(model, self.settings.gateway.public_url)
+        if examples.get("curl_edit") == examples["curl"]:
+            del examples["curl_edit"]  # an edit-only model: its curl example is the edit
+        return [(key, EXAMPLE_TITLES[key], text) for key, text in examples.items()]
 
     def _matchup_rows(self, table) -> list[dict]:
         if table is None or table.empty:
@@ -618,11 +660,28 @@ class _Site:
             failures = [
                 (c, n, said.get(c, [])) for c, n in summary["totals"]["failures"].items() if n
             ]
+        traffic = self._traffic("provider", provider)
+        if traffic:
+            totals = self.t.provider_totals
+            mine = totals[totals["provider"] == provider]
+            traffic["totals"] = stats.records(mine)[0] if len(mine) else None
+            for row in traffic["rows"]:
+                row["model_ref"] = (
+                    self._model_ref(row["model"])
+                    if row["model"] in self.infos
+                    else {"name": row["model"], "slug": None, "baseline": False}
+                )
+                row["price_usd"] = (
+                    self.infos[row["model"]].prices.get(provider)
+                    if row["model"] in self.infos
+                    else None
+                )
         self._render(
             f"providers/{self.provider_slugs[provider]}.html",
             "provider.html",
             provider=summary,
             models=models,
+            traffic=traffic,
             chart=chart,
             nights=stats.records(nights),
             failures=failures,

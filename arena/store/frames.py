@@ -28,8 +28,12 @@ ATTEMPT_LABELS = frozenset(
         "image_sha256",
         "format",
         "served_by",
+        "source",
+        "gateway_key",
     }
 )
+# Where an attempt came from: the benchmark's harness, or the gateway's upstream requests.
+ATTEMPT_SOURCES = ("benchmark", "traffic")
 VOTE_LABELS = frozenset(
     {
         "challenge",
@@ -58,17 +62,25 @@ def read_attempts(
     *,
     columns: Iterable[str] | None = None,
     labels_as_categories: bool = False,
+    source: str | None = None,
 ) -> pd.DataFrame:
     """Attempts as a DataFrame (started_at as UTC timestamps), in id order, filters applied in SQL.
 
-    `columns` picks columns (default: all). `labels_as_categories=True` is the lean read for large
+    `source` keeps one source's attempts: "benchmark" (the harness) or "traffic" (the gateway's
+    upstream requests); None reads both. `columns` picks columns (default: all). `labels_as_categories=True` is the lean read for large
     stores: rows come through in chunks and names (model, provider, challenge...) become
     categoricals, booleans bool and numbers float (int when a column has no NULL); the values are
     the default read's.
     """
+    if source is not None and source not in ATTEMPT_SOURCES:
+        raise ValueError(
+            f"source must be one of {', '.join(ATTEMPT_SOURCES)} or None, got {source!r}"
+        )
     table = Attempt.__table__
     names = _column_names(table, columns, ATTEMPT_COLUMNS)
     query = sa.select(*[table.c[n] for n in names]).order_by(table.c.id)
+    if source is not None:
+        query = query.where(table.c.source == source)
     if not include_warmup:
         query = query.where(table.c.warmup == sa.false())
     if since is not None:

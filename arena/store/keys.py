@@ -77,7 +77,7 @@ def create_key(
             )
     except IntegrityError:
         raise ArenaError(
-            f"a key named {name!r} exists already (revoke it or pick another name)"
+            f"a key named {name!r} exists already (a name stays taken after a revoke: pick another)"
         ) from None
     return key
 
@@ -115,3 +115,52 @@ def revoke_key(engine: sa.Engine, name: str) -> None:
             if exists:
                 raise ArenaError(f"key {name!r} is revoked already")
             raise ArenaError(f"no key named {name!r} (arena keys list shows them)")
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What one gateway process settled on a key since its last write."""
+
+    cost_usd: float
+    requests: int
+    last_used_at: datetime
+
+
+def add_spend(engine: sa.Engine, spends: dict[str, Spend]) -> None:
+    """Add each key's settled spend and requests in one transaction.
+
+    The addition happens in SQL (`spent_usd = spent_usd + :x`), so several gateway processes
+    writing to one key add up instead of overwriting each other; last_used_at only moves forward.
+    A key that is no longer there is skipped (nothing to add to).
+    """
+    if not spends:
+        return
+    table = GatewayKey.__table__
+    c = table.c
+    used_at = sa.bindparam("used_at", type_=c.last_used_at.type)
+    statement = (
+        table.update()
+        .where(c.name == sa.bindparam("key_name"))
+        .values(
+            spent_usd=c.spent_usd + sa.bindparam("add_usd", type_=sa.Float),
+            requests=c.requests + sa.bindparam("add_requests", type_=sa.Integer),
+            last_used_at=sa.case(
+                (
+                    sa.or_(c.last_used_at.is_(None), c.last_used_at < used_at),
+                    used_at,
+                ),
+                else_=c.last_used_at,
+            ),
+        )
+    )
+    rows = [
+        {
+            "key_name": name,
+            "add_usd": spend.cost_usd,
+            "add_requests": spend.requests,
+            "used_at": spend.last_used_at,
+        }
+        for name, spend in sorted(spends.items())  # one lock order for every writer: no deadlock
+    ]
+    with engine.begin() as conn:
+        conn.execute(statement, rows)

@@ -101,6 +101,7 @@ class Attempt(SQLModel, table=True):
     )
     gateway_key: str | None = Field(default=None, max_length=64)
     gateway_request_id: str | None = Field(default=None, max_length=64)
+    prompt: str | None = Field(default=None, sa_type=sa.Text)  # traffic with keep_outputs only
 
 
 class Lease(SQLModel, table=True):

@@ -22,7 +22,10 @@ from arena.store.writer import insert_ignoring_duplicates
 
 
 def successful_outputs(engine: sa.Engine) -> list[dict]:
-    """Every distinct successful, non-warm-up output with its stored file: what battles may show."""
+    """Every distinct successful, non-warm-up benchmark output with its stored file: what battles may show.
+
+    Traffic attempts (the gateway's, source "traffic") never enter the blind pool: they answer no
+    challenge, and an application's image is not arena's to show."""
     a, i = Attempt.__table__, StoredImage.__table__
     query = (
         sa.select(
@@ -35,7 +38,12 @@ def successful_outputs(engine: sa.Engine) -> list[dict]:
             i.c.path,
         )
         .join(i, i.c.sha256 == a.c.image_sha256)
-        .where(a.c.ok == sa.true(), a.c.warmup == sa.false(), a.c.image_sha256.is_not(None))
+        .where(
+            a.c.ok == sa.true(),
+            a.c.warmup == sa.false(),
+            a.c.image_sha256.is_not(None),
+            a.c.source == "benchmark",
+        )
         .distinct()
     )
     with engine.connect() as conn:

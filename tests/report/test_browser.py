@@ -82,6 +82,10 @@ def test_index_and_model_page_from_file_urls_with_a_sortable_board(golden_site, 
         highlighted = page.locator(f'[id="cost-text-to-image-label-{slugify(EVIL_MODEL)}"]')
         assert highlighted.is_visible()  # this model's label shown in its own charts, others hidden
         assert not page.locator('[id="cost-text-to-image-label-prompt-card"]').is_visible()
+        page.locator(".gallery").scroll_into_view_if_needed()  # its images load lazily
+        page.wait_for_function(
+            "[...document.querySelectorAll('.gallery img')].every(i => i.complete)"
+        )
         gallery = page.locator(".gallery img").evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
         assert gallery and all(width > 0 for width in gallery)
         model_shot = tmp_path / "model.png"
@@ -97,3 +101,38 @@ def test_index_and_model_page_from_file_urls_with_a_sortable_board(golden_site, 
         assert shot.stat().st_size > 10_000
         shutil.copy(shot, SHOTS / f"report-{shot.name}")
     assert (SHOTS / "report-index.png").is_file()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_api_examples_read_and_copy_as_runnable_text(golden, golden_site):
+    from playwright.sync_api import sync_playwright
+
+    from arena.report.examples import api_examples
+
+    expected = api_examples(golden.models[EVIL_MODEL], golden.gateway.public_url)
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.goto((golden_site.out_dir / "models" / f"{slugify(EVIL_MODEL)}.html").as_uri())
+        page.wait_for_load_state("load")
+        section = page.locator("section#api")
+        assert section.locator("h2").inner_text() == "Use it through the API"
+        for key in ("curl", "python", "javascript"):
+            code = section.locator(f'figure[data-example="{key}"] pre code')
+            assert code.text_content() == expected[key]  # the model's name unescaped, as typed
+        button = section.locator('figure[data-example="python"] button.copy')
+        if page.evaluate("!!navigator.clipboard"):
+            button.click()
+            page.wait_for_function(
+                "document.querySelector('figure[data-example=python] button.copy').textContent === 'copied'"
+            )
+            assert page.evaluate("navigator.clipboard.readText()") == expected["python"]
+        else:
+            assert not button.is_visible()  # no clipboard: no button that cannot work
+        assert page.evaluate("window.__xss === undefined")
+        browser.close()
+    assert problems == []

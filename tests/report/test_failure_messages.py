@@ -73,7 +73,7 @@ def test_stats_names_the_commonest_message_per_class_with_its_count(failed_run, 
     _, config, _, _ = failed_run
     assert main(["stats", "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "provider performance over the last 30 days:" in out
+    assert "provider performance over the last 30 days, from the benchmark's attempts" in out
     lines = out.splitlines()
     start = lines.index("ghost: no successful generation in this window")
     block = lines[start : start + 8]

@@ -1,5 +1,5 @@
 """Store writes and reads only tests need: votes inserted as rows, a run's jobs as a DataFrame,
-the count of done jobs, and a lease row as another holder left it."""
+the count of done jobs, a lease row as another holder left it, and attempt rows of either source."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from arena import store
 from arena.errors import StoreError
-from arena.store.tables import Job, Lease, Vote
+from arena.store.tables import Attempt, Job, Lease, Vote
 
 
 def add_votes(engine: sa.Engine, votes: list[dict]) -> int:
@@ -73,3 +73,52 @@ def put_lease(
                 ttl_s=ttl_s,
             )
         )
+
+
+def attempt_row(**fields) -> dict:
+    """One attempt row with every column a test does not care about filled in: a successful
+    benchmark attempt of `model` at `provider` started a minute ago, unless `fields` say otherwise."""
+    row = {
+        "run_id": "run-test",
+        "job_id": None,
+        "attempt": 1,
+        "warmup": False,
+        "challenge": "t2i",
+        "task": "text-to-image",
+        "category": "",
+        "model": "card",
+        "provider": "local",
+        "started_at": datetime.now(UTC) - timedelta(minutes=1),
+        "ok": True,
+        "failure_class": None,
+        "generation_ms": 100.0,
+        "ttfb_ms": 50.0,
+        "cost_usd": 0.0,
+        "source": "benchmark",
+        "gateway_key": None,
+        "gateway_request_id": None,
+    }
+    row.update(fields)
+    return row
+
+
+def traffic_row(request_id: str, key: str = "app", **fields) -> dict:
+    """An attempt row as the gateway writes one: source traffic, run "traffic", no job, no challenge."""
+    gateway = {
+        "run_id": "traffic",
+        "job_id": None,
+        "challenge": "",
+        "category": "",
+        "source": "traffic",
+        "gateway_key": key,
+        "gateway_request_id": request_id,
+    }
+    return attempt_row(**{**gateway, **fields})
+
+
+def add_attempts(engine: sa.Engine, rows: list[dict]) -> int:
+    """Insert attempt rows (attempt_row / traffic_row dicts) in one transaction; returns how many."""
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(Attempt.__table__.insert(), rows)
+    return len(rows)

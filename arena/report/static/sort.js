@@ -1,4 +1,5 @@
 // Sortable tables: click a heading to sort by it; cells sort by their data-value (numbers as numbers).
+// Copy buttons of the API examples: shown only where the browser offers a clipboard.
 (function () {
   "use strict";
   function key(cell) {
@@ -32,6 +33,21 @@
       th.addEventListener("click", function () { sortBy(table, th, index); });
       th.addEventListener("keydown", function (event) {
         if (event.key === "Enter" || event.key === " ") { event.preventDefault(); sortBy(table, th, index); }
+      });
+    });
+  });
+})();
+(function () {
+  "use strict";
+  if (!navigator.clipboard) return;
+  document.querySelectorAll("figure.example").forEach(function (figure) {
+    var button = figure.querySelector("button.copy"), code = figure.querySelector("pre code");
+    if (!button || !code) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(code.textContent).then(function () {
+        button.textContent = "copied";
+        setTimeout(function () { button.textContent = "copy"; }, 1500);
       });
     });
   });

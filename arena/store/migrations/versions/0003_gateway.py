@@ -3,7 +3,8 @@
 Attempts now carry their source: "benchmark" (the harness; every row before this revision) or
 "traffic" (the gateway's upstream attempts, one row per provider tried for a request). A traffic
 attempt names the gateway key it was made for (the key's name, never the key) and the gateway's
-own request id, so the attempts of one request (the fallbacks) read together.
+own request id, so the attempts of one request (the fallbacks) read together, and its prompt only
+when `[gateway] keep_outputs` is on (a benchmark attempt's prompt is its challenge's).
 
 gateway_keys holds each key's name, the sha256 of the key (the key itself is shown once, at
 creation, and never stored), its budget and rate, and what it has spent.
@@ -31,6 +32,7 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("gateway_key", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("gateway_request_id", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("prompt", sa.Text(), nullable=True))
     op.create_index("ix_attempts_source_started", "attempts", ["source", "started_at"])
     op.create_table(
         "gateway_keys",
@@ -53,6 +55,7 @@ def downgrade() -> None:
     op.drop_table("gateway_keys")
     op.drop_index("ix_attempts_source_started", table_name="attempts")
     with op.batch_alter_table("attempts") as batch:
+        batch.drop_column("prompt")
         batch.drop_column("gateway_request_id")
         batch.drop_column("gateway_key")
         batch.drop_column("source")

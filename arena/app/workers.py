@@ -1,4 +1,6 @@
-"""The processes of `arena serve --workers N`: each worker listens on a SO_REUSEPORT socket of its own.
+"""The processes of `arena serve --workers N` and `arena gateway --workers N`: each worker listens on a
+SO_REUSEPORT socket of its own and builds its app from a factory named by a dotted path
+("arena.web:app_from_env", "arena.gateway:app_from_env").
 
 uvicorn's own `--workers` shares one listening socket among its processes, and whichever process
 wakes first accepts every connection waiting in the backlog (up to 100 per wake-up). Long-lived
@@ -11,6 +13,7 @@ nginx's `reuseport` and gunicorn's `--reuse-port` do).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import signal
@@ -19,7 +22,7 @@ import time
 
 from arena.errors import ArenaError
 
-log = logging.getLogger("arena.web")
+log = logging.getLogger("arena.app")
 RESTART_BACKOFF_S = 1.0
 
 
@@ -53,21 +56,40 @@ def pick_port(host: str, port: int) -> int:
         raise ArenaError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _run_worker(host: str, port: int, uvicorn_options: dict, config_path: str | None) -> None:
-    """One worker process: its own socket, then uvicorn serving the app built from the config."""
+def load_factory(path: str):
+    """The callable a dotted path "package.module:function" names (a worker's app factory)."""
+    module_name, _, name = path.partition(":")
+    if not module_name or not name:
+        raise ArenaError(f"app factory {path!r}: expected 'package.module:function'")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ArenaError(f"app factory {path!r} cannot load: {exc}") from None
+
+
+def _run_worker(
+    host: str, port: int, uvicorn_options: dict, factory: str, config_path: str | None
+) -> None:
+    """One worker process: its own socket, then uvicorn serving the app the factory builds."""
     import uvicorn
 
-    from arena.web import app_from_env
-
     sock = reuseport_socket(host, port)
-    config = uvicorn.Config(app_from_env(config_path), **uvicorn_options)
+    config = uvicorn.Config(load_factory(factory)(config_path), **uvicorn_options)
     uvicorn.Server(config).run(sockets=[sock])
 
 
 def serve_workers(
-    host: str, port: int, workers: int, uvicorn_options: dict, config_path: str | None = None
+    host: str,
+    port: int,
+    workers: int,
+    uvicorn_options: dict,
+    config_path: str | None = None,
+    *,
+    factory: str = "arena.web:app_from_env",
+    name: str = "arena-web",
 ) -> None:
-    """Start `workers` processes on host:port and keep them running until Ctrl-C or SIGTERM.
+    """Start `workers` processes on host:port, each serving factory(config_path), and keep them
+    running until Ctrl-C or SIGTERM.
 
     A worker that dies is started again (after RESTART_BACKOFF_S); on shutdown every worker gets
     SIGTERM, which uvicorn answers by finishing the requests in flight.
@@ -80,8 +102,8 @@ def serve_workers(
     def start(index: int):
         proc = ctx.Process(
             target=_run_worker,
-            args=(host, port, uvicorn_options, config_path),
-            name=f"arena-web-{index}",
+            args=(host, port, uvicorn_options, factory, config_path),
+            name=f"{name}-{index}",
         )
         proc.start()
         return proc
@@ -99,7 +121,8 @@ def serve_workers(
             for index, proc in enumerate(procs):
                 if not proc.is_alive() and not stopping:
                     log.warning(
-                        "voting worker %s exited with %s; starting it again",
+                        "%s worker %s exited with %s; starting it again",
+                        name,
                         proc.pid,
                         proc.exitcode,
                     )
