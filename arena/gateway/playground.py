@@ -1,14 +1,19 @@
 """/playground: try a model (or two side by side) in the browser, and the visitors' free daily allowance.
 
-Two pieces, wired into the gateway's app by create_app:
+The pieces, wired into the gateway's app by create_app:
+
+    secret = playground_secret(settings)
+    keyring = VisitorKeyRing(keyring or KeyRing(engine), settings, secret)
+    routes += playground_routes(settings, secret);  app.add_middleware(ClientAddress)
 
 - playground_routes(settings, secret): GET /playground (the page), GET /playground/token (a fresh
   visitor token, for a page left open past midnight UTC) and /playground/static. The page calls the
   gateway's own /v1 endpoints with an `Authorization: Bearer` header, like any application.
 - VisitorKeyRing(inner, settings, secret): a KeyRing that also takes `Bearer playground-<token>`
-  when `[gateway] playground_budget_usd` > 0. A token is signed with the server's secret and bound
-  to a keyed hash of the visitor's IP address and the UTC day; every other header goes to `inner`.
-  ClientAddress (an ASGI middleware) tells it the request's IP address.
+  when `[gateway] playground_budget_usd` > 0. A token is signed with the secret and bound to a keyed
+  hash of the visitor's IP address and the UTC day; every other header goes to `inner`.
+- ClientAddress (ASGI middleware) tells VisitorKeyRing the request's IP address (scope["client"]:
+  behind a proxy, run the server with trusted proxy headers so that it is the visitor's).
 
 Each visitor's spend lives in the store (store/visitors.py: a gateway_keys row per visitor per day),
 so every gateway process sharing the database counts against the same allowance. Requests in flight
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hmac
+import ipaddress
 import logging
 import math
 import os
@@ -38,19 +44,9 @@ from starlette.templating import Jinja2Templates
 
 from arena import store
 from arena.config import Settings
+from arena.gateway.auth import Grant
 from arena.gateway.replies import GatewayError
 from arena.store.visitors import add_visitor_spend, visitor_spend
-
-try:
-    from arena.gateway.auth import Grant
-except ImportError:  # pragma: no cover - only until the KEYS helper's auth.py is merged
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class Grant:  # type: ignore[no-redef]
-        key_name: str
-        playground: bool = False
-
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("arena.gateway")
@@ -100,8 +96,29 @@ def playground_secret(settings: Settings) -> str:
     raise RuntimeError(f"{path} is empty: delete it and start the gateway again")
 
 
+def usd(amount: float) -> str:
+    """ "$0.50", "$0.005": cents always, smaller fractions when there are any."""
+    text = f"{amount:.6f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
 def utc_day() -> str:
     return datetime.now(UTC).date().isoformat()
+
+
+def visitor_network(ip: str) -> str:
+    """Who a visitor is: their IPv4 address, or their IPv6 /64 (one household's or host's prefix,
+    inside which a client picks new addresses at will)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class VisitorPass:
@@ -117,7 +134,7 @@ class VisitorPass:
 
     def visitor(self, ip: str) -> str:
         """The visitor's short hash: keyed, so the store never holds an address or its plain hash."""
-        return self._mac("visitor-ip", ip)[:12]
+        return self._mac("visitor-ip", visitor_network(ip))[:12]
 
     def token(self, ip: str, day: str) -> str:
         """What the page sends as `Bearer playground-<token>`: valid from this IP on this UTC day."""
@@ -215,8 +232,9 @@ class VisitorKeyRing:
         if spent >= self.allowance_usd or spent + expected > self.allowance_usd + 1e-9:
             raise GatewayError(
                 402,
-                f"the playground's free allowance (${self.allowance_usd:.2f} per visitor per day) "
-                f"is used up (${spent:.2f} spent): it renews at 00:00 UTC, or use a gateway key",
+                f"the playground's free allowance ({usd(self.allowance_usd)} per visitor per day) "
+                f"is used up ({usd(spent)} spent, this request could cost {usd(expected)}): "
+                "it renews at 00:00 UTC, or use a gateway key",
                 code="budget_exceeded",
             )
         return Grant(key_name=VISITOR_NAME + visitor, playground=True)
@@ -274,7 +292,7 @@ def playground_routes(settings: Settings, secret: str) -> list[BaseRoute]:
     async def page(request: Request) -> Response:
         context = {
             "token": visitor_token(request),
-            "allowance_usd": allowance_usd,
+            "allowance": usd(allowance_usd),
         }
         response = templates.TemplateResponse(request, "playground.html", context)
         response.headers.update(PAGE_HEADERS)

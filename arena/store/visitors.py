@@ -8,6 +8,7 @@ thrown away at once, so no Bearer key ever matches it: the row only counts spend
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +17,9 @@ from arena.store.keys import hash_key
 from arena.store.tables import GatewayKey, utcnow
 
 VISITOR_PREFIX = "playground"
+KEEP_DAYS = (
+    7  # visitors' rows older than this go when a new one is made (the attempts keep the name)
+)
 
 
 def visitor_spend(engine: sa.Engine, name: str, allowance_usd: float) -> float:
@@ -42,7 +46,20 @@ def visitor_spend(engine: sa.Engine, name: str, allowance_usd: float) -> float:
     except IntegrityError:  # another gateway process made it first: read theirs
         with engine.connect() as conn:
             return float(conn.execute(query).scalar() or 0.0)
+    prune_visitors(engine)
     return 0.0
+
+
+def prune_visitors(engine: sa.Engine, keep_days: float = KEEP_DAYS) -> int:
+    """Forget visitors' days older than keep_days (the key cache reads every row of the table)."""
+    table = GatewayKey.__table__
+    with engine.begin() as conn:
+        return conn.execute(
+            table.delete().where(
+                table.c.name.like(f"{VISITOR_PREFIX}:%"),
+                table.c.created_at < utcnow() - timedelta(days=keep_days),
+            )
+        ).rowcount
 
 
 def add_visitor_spend(engine: sa.Engine, name: str, cost_usd: float, requests: int = 1) -> None:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
+import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 import sqlalchemy as sa
-from PIL import Image
+from hypothesis import given
+from hypothesis import strategies as st
 from support.images import make_png
 from support.servers import serve_in_thread
 
 from arena import store
+from arena.gateway.auth import Grant
 from arena.gateway.playground import (
     TOKEN_PREFIX,
     ClientAddress,
@@ -24,7 +27,7 @@ from arena.gateway.playground import (
     playground_routes,
 )
 from arena.gateway.replies import GatewayError
-from arena.store.keys import find_key
+from arena.store.keys import create_key, find_key
 from arena.store.tables import GatewayKey
 
 SECRET = "test-secret-" + "0" * 20
@@ -44,8 +47,6 @@ class InnerKeyRing:
         self.closed = False
 
     async def authorize(self, authorization, *, expected_cost_usd=None):
-        from arena.gateway.playground import Grant
-
         self.authorized.append(authorization)
         if authorization != f"Bearer {self.KEY}":
             raise GatewayError(401, "invalid or revoked gateway key", code="invalid_api_key")
@@ -110,6 +111,25 @@ def refused(ring, authorization, ip="203.0.113.7", expected_cost_usd=None) -> Ga
             ring.authorize(authorization, expected_cost_usd=expected_cost_usd, client_ip=ip)
         )
     return caught.value
+
+
+ADDRESSES = st.one_of(
+    st.ip_addresses().map(str), st.text(min_size=1, max_size=40)
+)  # what scope["client"] may hold
+DAYS = st.dates().map(lambda d: d.isoformat())
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@given(ip=ADDRESSES, other_ip=ADDRESSES, day=DAYS, other_day=DAYS, cut=st.integers(0, 60))
+def test_a_token_is_good_for_its_own_address_and_day_only(ip, other_ip, day, other_day, cut):
+    passes = VisitorPass(SECRET)
+    token = passes.token(ip, day)
+    assert passes.check(token, ip, day) == passes.visitor(ip)
+    if other_day != day or passes.visitor(other_ip) != passes.visitor(ip):
+        assert passes.check(token, other_ip, other_day) is None
+    if cut < len(token):
+        assert passes.check(token[:cut], ip, day) is None  # any shortened token
+    assert VisitorPass("another secret").check(token, ip, day) is None
 
 
 def test_a_visitor_token_gets_a_playground_grant_and_its_spend_is_kept_in_the_store(ring_for):
@@ -179,7 +199,8 @@ def test_the_allowance_runs_out_with_402_shared_by_processes_and_renewed_the_nex
     # 0.04 spent: one more at 0.02 would pass the allowance, which the other process knows
     error = refused(first, bearer(), expected_cost_usd=0.02)
     assert (error.status, error.code) == (402, "budget_exceeded")
-    assert "$0.05" in error.message and "$0.04" in error.message and "00:00 UTC" in error.message
+    assert "($0.05 per visitor per day)" in error.message and "$0.04 spent" in error.message
+    assert "00:00 UTC" in error.message
     asyncio.run(spend(second, 0.01))  # exactly the allowance: allowed
     error = refused(second, bearer())  # nothing left, whatever the expected cost
     assert (error.status, error.code) == (402, "budget_exceeded")
@@ -231,107 +252,63 @@ def test_every_other_header_is_delegated_to_the_inner_keyring(ring_for):
     assert ring.inner.closed
 
 
-# --- the page and its routes, and a STAND-IN of the gateway's /v1 endpoints --------------------
-# The stand-in answers like the CORE helper's app (OpenAI's ImagesResponse plus arena's metadata)
-# until that app is on main; the browser tests then run against the real one.
-
-STAND_IN_ATTEMPTS = {  # model -> the attempts its reply reports (the second shows a fallback)
-    "palette-gradient": [{"provider": "local", "failure_class": None, "generation_ms": 41.0}],
-    "prompt-card": [
-        {"provider": "flaky", "failure_class": "server_error", "generation_ms": 12.0},
-        {"provider": "local", "failure_class": None, "generation_ms": 37.0},
-    ],
-}
+# --- the page and its routes, on the real gateway -------------------------------------------
+# The gateway of create_app on the demo config (the local provider) plus one provider that always
+# answers 500, tried first for prompt-card: that model's replies show a fallback.
 
 
-def stand_in_gateway(settings, keyring):
-    """A loopback stand-in of the gateway's /v1 endpoints (models, generations, edits), with the playground."""
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
+def gateway_settings(tmp_path, db_url, allowance_usd: float, flaky_url: str):
+    from copy import deepcopy
 
-    from arena.gateway.replies import error_response
+    from arena.config import DEMO_CONFIG, parse_settings, project_root
+    from arena.providers import protocol_facts
 
-    def png(colour, source: bytes | None = None) -> str:
-        buffer = io.BytesIO()
-        if source:
-            Image.open(io.BytesIO(source)).convert("RGB").rotate(180).save(buffer, "PNG")
-        else:
-            Image.new("RGB", (256, 256), colour).save(buffer, "PNG")
-        return base64.b64encode(buffer.getvalue()).decode()
+    data = deepcopy(DEMO_CONFIG)
+    data["providers"]["flaky"] = {
+        "protocol": "openai",
+        "base_url": flaky_url,
+        "api_key_env": "ARENA_TEST_FLAKY_KEY",
+        "max_retries": 0,
+    }
+    data["models"]["prompt-card"]["providers"]["flaky"] = {
+        "model_id": "server-error",
+        "price_usd": 0.01,
+    }
+    data["gateway"] = {
+        "playground_budget_usd": allowance_usd,
+        "models": {"prompt-card": {"order": ["flaky", "local"]}},
+    }
+    settings = parse_settings(data, "<playground test config>", project_root(), protocol_facts())
+    return replace(settings, data_dir=tmp_path / "data", database_url=db_url)
 
-    async def models(request):  # public, as the core app's
-        data = [
-            {
-                "id": m.name,
-                "object": "model",
-                "owned_by": "arena",
-                "tasks": list(m.tasks),
-                "baseline": m.baseline,
-                "starting_price_usd": 0.0,
-            }
-            for m in settings.models.values()
-        ]
-        return JSONResponse({"object": "list", "data": data})
 
-    async def images(request):
-        try:
-            grant = await keyring.authorize(request.headers.get("authorization"))
-            if request.url.path.endswith("/edits"):
-                async with request.form() as form:  # closes the spooled upload files
-                    upload = form.get("image") or form.get("image[]")
-                    if upload is None:
-                        raise GatewayError(400, "image: missing", param="image")
-                    model, source = form["model"], await upload.read()
-            else:
-                model, source = (await request.json())["model"], None
-            if model not in settings.models:
-                raise GatewayError(404, f"model {model!r}: not served here", param="model")
-        except GatewayError as exc:
-            return error_response(exc)
-        attempts = STAND_IN_ATTEMPTS.get(
-            model, [{"provider": "local", "failure_class": None, "generation_ms": 23.0}]
-        )
-        keyring.charge(grant, 0.0)
-        body = {
-            "created": 1764547200,
-            "data": [{"b64_json": png((40, 90, 200), source)}],
-            "metadata": {
-                "model": model,
-                "provider": "local",
-                "model_id": model,
-                "cost_usd": 0.0,
-                "attempts": attempts,
-            },
-        }
-        return JSONResponse(
-            body, headers={"X-Arena-Provider": "local", "X-Arena-Request-Id": "req_standin"}
-        )
+def playground_app(settings, engine):
+    """create_app with the playground wired in as the lead wires it (see the module's docstring)."""
+    from arena.gateway import create_app
+    from arena.gateway.auth import KeyRing
 
-    routes = [
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/v1/images/generations", images, methods=["POST"]),
-        Route("/v1/images/edits", images, methods=["POST"]),
-        *playground_routes(settings, SECRET),
-    ]
-    app = Starlette(routes=routes)
+    keyring = VisitorKeyRing(KeyRing(engine), settings, SECRET)
+    app = create_app(settings, keyring=keyring)
+    app.router.routes.extend(playground_routes(settings, SECRET))
     app.add_middleware(ClientAddress)
-    return app
+    return app, keyring
 
 
 @pytest.fixture
-def gateway(tmp_path, db_url):
-    """A gateway with the playground on loopback: gateway(allowance_usd) -> (url, keyring)."""
+def gateway(tmp_path, db_url, fault_server, monkeypatch):
+    """The gateway with the playground on loopback: gateway(allowance_usd) -> (url, key, engine)."""
+    monkeypatch.setenv("ARENA_TEST_FLAKY_KEY", "sk-test-flaky")
     servers = []
 
     def start(allowance_usd: float = 0.0):
-        settings = settings_with(tmp_path, db_url, allowance_usd)
+        settings = gateway_settings(tmp_path, db_url, allowance_usd, fault_server.base_url)
         engine = store.open_engine(db_url)
-        keyring = VisitorKeyRing(InnerKeyRing(engine), settings, SECRET)
-        server = serve_in_thread(stand_in_gateway(settings, keyring), name="gateway-standin")
+        key = create_key(engine, "play-test")
+        app, _ = playground_app(settings, engine)
+        server = serve_in_thread(app, name="gateway")
         server.__enter__()
         servers.append((server, engine))
-        return server.url, keyring
+        return server.url, key, engine
 
     yield start
     for server, engine in servers:
@@ -340,7 +317,7 @@ def gateway(tmp_path, db_url):
 
 
 def test_the_page_carries_a_visitor_token_only_with_an_allowance(gateway):
-    url, _ = gateway(0.25)
+    url, _, _ = gateway(0.25)
     page = httpx.get(url + "/playground")
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     csp = page.headers["content-security-policy"]
@@ -355,8 +332,36 @@ def test_the_page_carries_a_visitor_token_only_with_an_allowance(gateway):
         assert httpx.get(f"{url}/playground/static/{name}").status_code == 200
 
 
+def test_visitor_tokens_on_the_gateway_its_address_and_its_allowance(gateway):
+    url, _, _ = gateway(
+        0.005
+    )  # under prompt-card's first route (0.01), over palette-gradient's (0)
+    token = httpx.get(url + "/playground/token").json()["token"]
+
+    def generate(model: str, credential: str) -> httpx.Response:
+        return httpx.post(
+            url + "/v1/images/generations",
+            json={"model": model, "prompt": "three red circles"},
+            headers={"Authorization": f"Bearer {credential}"},
+            timeout=30,
+        )
+
+    served = generate("palette-gradient", token)
+    assert served.status_code == 200 and served.json()["metadata"]["provider"] == "local"
+    today = token.removeprefix(TOKEN_PREFIX).split(".")[0]
+    elsewhere = TOKEN_PREFIX + VisitorPass(SECRET).token("203.0.113.7", today)
+    refused = generate("palette-gradient", elsewhere)  # a token of another address, from here
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+    over = generate("prompt-card", token)
+    assert over.status_code == 402
+    assert over.json()["error"]["code"] == "budget_exceeded"
+    assert (
+        "$0.01" in over.json()["error"]["message"] or "allowance" in over.json()["error"]["message"]
+    )
+
+
 def test_without_an_allowance_the_page_asks_for_a_key(gateway):
-    url, _ = gateway(0.0)
+    url, _, _ = gateway(0.0)
     page = httpx.get(url + "/playground")
     assert "data-token" not in page.text and "needs a key" in page.text
     assert httpx.get(url + "/playground/token").json()["token"] is None
@@ -392,6 +397,21 @@ def browser_page():
     assert errors == []
 
 
+def traffic_keys(engine, within_s: float = 15.0) -> list[str]:
+    """The gateway keys the traffic attempts were recorded under (written off the request: waited for)."""
+    from arena.store.tables import Attempt
+
+    table = Attempt.__table__
+    query = sa.select(table.c.gateway_key).where(table.c.source == "traffic").distinct()
+    deadline = time.monotonic() + within_s
+    while True:
+        with engine.connect() as conn:
+            keys = sorted(k for k in conn.execute(query).scalars() if k)
+        if keys or time.monotonic() > deadline:
+            return keys
+        time.sleep(0.05)
+
+
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"playground-{name}.png"), full_page=True)
@@ -413,17 +433,23 @@ def image_shown(page, side: str) -> bool:
 @pytest.mark.browser
 def test_browser_with_a_key_typed(gateway, browser_page):
     page = browser_page
-    url, keyring = gateway(0.0)
+    url, key, engine = gateway(0.0)
     page.goto(url + "/playground")
     page.wait_for_selector("#status:has-text('Enter a gateway key to generate')")
     page.fill("#prompt", "a lighthouse at dusk")
     page.click("#generate")  # no key yet: said so, nothing sent
     page.wait_for_selector("#status:has-text('Enter a gateway key first')")
     assert page.evaluate("document.activeElement.id") == "key"
-    page.fill("#key", InnerKeyRing.KEY)
+    unlabelled = page.evaluate(
+        """() => Array.from(document.querySelectorAll('input, select, textarea'))
+            .filter((e) => !e.labels || !e.labels.length).map((e) => e.id)"""
+    )
+    assert unlabelled == []
+    assert page.get_attribute("#status", "aria-live") == "polite"
+    page.fill("#key", key)
     page.keyboard.press("Enter")
     wait_models(page)
-    assert page.evaluate("sessionStorage.getItem('arena-gateway-key')") == InnerKeyRing.KEY
+    assert page.evaluate("sessionStorage.getItem('arena-gateway-key')") == key
     assert page.evaluate("document.cookie") == ""
     page.select_option("#model-a", "palette-gradient")
     page.focus("#prompt")
@@ -431,21 +457,22 @@ def test_browser_with_a_key_typed(gateway, browser_page):
     page.wait_for_selector("#result-a .state:has-text('Done')", timeout=15_000)
     assert image_shown(page, "a")
     facts = page.inner_text("#result-a .facts")
-    assert "local" in facts and "41 ms generation" in facts and "$0.0000" in facts
-    assert "req_standin" in facts
+    assert "local (palette)" in facts and "$0.0000" in facts
+    assert re.search(r"\d+(\.\d+)? m?s generation · \d+(\.\d+)? m?s wall", facts), facts
+    assert re.search(r"Request\s+req_", facts), facts
     assert "palette-gradient: done" in page.inner_text("#status")
-    assert keyring.inner.authorized[-1] == f"Bearer {InnerKeyRing.KEY}"
     shot(page, "key")
     page.reload()  # the key stays for the tab (sessionStorage), never in the URL
     wait_models(page)
-    assert InnerKeyRing.KEY not in page.url
+    assert key not in page.url
+    assert traffic_keys(engine) == ["play-test"]
 
 
 @pytest.mark.slow
 @pytest.mark.browser
 def test_browser_with_a_free_allowance_and_two_models_side_by_side(gateway, browser_page):
     page = browser_page
-    url, keyring = gateway(0.50)
+    url, _, engine = gateway(0.50)
     page.goto(url + "/playground")
     wait_models(page)
     assert "Free allowance: $0.50" in page.inner_text("#allowance")
@@ -461,18 +488,24 @@ def test_browser_with_a_free_allowance_and_two_models_side_by_side(gateway, brow
     assert "after 1 fallback" in page.inner_text("#result-b .state")
     assert "flaky: server_error" in page.inner_text("#result-b .attempts")
     shot(page, "side-by-side")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the two results stack
+    boxes = [page.locator(f"#result-{side}").bounding_box() for side in "ab"]
+    assert boxes[1]["y"] >= boxes[0]["y"] + boxes[0]["height"] - 1
+    shot(page, "phone")
     row = sa.select(GatewayKey.__table__.c.requests).where(
         GatewayKey.__table__.c.name.like("playground:%")
     )
-    with keyring.engine.connect() as conn:
-        assert conn.execute(row).scalar() == 2
+    with engine.connect() as conn:
+        assert conn.execute(row).scalar() == 2  # the visitor's two requests, counted for the day
+    visitors = traffic_keys(engine)
+    assert len(visitors) == 1 and visitors[0].startswith("playground:")
 
 
 @pytest.mark.slow
 @pytest.mark.browser
 def test_browser_edit_with_an_uploaded_image(gateway, browser_page, tmp_path):
     page = browser_page
-    url, _ = gateway(0.50)
+    url, _, _ = gateway(0.50)
     source = tmp_path / "source.png"
     source.write_bytes(make_png(96, 64, (220, 40, 40)))
     page.goto(url + "/playground")
@@ -489,7 +522,7 @@ def test_browser_edit_with_an_uploaded_image(gateway, browser_page, tmp_path):
     size = page.evaluate(
         "() => { const i = document.querySelector('#result-a .shot img'); return [i.naturalWidth, i.naturalHeight]; }"
     )
-    assert size == [96, 64]  # the stand-in edits the uploaded image itself
+    assert size == [96, 64]  # the night grade of the uploaded image itself
     shot(page, "edit")
 
 
@@ -497,7 +530,14 @@ def test_browser_edit_with_an_uploaded_image(gateway, browser_page, tmp_path):
 @pytest.mark.browser
 def test_browser_shows_a_401_as_its_message(gateway, browser_page):
     page = browser_page
-    url, _ = gateway(0.0)
+    url, _, _ = gateway(0.0)
+    refusal = httpx.post(
+        url + "/v1/images/generations",
+        json={"model": "palette-gradient", "prompt": "anything"},
+        headers={"Authorization": "Bearer arena-not-a-key"},
+    )
+    assert refusal.status_code == 401
+    message = refusal.json()["error"]["message"]
     page.goto(url + "/playground")
     page.fill("#key", "arena-not-a-key")
     page.click("#key-use")
@@ -506,9 +546,9 @@ def test_browser_shows_a_401_as_its_message(gateway, browser_page):
     page.fill("#prompt", "anything")
     page.click("#generate")
     page.wait_for_selector("#result-a .error:not([hidden])", timeout=15_000)
-    assert "invalid or revoked gateway key" in page.inner_text("#result-a .error")
+    assert page.inner_text("#result-a .error") == message
     assert "Failed (401)" in page.inner_text("#result-a .state")
-    assert "invalid or revoked gateway key" in page.inner_text("#status")
+    assert message in page.inner_text("#status")
     shot(page, "401")
     page.click("#key-forget")
     page.wait_for_selector("#status:has-text('Enter a gateway key to generate')")
@@ -525,3 +565,57 @@ def test_the_secret_comes_from_the_environment_else_a_file_made_once(tmp_path, m
     assert (settings.data_dir / "gateway-secret").stat().st_mode & 0o077 == 0
     monkeypatch.setenv("ARENA_GATEWAY_SECRET", "from-the-environment")
     assert playground_secret(settings) == "from-the-environment"
+
+
+def test_amounts_show_cents_and_smaller_fractions_when_there_are_any():
+    from arena.gateway.playground import usd
+
+    assert [usd(x) for x in (0, 0.5, 2, 0.005, 0.1234, 12.3)] == [
+        "$0.00",
+        "$0.50",
+        "$2.00",
+        "$0.005",
+        "$0.1234",
+        "$12.30",
+    ]
+
+
+def test_visitor_days_older_than_a_week_are_forgotten_when_a_new_one_is_made(ring_for):
+    from datetime import timedelta
+
+    from arena.store.tables import utcnow
+    from arena.store.visitors import visitor_spend
+
+    ring = ring_for(0.05)
+    engine = ring.engine
+    create_key(engine, "operator-key")  # not a visitor's: kept, however old
+    visitor_spend(engine, "playground:aaaaaaaaaaaa-2026-11-01", 0.05)
+    visitor_spend(engine, "playground:bbbbbbbbbbbb-2026-11-29", 0.05)
+    table = GatewayKey.__table__
+    with engine.begin() as conn:
+        for name, age_days in [
+            ("playground:aaaaaaaaaaaa-2026-11-01", 30),
+            ("playground:bbbbbbbbbbbb-2026-11-29", 2),
+            ("operator-key", 30),
+        ]:
+            conn.execute(
+                table.update()
+                .where(table.c.name == name)
+                .values(created_at=utcnow() - timedelta(days=age_days))
+            )
+    asyncio.run(ring.authorize(bearer(), client_ip="203.0.113.7"))  # a new visitor day
+    with engine.connect() as conn:
+        names = sorted(conn.execute(sa.select(table.c.name)).scalars())
+    assert names == [
+        "operator-key",
+        f"playground:{VisitorPass(SECRET).visitor('203.0.113.7')}-{DAY}",
+        "playground:bbbbbbbbbbbb-2026-11-29",
+    ]
+
+
+def test_an_ipv6_visitor_is_their_slash_64():
+    passes = VisitorPass(SECRET)
+    token = passes.token("2001:db8:1:2::10", DAY)
+    assert passes.check(token, "2001:db8:1:2:abcd::99", DAY)  # a new address in the same /64
+    assert passes.check(token, "2001:db8:1:3::10", DAY) is None  # another /64
+    assert passes.visitor("::ffff:203.0.113.7") == passes.visitor("203.0.113.7")
