@@ -283,28 +283,32 @@ def gateway_settings(tmp_path, db_url, allowance_usd: float, flaky_url: str):
 
 
 def playground_app(settings, engine):
-    """create_app with the playground wired in as the lead wires it (see the module's docstring)."""
+    """create_app with the playground: wired in here as create_app wires it, until it does."""
+    import arena.gateway
     from arena.gateway import create_app
     from arena.gateway.auth import KeyRing
 
+    if hasattr(arena.gateway, "playground_routes"):  # create_app wires it (secret from the env)
+        return create_app(settings, keyring=KeyRing(engine))
     keyring = VisitorKeyRing(KeyRing(engine), settings, SECRET)
     app = create_app(settings, keyring=keyring)
     app.router.routes.extend(playground_routes(settings, SECRET))
     app.add_middleware(ClientAddress)
-    return app, keyring
+    return app
 
 
 @pytest.fixture
 def gateway(tmp_path, db_url, fault_server, monkeypatch):
     """The gateway with the playground on loopback: gateway(allowance_usd) -> (url, key, engine)."""
     monkeypatch.setenv("ARENA_TEST_FLAKY_KEY", "sk-test-flaky")
+    monkeypatch.setenv("ARENA_GATEWAY_SECRET", SECRET)
     servers = []
 
     def start(allowance_usd: float = 0.0):
         settings = gateway_settings(tmp_path, db_url, allowance_usd, fault_server.base_url)
         engine = store.open_engine(db_url)
         key = create_key(engine, "play-test")
-        app, _ = playground_app(settings, engine)
+        app = playground_app(settings, engine)
         server = serve_in_thread(app, name="gateway")
         server.__enter__()
         servers.append((server, engine))
