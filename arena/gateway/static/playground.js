@@ -71,7 +71,8 @@
     const tasks = tasksOf(model);
     if (tasks.length) parts.push(tasks.join(", "));
     const price = model.starting_price_usd !== undefined ? model.starting_price_usd : (model.pricing && model.pricing.starting_price_usd);
-    if (typeof price === "number") parts.push("from $" + price.toFixed(3) + " per image");
+    if (price === 0) parts.push("free");
+    else if (typeof price === "number") parts.push("from $" + price.toFixed(3) + " per image");
     return parts.join(" · ");
   }
 
