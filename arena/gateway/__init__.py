@@ -13,6 +13,7 @@ app.state.gateway. Its modules, each one concern:
     traffic     every upstream attempt written to the attempts table (source "traffic")
     auth        gateway keys: the Bearer check, budgets, rates and spend (store/keys.py keeps them)
     files       response_format=url: images served at /v1/files/{opaque id} until they expire
+    lag         the event loop's lag over the last minute, in GET /health
     playground  /playground: try a model (or two side by side) in the browser
 """
 
@@ -34,6 +35,7 @@ from arena.gateway.breaker import Breakers
 from arena.gateway.figures import RouteFigureCache
 from arena.gateway.files import FileStore, serve_file
 from arena.gateway.forwarding import Forwarder
+from arena.gateway.lag import LoopLag
 from arena.gateway.traffic import TrafficLog
 
 __all__ = ["app_from_env", "create_app"]
@@ -62,7 +64,8 @@ def create_app(
     )
     forwarder = Forwarder(settings, breakers, figures, traffic)
     files = FileStore(settings.data_dir / "gateway-files", gateway.file_ttl_s, gateway.public_url)
-    state = api.GatewayState(settings, forwarder, keyring, files)
+    lag = LoopLag()
+    state = api.GatewayState(settings, forwarder, keyring, files, lag)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -80,7 +83,11 @@ def create_app(
                 log.warning("gateway: could not read route figures yet: %s", exc)
             # As the voting server: what lives for the process is frozen out of the collector's passes.
             with tuning.frozen_heap():
-                tasks = [asyncio.create_task(figures.run()), asyncio.create_task(files.run())]
+                tasks = [
+                    asyncio.create_task(figures.run()),
+                    asyncio.create_task(files.run()),
+                    asyncio.create_task(lag.run()),
+                ]
                 yield
         finally:
             for task in tasks:

@@ -20,6 +20,7 @@ from arena.config import RoutePolicy, Settings
 from arena.gateway.auth import KeyRing
 from arena.gateway.files import FileStore
 from arena.gateway.forwarding import Forwarder, Plan
+from arena.gateway.lag import LoopLag
 from arena.gateway.replies import (
     PROVIDER_HEADER,
     REQUEST_ID_HEADER,
@@ -44,6 +45,7 @@ class GatewayState:
     forwarder: Forwarder
     keyring: KeyRing
     files: FileStore
+    lag: LoopLag
 
 
 def endpoint(handler):
@@ -295,4 +297,6 @@ async def get_model(request: Request) -> Response:
 
 async def health(request: Request) -> Response:
     state = _state(request)
-    return json_reply({"ok": True, "models": len(state.settings.models)})
+    return json_reply(
+        {"ok": True, "models": len(state.settings.models), "loop_lag_ms": state.lag.figures()}
+    )

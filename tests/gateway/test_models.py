@@ -87,4 +87,28 @@ def test_one_models_routes(catalog):
 def test_health(catalog):
     url, _ = catalog
     reply = httpx.get(f"{url}/health")
-    assert reply.status_code == 200 and reply.json() == {"ok": True, "models": 2}
+    body = reply.json()
+    assert reply.status_code == 200 and body["ok"] is True and body["models"] == 2
+    assert set(body["loop_lag_ms"]) == {"samples", "p50", "p99", "max"}
+
+
+def test_the_loop_lag_sees_a_stall():
+    import asyncio
+    import time
+
+    from arena.gateway.lag import LoopLag
+
+    lag = LoopLag(interval_s=0.01)
+    assert lag.figures() == {"samples": 0, "p50": None, "p99": None, "max": None}
+
+    async def stall_once() -> None:
+        task = asyncio.create_task(lag.run())
+        await asyncio.sleep(0.1)
+        time.sleep(0.2)  # the loop is blocked: the next timer fires ~200 ms late
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    asyncio.run(stall_once())
+    figures = lag.figures()
+    assert figures["samples"] >= 5 and figures["max"] >= 150
+    assert figures["p50"] < figures["max"]
