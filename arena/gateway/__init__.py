@@ -36,6 +36,12 @@ from arena.gateway.figures import RouteFigureCache
 from arena.gateway.files import FileStore, serve_file
 from arena.gateway.forwarding import Forwarder
 from arena.gateway.lag import LoopLag
+from arena.gateway.playground import (
+    ClientAddress,
+    VisitorKeyRing,
+    playground_routes,
+    playground_secret,
+)
 from arena.gateway.traffic import TrafficLog
 
 __all__ = ["app_from_env", "create_app"]
@@ -53,7 +59,9 @@ def create_app(
     providers, the clients, the figures' refresh, the traffic writer and the files' sweep."""
     gateway = settings.gateway
     engine = store.open_engine(settings.database_url)
-    keyring = keyring or KeyRing(engine)
+    secret = playground_secret(settings)
+    # a playground visitor's token is the visitor ring's; every other key goes to the key ring
+    keyring = VisitorKeyRing(keyring or KeyRing(engine), settings, secret)
     breakers = breakers or Breakers.from_settings(gateway)
     figures = figures or RouteFigureCache(engine, gateway.window_days)
     traffic = TrafficLog(
@@ -107,11 +115,13 @@ def create_app(
         Route("/v1/models/{model_id:path}", wrap(api.get_model), methods=["GET"]),
         Route("/v1/files/{file_id}", wrap(serve_file), methods=["GET"]),
         Route("/health", wrap(api.health), methods=["GET"]),
+        *playground_routes(settings, secret),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: api.http_error}
     )
     app.state.gateway = state
+    app.add_middleware(ClientAddress)  # the visitor's address, for the playground's tokens
     return app
 
 

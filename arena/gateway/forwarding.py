@@ -268,6 +268,7 @@ class Forwarder:
                 limiter_wait_ms=wait_ms,
                 key_name=key_name,
                 request_id=request_id,
+                prompt=request.prompt,
             )
             timings = result.timings_ms()
             attempts.append(

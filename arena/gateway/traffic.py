@@ -4,8 +4,9 @@ The rows are the harness's (harness.outcome_fields: the same columns and definit
 run_id "traffic", no job, challenge "", the gateway key's name and the request's id. The writer is
 the harness's StoreWriter: its own thread, batches, and a store outage held and retried, then
 spilled under the data dir (a file per process); a reply never waits for it and never fails
-because of it. The spills are replayed when a gateway starts. Output images are saved (through the same image store as the
-harness) only with [gateway] keep_outputs; their sha256, size and format are recorded either way.
+because of it. The spills are replayed when a gateway starts. Prompts and output images (through
+the harness's image store) are kept only with [gateway] keep_outputs; an output's sha256, size and
+format are recorded either way.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ class TrafficLog:
         limiter_wait_ms: float,
         key_name: str | None,
         request_id: str,
+        prompt: str | None = None,
     ) -> AttemptRecord:
-        """The attempt's row, handed to the writer (never blocks)."""
+        """The attempt's row, handed to the writer (never blocks); the prompt and the image are
+        kept only with keep_outputs."""
         attempt = AttemptRecord(
             run_id=TRAFFIC_RUN_ID,
             job_id=None,
@@ -92,6 +95,7 @@ class TrafficLog:
             source="traffic",
             gateway_key=key_name,
             gateway_request_id=request_id,
+            prompt=prompt if self.keep_outputs else None,
             **outcome_fields(result),
         )
         if self.writer is not None:

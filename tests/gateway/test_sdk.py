@@ -84,6 +84,7 @@ def test_generate_b64_two_images(gateway):
     assert (row["width"], row["height"], row["format"]) == (256, 256, "PNG")
     assert row["generation_ms"] > 0 and row["ttfb_ms"] > 0
     assert not (settings.data_dir / "images").exists()  # keep_outputs is off
+    assert row["prompt"] is None  # ... and so is the prompt
 
 
 def test_generate_url_is_served_by_the_gateway(gateway):
@@ -236,10 +237,12 @@ def test_keep_outputs_stores_the_images(local_settings):
     settings = local_settings(keep_outputs=True)
     key = make_key(settings)
     with running_gateway(settings) as (url, _):
-        result = sdk(url, key).images.generate(model="prompt-card", prompt="x", size="64x64")
+        result = sdk(url, key).images.generate(
+            model="prompt-card", prompt="a red kite", size="64x64"
+        )
     digest = hashlib.sha256(base64.b64decode(result.data[0].b64_json)).hexdigest()
     (row,) = traffic_rows(settings)  # the lifespan's end flushed the writer
-    assert row["image_sha256"] == digest
+    assert row["image_sha256"] == digest and row["prompt"] == "a red kite"
     engine = store.open_engine(settings.database_url)
     with engine.connect() as conn:
         path = conn.execute(sa.text("SELECT path FROM images WHERE sha256 = :s"), {"s": digest})
