@@ -81,6 +81,7 @@ class Exchange:
     headers: dict[str, str] = field(default_factory=dict)
     reply: bytes = b""
     form: dict | None = None  # a multipart body read as JSON (fake_openai.form_as_json)
+    query: str = ""
 
 
 class Recorder:
@@ -102,8 +103,8 @@ class Recorder:
         body = b"".join(chunks)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         exchange = Exchange(scope["method"], scope["path"], headers.get("content-type", ""), body)
-        if b"dry_run=true" not in scope.get("query_string", b""):  # a dry run is arena's own reply
-            self.exchanges.append(exchange)
+        exchange.query = scope.get("query_string", b"").decode("latin-1")
+        self.exchanges.append(exchange)
         if exchange.content_type.startswith("multipart/form-data"):
             exchange.form = await _form_as_json(scope, body)
         sent = False
@@ -129,7 +130,12 @@ class Recorder:
         await self.app(scope, replay, capture)
 
     def images_exchanges(self) -> list[Exchange]:
-        return [e for e in self.exchanges if e.path.startswith("/v1/images/")]
+        """The images requests and replies in OpenAI's shapes (a dry run's reply is arena's own)."""
+        return [
+            e
+            for e in self.exchanges
+            if e.path.startswith("/v1/images/") and "dry_run=true" not in e.query
+        ]
 
 
 async def _form_as_json(scope, body: bytes) -> dict | None:
