@@ -68,6 +68,10 @@ def test_demo_subset_then_stats_json(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "completed; 5 attempts, 5 succeeded" in out and "identity: fastest through local" in out
     assert str(tmp_path / "d" / "arena.db") in out
+    assert "run `arena serve`" in out  # how to vote ...
+    assert (
+        "run `arena gateway`" in out and "http://127.0.0.1:8800/v1" in out
+    )  # ... and call the API
     assert main(["stats", "--json", "--window", "1h"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["model"] for r in rows} == {

@@ -236,7 +236,7 @@ def cmd_demo(args) -> int:
     print()
     print(f"results: {_safe_url(settings.database_url)}")
     print(f"images:  {settings.images_dir}")
-    _print_site(_build_report(settings, args.out))
+    _print_site(_build_report(settings, args.out), settings)
     print(
         "next:    `arena stats` for the provider table, `arena run --resume last` after an interruption"
     )
@@ -252,26 +252,32 @@ def _build_report(settings, out: Path):
     return build_site(settings, out)
 
 
-def _print_site(site) -> None:
+def _print_site(site, settings) -> None:
     print(f"report:  {site.index.resolve()} ({site.pages} pages)")
     print(
         "vote:    run `arena serve` and open the page it prints; `arena report` rebuilds the site"
     )
+    print(
+        f"api:     run `arena gateway`, make a key with `arena keys create NAME`, then call "
+        f"{settings.gateway.public_url}/v1 with any OpenAI SDK (or try {settings.gateway.public_url}/playground)"
+    )
 
 
 def cmd_report(args) -> int:
-    _print_site(_build_report(_settings(args), args.out))
+    settings = _settings(args)
+    _print_site(_build_report(settings, args.out), settings)
     return 0
 
 
 def cmd_nightly(args) -> int:
     from arena.app.nightly import run_nightly
 
+    settings = _settings(args)
     progress = _Progress()
     try:
         with signals.sigterm_as_ctrl_c():
             night = run_nightly(
-                _settings(args),
+                settings,
                 args.out,
                 max_cost_usd=args.max_cost,
                 on_planned=progress.planned,
@@ -281,7 +287,7 @@ def cmd_nightly(args) -> int:
     finally:
         progress.stop()
     _print_run(night.run)
-    _print_site(night.site)
+    _print_site(night.site, settings)
     return 0
 
 
