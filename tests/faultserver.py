@@ -40,7 +40,8 @@ def _image_reply(png: bytes) -> bytes:
 
 class FaultServer:
     """Behaviour by model name: ok, slow-ok, slow-headers, rate-limit-once, always-429, server-error,
-    hang, truncated, invalid-json, not-image, bomb, empty, refuse, no-data. Counts requests per model."""
+    hang, truncated, invalid-json, not-image, bomb, empty, refuse, no-data, switch (see
+    switch_failing). Counts requests per model."""
 
     def __init__(self, delay_s: float = 0.3) -> None:
         self.delay_s = delay_s
@@ -48,6 +49,8 @@ class FaultServer:
         # slow the machine, and sets it to let the run go on
         self.replying = threading.Event()
         self.replying.set()
+        # model "switch" answers 500 while this is set, else an image: a provider that recovers
+        self.switch_failing = threading.Event()
         self.requests: dict[str, int] = {}
         self._served = serve_in_thread(on_connection=self._handle, name="fault-server")
         self._seen_keys: set[str] = set()
@@ -101,6 +104,11 @@ class FaultServer:
             while not self.replying.is_set():
                 await asyncio.sleep(0.01)
             writer.write(_image_reply(GOOD_PNG))
+        elif model == "switch":
+            if self.switch_failing.is_set():
+                writer.write(_json_reply(500, {"error": {"message": "down for now"}}))
+            else:
+                writer.write(_image_reply(GOOD_PNG))
         elif model == "slow-headers":
             reply = _image_reply(GOOD_PNG)
             for i in range(0, 40, 4):  # dribble the status line and headers

@@ -18,6 +18,8 @@ from support.servers import serve_in_thread
 from arena import store
 from arena.config import load_settings
 from arena.gateway import create_app
+from arena.gateway.figures import RouteFigureCache
+from arena.gateway.routing import RouteFigures
 from arena.providers import protocol_facts
 from arena.store.keys import create_key
 from arena.store.tables import Attempt
@@ -214,3 +216,17 @@ def traffic_rows(settings) -> list[dict]:
     finally:
         engine.dispose()
     return [dict(r) for r in rows]
+
+
+class FixedFigures(RouteFigureCache):
+    """Figures the test sets, instead of the store's."""
+
+    def __init__(self, figures: dict[str, dict[str, RouteFigures]]) -> None:
+        super().__init__(None, 30.0)
+        self.fixed = figures
+
+    def load(self) -> None:
+        return None
+
+    def figures(self, model: str) -> dict[str, RouteFigures]:
+        return self.fixed.get(model, {})

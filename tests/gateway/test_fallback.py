@@ -10,7 +10,14 @@ import pytest
 
 from arena.gateway.breaker import Breakers
 
-from .kit import make_key, running_gateway, settings_from, traffic_rows, write_gateway_config
+from .kit import (
+    FixedFigures,
+    make_key,
+    running_gateway,
+    settings_from,
+    traffic_rows,
+    write_gateway_config,
+)
 
 
 @pytest.fixture
@@ -207,3 +214,51 @@ def test_failures_are_told_to_the_breakers(two_routes):
     with running_gateway(settings, breakers=breakers) as (url, _):
         generate(url, key)
     assert breakers.recorded == [("m@first", "server_error"), ("m@second", None)]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_failing_route_opens_its_breaker_is_skipped_half_opens_and_closes(
+    two_routes, fault_server
+):
+    """The real breakers on a clock the test moves: two failures open the first route's breaker,
+    the next request skips it, and after the cooldown one probe finds it recovered and closes it."""
+    settings = two_routes("switch")
+    key = make_key(settings)
+    clock = FakeClock()
+    breakers = Breakers(failure_share=0.5, min_attempts=2, window_s=60, cooldown_s=30, clock=clock)
+    fault_server.switch_failing.set()
+
+    def first_state(url: str) -> dict:
+        model = httpx.get(f"{url}/v1/models/m", timeout=30).json()
+        return next(r["breaker"] for r in model["routes"] if r["provider"] == "first")
+
+    # unmeasured routes in config order throughout: the store's figures are not read mid-test
+    figures = FixedFigures({})
+    with running_gateway(settings, breakers=breakers, figures=figures) as (url, _):
+        for _ in range(2):
+            reply = generate(url, key)
+            assert reply.json()["metadata"]["provider"] == "second"  # each fell back
+        assert fault_server.requests["switch"] == 2
+        state = first_state(url)
+        assert state["state"] == "open" and state["window_failures"] == 2
+        assert 0 < state["retry_in_s"] <= 30
+
+        skipped = generate(url, key)  # open: the first route is not even asked
+        assert [a["provider"] for a in skipped.json()["metadata"]["attempts"]] == ["second"]
+        assert fault_server.requests["switch"] == 2
+
+        clock.now += 31  # the cooldown passed; the provider recovered
+        fault_server.switch_failing.clear()
+        assert first_state(url)["state"] == "half_open"
+        probe = generate(url, key)
+        assert probe.json()["metadata"]["provider"] == "first"  # the probe went through
+        assert fault_server.requests["switch"] == 3
+        assert first_state(url)["state"] == "closed"
+        assert generate(url, key).json()["metadata"]["provider"] == "first"

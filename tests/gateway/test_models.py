@@ -7,24 +7,9 @@ import httpx
 import openai
 import pytest
 
-from arena.gateway.figures import RouteFigureCache
 from arena.gateway.routing import RouteFigures
 
-from .kit import make_key, running_gateway, settings_from, write_gateway_config
-
-
-class FixedFigures(RouteFigureCache):
-    """Figures the test sets, instead of the store's."""
-
-    def __init__(self, figures: dict[str, dict[str, RouteFigures]]) -> None:
-        super().__init__(None, 30.0)
-        self.fixed = figures
-
-    def load(self) -> None:
-        return None
-
-    def figures(self, model: str) -> dict[str, RouteFigures]:
-        return self.fixed.get(model, {})
+from .kit import FixedFigures, make_key, running_gateway, settings_from, write_gateway_config
 
 
 @pytest.fixture
