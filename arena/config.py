@@ -642,6 +642,30 @@ def load_settings(
     return parse_settings(data, str(path), path.resolve().parent, protocols)
 
 
+def secret_in_file(path: Path) -> str:
+    """A secret kept in `path` under the data dir: made once (random, readable by its owner only)
+    by whichever process comes first; the others, on the same host, read the same one."""
+    import secrets
+    import time
+
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    for _ in range(100):  # another process may have made the file and not yet written it
+        secret = path.read_text().strip()
+        if secret:
+            return secret
+        time.sleep(0.01)
+    raise ConfigError(path, None, "the secret file is empty: delete it and start again")
+
+
 def project_root() -> Path:
     """The checkout holding challenges/ (the package's parent), or the current directory."""
     here = Path(__file__).resolve().parent.parent

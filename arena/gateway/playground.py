@@ -30,8 +30,6 @@ import ipaddress
 import logging
 import math
 import os
-import secrets
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +41,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from arena import store
-from arena.config import Settings
+from arena.config import Settings, secret_in_file
 from arena.gateway.auth import Grant
 from arena.gateway.replies import GatewayError
 from arena.store.visitors import add_visitor_spend, visitor_spend
@@ -78,22 +76,7 @@ def playground_secret(settings: Settings) -> str:
     else data_dir/gateway-secret, made once and readable by us only (the workers of one host share it)."""
     if os.environ.get(SECRET_ENV):
         return os.environ[SECRET_ENV]
-    path = Path(settings.data_dir) / "gateway-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another worker made it first
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-    for _ in range(100):  # another worker may have made the file and not yet written it
-        secret = path.read_text().strip()
-        if secret:
-            return secret
-        time.sleep(0.01)
-    raise RuntimeError(f"{path} is empty: delete it and start the gateway again")
+    return secret_in_file(Path(settings.data_dir) / "gateway-secret")
 
 
 def usd(amount: float) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from arena.config import secret_in_file
 from arena.errors import ConfigError, expected
 
 ENV_PREFIX = "ARENA_WEB_"
@@ -41,17 +41,7 @@ class WebOptions:
         """A secret from the options, else from data_dir/web-secret (made once, readable by us only)."""
         if self.secret:
             return self
-        path = Path(data_dir) / "web-secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another worker made it first
-            else:
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(secrets.token_hex(32))
-        return replace(self, secret=path.read_text().strip())
+        return replace(self, secret=secret_in_file(Path(data_dir) / "web-secret"))
 
 
 def options_from_env(environ: dict | None = None) -> WebOptions:

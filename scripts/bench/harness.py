@@ -36,6 +36,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(
+    0, str(Path(__file__).resolve().parent)
+)  # httpload, the benchmarks' shared readings
+
+from httpload import cpu_steal_s  # noqa: E402
 
 DELAY_S = 5.0
 CLOCK_DELAY_S = 5.0  # the clock check's replies: at --clock-rate 100/s, 500 requests in flight
@@ -199,15 +204,6 @@ def noise_png(path: Path) -> int:
     pixels = np.random.default_rng(1).integers(0, 256, size=(578, 578, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
     return path.stat().st_size
-
-
-def cpu_steal_s() -> float:
-    """Seconds of CPU stolen by the hypervisor so far, all cores (/proc/stat; 0 where there is none)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def run_clock(port: int, jobs: int, rate: float, in_flight: int, transport: str) -> dict:
