@@ -474,6 +474,24 @@ def test_browser_with_a_key_typed(gateway, browser_page):
 
 @pytest.mark.slow
 @pytest.mark.browser
+def test_browser_generate_uses_a_key_typed_but_not_yet_kept(gateway, browser_page):
+    """A person types the key and presses Generate straight away, without "Use key": that key."""
+    page = browser_page
+    url, key, engine = gateway(0.0)
+    page.goto(url + "/playground")
+    wait_models(page)
+    page.fill("#key", key)
+    page.select_option("#model-a", "prompt-card")
+    page.fill("#prompt", "a lighthouse at dusk")
+    page.click("#generate")
+    page.wait_for_selector("#result-a .state:has-text('Done')", timeout=15_000)
+    assert image_shown(page, "a")
+    assert page.evaluate("sessionStorage.getItem('arena-gateway-key')") == key
+    assert traffic_keys(engine) == ["play-test"]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
 def test_browser_with_a_free_allowance_and_two_models_side_by_side(gateway, browser_page):
     page = browser_page
     url, _, engine = gateway(0.50)

@@ -141,13 +141,17 @@
     $("key").placeholder = has ? "a key is set for this tab" : "arena-…";
   }
 
+  // Keeps the typed key for this tab; false (and says why) when there is none or it cannot be kept.
+  function keepKey() {
+    const value = $("key").value.trim();
+    if (!value) { announce("Type a gateway key first."); $("key").focus(); return false; }
+    try { sessionStorage.setItem(KEY_STORE, value); } catch (e) { announce("This browser keeps no session storage; the key cannot be kept."); return false; }
+    showKeyState();
+    return true;
+  }
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const value = $("key").value.trim();
-    if (!value) { announce("Type a gateway key first."); $("key").focus(); return; }
-    try { sessionStorage.setItem(KEY_STORE, value); } catch (e) { announce("This browser keeps no session storage; the key cannot be kept."); return; }
-    showKeyState();
-    loadModels();
+    if (keepKey()) loadModels();
   });
   $("key-forget").addEventListener("click", () => {
     try { sessionStorage.removeItem(KEY_STORE); } catch (e) { /* nothing kept */ }
@@ -291,6 +295,8 @@
     if (busy) return;
     const prompt = $("prompt").value.trim();
     if (!prompt) { announce("Type a prompt first."); $("prompt").focus(); return; }
+    // a key typed but not yet kept with "Use key" is what the person means to use
+    if (!credential() && $("key").value.trim() && !keepKey()) return;
     if (!credential()) { announce("Enter a gateway key first."); $("key").focus(); return; }
     const chosen = [pickers[0].value, pickers[1].value].filter(Boolean);
     if (!chosen.length) { announce("Pick a model first."); pickers[0].focus(); return; }
