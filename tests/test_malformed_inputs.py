@@ -322,6 +322,36 @@ CONFIG_CASES = [
         "challenges-unknown", ("challenges", "nope", "edit", "t2i"), top='challenges = ["nope"]'
     ),
     config_case("toml-syntax", ("arena.toml", "not valid TOML"), top="samples = = 1"),
+    # the gateway's table, read by every command
+    config_case("gateway-unknown", ("gateway.speed", "unknown"), extra="[gateway]\nspeed = 1\n"),
+    config_case(
+        "gateway-public-url",
+        ("gateway.public_url", "ftp://x"),
+        extra='[gateway]\npublic_url = "ftp://x"\n',
+    ),
+    config_case(
+        "gateway-breaker-share",
+        ("gateway.breaker_failure_share", "1.5"),
+        extra="[gateway]\nbreaker_failure_share = 1.5\n",
+    ),
+    config_case(
+        "gateway-ttl-nan", ("gateway.file_ttl_s", "finite"), extra="[gateway]\nfile_ttl_s = nan\n"
+    ),
+    config_case(
+        "gateway-policy-sort",
+        ("gateway.models.card.sort", "fastest"),
+        extra='[gateway.models.card]\nsort = "fastest"\n',
+    ),
+    config_case(
+        "gateway-policy-order",
+        ("gateway.models.card.order", "nowhere"),
+        extra='[gateway.models.card]\norder = ["nowhere"]\n',
+    ),
+    config_case(
+        "gateway-policy-model",
+        ("gateway.models.ghost", "ghost"),
+        extra='[gateway.models.ghost]\nsort = "price"\n',
+    ),
 ]
 
 DATABASE_CASES = [
@@ -509,6 +539,13 @@ for case in VOTES_CASES:
     case.argv = [a.replace("{file}", "{dir}/" + next(iter(case.files), "")) for a in case.argv]
 
 ARGUMENT_CASES = [
+    Case("keys-bad-name", ["keys", "create", "bad name!", "--config", "{config}"], ("bad name!",)),
+    Case(
+        "keys-budget-negative",
+        ["keys", "create", "app", "--budget-usd", "-1", "--config", "{config}"],
+        ("--budget-usd", "-1"),
+    ),
+    Case("keys-revoke-nosuch", ["keys", "revoke", "nosuch", "--config", "{config}"], ("nosuch",)),
     Case("run-challenge-nope", [*RUN, "--challenge", "nope"], ("nope", "edit", "t2i")),
     Case("run-samples-zero", [*RUN, "--samples", "0"], ("--samples", "'0'")),
     Case("run-samples-word", [*RUN, "--samples", "many"], ("--samples", "many")),
