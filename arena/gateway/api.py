@@ -141,8 +141,9 @@ async def _images(request: Request, asked: GatewayRequest) -> Response:
     plan = forwarder.plan(asked)
     first = plan.routes[0]
     expected = forwarder.price_usd(first, plan.requests[first.provider])
+    # a dry run is refused as the request itself would be (key, budget, rate), and charges nothing
     grant = await state.keyring.authorize(
-        request.headers.get("authorization"), expected_cost_usd=None if dry_run else expected
+        request.headers.get("authorization"), expected_cost_usd=expected
     )
     if dry_run:
         return json_reply(_dry_run_body(forwarder, plan))

@@ -320,3 +320,34 @@ def test_concurrent_requests_each_get_their_own_reply(gateway):
     rows = traffic_rows(settings)
     assert {r["gateway_request_id"] for r in rows} == set(ids)
     assert {r["image_sha256"] for r in rows} == digests
+
+
+def test_a_key_over_its_budget_or_rate_is_refused_in_the_sdks_types(local_settings):
+    """Through the app and the SDK: a $0.015 budget takes one $0.01 image, then 402; a key of one
+    request a minute gets its second refused as a RateLimitError with Retry-After."""
+    settings = local_settings()
+    budgeted = make_key(settings, "budgeted", budget_usd=0.015)
+    paced = make_key(settings, "paced", rate_per_min=1)
+    with running_gateway(settings) as (url, _):
+        first = sdk(url, budgeted).images.generate(model="prompt-card", prompt="x", size="64x64")
+        assert first.model_extra["metadata"]["cost_usd"] == pytest.approx(0.01)
+
+        def refused() -> bool:  # the charge reaches the budget once written (about a second)
+            try:
+                sdk(url, budgeted).images.generate(
+                    model="prompt-card", prompt="x", extra_query={"dry_run": "true"}
+                )
+            except openai.APIStatusError as exc:
+                assert exc.status_code == 402 and exc.code == "budget_exceeded"
+                assert "budgeted" in exc.message and "0.015" in exc.message
+                return True
+            return False
+
+        wait_until(refused, what="the budgeted key refused")
+        sdk(url, paced).images.generate(model="prompt-card", prompt="x", size="64x64")
+        with pytest.raises(openai.RateLimitError) as caught:
+            sdk(url, paced).images.generate(model="prompt-card", prompt="x", size="64x64")
+        assert caught.value.code == "rate_limit_exceeded"
+        assert int(caught.value.response.headers["retry-after"]) >= 1
+    served = [(r["gateway_key"], r["ok"]) for r in traffic_rows(settings)]
+    assert served == [("budgeted", True), ("paced", True)]  # the refused ones reached no provider
