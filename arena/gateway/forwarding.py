@@ -98,7 +98,7 @@ class Forwarder:
         for name, provider in self.settings.providers.items():
             if name in base_urls:
                 provider = replace(provider, base_url=base_urls[name])
-            client = make_client(provider)
+            client = make_client(provider, cookies=False)  # one client, every caller
             self._clients.append(client)
             try:
                 key = provider.api_key()
