@@ -383,6 +383,7 @@ def bench(args, workdir: Path, database_url: str) -> dict:
         raise SystemExit(f"arena keys create failed: {made.stderr.strip()}")
     key = next(word for word in made.stdout.split() if word.startswith("arena-"))
     gateway = start_gateway(config, gateway_port, args.workers, env, workdir / "gateway.log")
+    started_rss = [_rss_mb(pid) for pid in _children(gateway.pid) or [gateway.pid]]
     body = orjson.dumps(
         {"model": MODEL, "prompt": "a lighthouse at dusk", "response_format": "b64_json"}
     )
@@ -465,6 +466,7 @@ def bench(args, workdir: Path, database_url: str) -> dict:
         "capacity_concurrency": args.concurrency,
         "peak_rss_mb_per_worker": round(max(rss.peaks.values(), default=0.0), 1),  # target <= 300
         "rss_in_flight": args.in_flight,
+        "started_rss_mb_per_worker": round(max(started_rss, default=0.0), 1),  # before any load
         "loop_lag_ms": lag,
         "client_cpu_pct": round(100 * gateway_cap["cpu_s"] / args.seconds, 1),
         "errors": len(errors),
