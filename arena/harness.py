@@ -306,7 +306,11 @@ class RunOutcome:
 
 
 def make_client(
-    provider: ProviderConfig, transport: str = "aiohttp", *, max_connections: int | None = None
+    provider: ProviderConfig,
+    transport: str = "aiohttp",
+    *,
+    max_connections: int | None = None,
+    cookies: bool = True,
 ) -> httpx.AsyncClient:
     """One client per provider, its pool sized to the provider's concurrency cap (plus result downloads).
 
@@ -315,20 +319,35 @@ def make_client(
     Either way the client tells the running attempt's Stopwatch when a request is handed to its
     connection (providers.base.request_handed): the generation clock starts there, and the wait
     before it is client_wait_ms. `max_connections` overrides the pool size (tests, benchmarks).
+
+    cookies=False keeps no cookie at all: the gateway's one client per provider carries the
+    requests of every caller, so a cookie one reply set must not ride on the next caller's request
+    (and httpx's cookie jar costs ~0.3 ms of the event loop per response, parsing URLs for it).
     """
     connections = max_connections or provider.max_concurrency * 2 + 4
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(provider.timeout_s, connect=min(30.0, provider.timeout_s))
     if transport == "aiohttp":
-        return httpx.AsyncClient(
-            transport=_aiohttp_transport(limits), timeout=timeout, trust_env=False
+        client = httpx.AsyncClient(
+            transport=_aiohttp_transport(limits, cookies=cookies), timeout=timeout, trust_env=False
         )
-    return httpx.AsyncClient(
-        limits=limits,
-        timeout=timeout,
-        trust_env=False,
-        event_hooks={"request": [_trace_hand_over]},
-    )
+    else:
+        client = httpx.AsyncClient(
+            limits=limits,
+            timeout=timeout,
+            trust_env=False,
+            event_hooks={"request": [_trace_hand_over]},
+        )
+    if not cookies:
+        client._cookies = _NoCookies()  # the property's setter would copy it into a plain jar
+    return client
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing a response sets (see make_client's cookies=False)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
 
 
 async def _trace_hand_over(request: httpx.Request) -> None:
@@ -341,18 +360,46 @@ async def _on_httpcore_event(name: str, info: dict) -> None:
         request_handed()
 
 
-def _aiohttp_transport(limits: httpx.Limits):
-    """httpx-aiohttp's transport, reading bodies in 1 MiB pieces instead of 16 KiB, with a send hook.
+def _aiohttp_transport(limits: httpx.Limits, *, cookies: bool = True):
+    """httpx-aiohttp's transport, handing a body on in one piece, with a send hook.
 
-    A 1.3 MB base64 reply in 16 KiB pieces is ~80 trips through httpx's stream machinery; the
-    harness benchmark measured that as most of the event loop's time at 100 replies/s. aiohttp's
-    on_request_headers_sent fires once a connection is held and the request is being written.
+    httpx-aiohttp reads a body in fixed pieces (16 KiB: a 1.3 MB base64 reply is ~80 trips through
+    httpx's stream machinery), each a join of what aiohttp buffered, which httpx's aread() joins
+    again. Here the socket's reads are taken as aiohttp received them (StreamReader.readchunk: no
+    copy) and joined once into the one piece httpx gets (a join of one piece copies nothing); an
+    event stream is handed on read by read. The gateway benchmark measured the joins and the trips
+    as the largest share of a worker's Python time. The read buffer is 1 MiB rather than 64 KiB so
+    that a busy loop pauses and resumes the socket less often. aiohttp's on_request_headers_sent
+    fires once a connection is held and the request is being written.
     """
     import aiohttp
     from httpx_aiohttp import AiohttpTransport
+    from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
     async def on_headers_sent(session, context, params) -> None:
         request_handed()
+
+    class ReceivedPieces(AiohttpResponseStream):
+        """The body as the socket delivered it: piece by piece for an event stream (each event
+        timed as it arrives), else the whole body as one piece, joined once."""
+
+        async def __aiter__(self):
+            response = self._aiohttp_response
+            content = response.content
+            streaming = response.content_type == "text/event-stream"
+            pieces = []
+            with map_aiohttp_exceptions():
+                while True:
+                    piece, _ = await content.readchunk()
+                    if piece:
+                        if streaming:
+                            yield piece
+                        else:
+                            pieces.append(piece)
+                    elif content.at_eof():
+                        break
+            if pieces:
+                yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     class LargeChunkTransport(AiohttpTransport):
         def get_client(self) -> aiohttp.ClientSession:
@@ -363,11 +410,16 @@ def _aiohttp_transport(limits: httpx.Limits):
                 keepalive_timeout=self.limits.keepalive_expiry,
                 ssl=self.ssl_context,
             )
-            return aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+            return aiohttp.ClientSession(
+                connector=connector,
+                trace_configs=[trace],
+                read_bufsize=1 << 20,
+                cookie_jar=None if cookies else aiohttp.DummyCookieJar(),
+            )
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             response = await super().handle_async_request(request)
-            response.stream.CHUNK_SIZE = 1 << 20
+            response.stream = ReceivedPieces(response.stream._aiohttp_response)
             return response
 
     return LargeChunkTransport(limits=limits)

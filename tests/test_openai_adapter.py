@@ -326,3 +326,26 @@ def test_local_provider_replies_conform_to_the_openai_schema():
     assert edited.json()["data"][0]["b64_json"]
     assert all(data.startswith(b"\x89PNG") for data in downloaded) and len(downloaded) == 2
     assert missing.status_code == 404 and schema_errors("ErrorResponse", missing.json()) == []
+
+
+@pytest.mark.parametrize("padding", [0, 70_000])  # the plain parse, and the large-blob fast path
+def test_the_base64_text_is_kept_as_the_reply_carried_it(padding):
+    """reply.encoded is the provider's own text (a gateway passes it on), byte for byte: here with
+    a last character whose unused bits are set, which decodes to the same image but which encoding
+    the image again would not give back."""
+    import base64
+
+    image = PNG + b"\0" * padding + b"\0" * ((1 - len(PNG) - padding) % 3)  # length % 3 == 1
+    text = base64.b64encode(image)
+    assert text.endswith(b"==")
+    odd = text[:-3] + bytes([text[-3] + 1]) + b"=="  # 'A' -> 'B': the unused low bits set
+    assert base64.b64decode(odd) == image and base64.b64encode(image) != odd
+    body = b'{"created": 1, "data": [{"b64_json": "' + odd + b'"}]}'
+    watch = Stopwatch()
+    watch.start()
+    watch.mark("ttfb")
+    watch.mark("body_done")
+    provider = ProviderConfig(name="fake", protocol="openai", base_url="http://127.0.0.1:9")
+    adapter = OpenAIAdapter(provider, None, None)
+    reply = asyncio.run(adapter.read_reply(body, httpx.Headers(), watch))
+    assert reply.images == [image] and reply.encoded == [odd]

@@ -26,6 +26,7 @@ from arena.gateway.replies import (
     REQUEST_ID_HEADER,
     GatewayError,
     error_response,
+    images_reply,
     images_response,
     json_reply,
     new_request_id,
@@ -164,7 +165,7 @@ async def _images(request: Request, asked: GatewayRequest) -> Response:
         else None
     )
     sizes = {f"{i.width}x{i.height}" for i in served.infos}
-    body = images_response(
+    body, pieces = images_response(
         items,
         output_format=output_format,
         size=sizes.pop() if len(sizes) == 1 else None,
@@ -177,23 +178,28 @@ async def _images(request: Request, asked: GatewayRequest) -> Response:
             "request_id": request.state.request_id,
         },
     )
-    return json_reply(body, headers={PROVIDER_HEADER: route.provider})
+    return images_reply(body, pieces, headers={PROVIDER_HEADER: route.provider})
 
 
 async def _items(state: GatewayState, asked: GatewayRequest, served) -> list[dict]:
-    """data[]: base64 in the reply, or a URL of the gateway's own file store."""
+    """data[]: base64 in the reply, or a URL of the gateway's own file store.
+
+    The base64 is the provider's own text when the image was not converted (checked all the same:
+    it decoded, and the image passed the check), else encoded here, off the event loop."""
     if asked.response_format == "url":
         return [
             {"url": await asyncio.to_thread(state.files.save, data, info)}
             for data, info in zip(served.images, served.infos, strict=True)
         ]
+    if served.encoded is not None and len(served.encoded) == len(served.images):
+        return [{"b64_json": text} for text in served.encoded]
     return await asyncio.to_thread(_b64_items, served.images)
 
 
 def _b64_items(images: list[bytes]) -> list[dict]:
     import pybase64
 
-    return [{"b64_json": pybase64.b64encode(data).decode("ascii")} for data in images]
+    return [{"b64_json": pybase64.b64encode(data)} for data in images]
 
 
 def _dry_run_body(forwarder: Forwarder, plan: Plan) -> dict:

@@ -68,6 +68,7 @@ class Served:
     cost_usd: float | None
     attempts: list[dict] = field(default_factory=list)
     size: str | None = None
+    encoded: list[bytes] | None = None  # the images' base64 as the provider sent it (unconverted)
 
 
 class Forwarder:
@@ -98,7 +99,7 @@ class Forwarder:
         for name, provider in self.settings.providers.items():
             if name in base_urls:
                 provider = replace(provider, base_url=base_urls[name])
-            client = make_client(provider)
+            client = make_client(provider, cookies=False)  # one client, every caller
             self._clients.append(client)
             try:
                 key = provider.api_key()
@@ -286,6 +287,7 @@ class Forwarder:
                     result.cost_usd,
                     attempts,
                     size=image_request.size,
+                    encoded=result.reply.encoded,
                 )
             if failure.failure_class == "refused":
                 raise GatewayError(
@@ -344,4 +346,5 @@ class Forwarder:
             except ImageError as exc:
                 raise ProviderError("invalid_image", f"converted image: {exc}") from None
             images[index] = data
+            result.reply.encoded = None  # the provider's base64 is of the image before conversion
         result.image, result.info = images[0], result.infos[0]

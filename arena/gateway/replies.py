@@ -7,7 +7,7 @@ import secrets
 import time
 
 import orjson
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 # OpenAI's `type` for each status the gateway answers with.
 ERROR_TYPES = {
@@ -91,12 +91,70 @@ def images_response(
     size: str | None,
     metadata: dict,
     created: int | None = None,
-) -> dict:
-    """OpenAI's ImagesResponse (created, data, output_format, size) plus arena's `metadata`."""
-    body: dict = {"created": int(time.time()) if created is None else created, "data": items}
+) -> tuple[dict, list[bytes]]:
+    """OpenAI's ImagesResponse (created, data, output_format, size) plus arena's `metadata`.
+
+    Each item's `b64_json` is the image's base64 text as bytes: the body holds a marker for it
+    and the texts come back apart, in order, for images_reply() to send without joining them
+    into one buffer (megabytes per image)."""
+    texts: list[bytes] = []
+    data = []
+    for item in items:
+        text = item.get("b64_json")
+        if isinstance(text, bytes):
+            item = {**item, "b64_json": f"{B64_MARK}{len(texts)}"}
+            texts.append(text)
+        data.append(item)
+    body: dict = {"created": int(time.time()) if created is None else created, "data": data}
     if output_format:
         body["output_format"] = output_format
     if size:
         body["size"] = size
     body["metadata"] = metadata
-    return body
+    return body, texts
+
+
+B64_MARK = "\x00arena-b64:"
+_B64_MARK_JSON = b"\\u0000arena-b64:"  # how orjson writes the marker inside the JSON string
+
+
+class PiecesResponse(Response):
+    """A body sent as the pieces it is made of, with their total as Content-Length: the images'
+    base64 (1.3 MB each) goes to the socket as the provider's reply carried it, never copied
+    into a joined body first."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self, pieces: list, status_code: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        self.pieces = pieces
+        self.status_code = status_code
+        self.background = None
+        self.body = b""
+        length = sum(len(piece) for piece in pieces)
+        self.init_headers({**(headers or {}), "content-length": str(length)})
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        last = len(self.pieces) - 1
+        for index, piece in enumerate(self.pieces):
+            await send({"type": "http.response.body", "body": piece, "more_body": index < last})
+
+
+def images_reply(body: dict, texts: list[bytes], headers: dict[str, str] | None = None) -> Response:
+    """The reply of images_response(): its JSON, each marker replaced by its base64 text."""
+    if not texts:
+        return json_reply(body, headers=headers)
+    encoded = orjson.dumps(body)
+    pieces: list = []
+    pos = 0
+    for index, text in enumerate(texts):
+        marker = b'"' + _B64_MARK_JSON + str(index).encode() + b'"'
+        at = encoded.index(marker, pos) + 1  # the first: data[] comes before any other string
+        pieces += [encoded[pos:at], text]
+        pos = at + len(marker) - 2  # the closing quote starts the next piece
+    pieces.append(encoded[pos:])
+    return PiecesResponse(pieces, headers=headers)

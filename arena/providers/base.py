@@ -142,6 +142,9 @@ class ProviderReply:
     processing_ms: float | None = None  # started -> completed, or the server's own figure
     first_partial_ms: float | None = None  # streaming: request sent -> first partial image
     extra: dict = field(default_factory=dict)
+    # Each image's base64 text (bytes) as the reply carried it, when every image came inline: a
+    # gateway passes it on instead of encoding the bytes again. None once an image is converted.
+    encoded: list[bytes] | None = None
 
 
 class Adapter(ABC):

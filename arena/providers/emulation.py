@@ -89,6 +89,7 @@ class EmulatingAdapter(Adapter):
                 await asyncio.to_thread(convert_image, data, output_format, compression)
                 for data in reply.images
             ]
+            reply.encoded = None  # the provider's base64 is of the images before conversion
         return reply
 
     async def _parallel(self, request: ImageRequest, n: int, watch: Stopwatch) -> ProviderReply:
@@ -105,8 +106,10 @@ class EmulatingAdapter(Adapter):
                 watch.marks_ns[mark] = min(values)
         watch.marks_ns["done"] = max(w.marks_ns["done"] for w in watches)
         costs = [r.cost_usd for r in replies]
+        encoded = [r.encoded for r in replies]
         return ProviderReply(
             images=[image for r in replies for image in r.images],
+            encoded=None if None in encoded else [text for e in encoded for text in e],
             cost_usd=sum(costs) if all(c is not None for c in costs) else None,
             served_by=replies[0].served_by,
             request_id=replies[0].request_id,

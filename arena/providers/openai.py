@@ -121,14 +121,15 @@ class OpenAIAdapter(Adapter):
         if not items:
             raise ProviderError("empty_output", "reply carried no image")
         images: list[bytes] = []
+        encoded: list[bytes] = []
         urls: list[str] = []
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise ProviderError("bad_response", f"data[{i}] is not an object")
             if item.get("b64_json"):
-                images.append(
-                    decode_b64(resolve_blob(item["b64_json"], blobs), f"data[{i}].b64_json")
-                )
+                text = resolve_blob(item["b64_json"], blobs)
+                images.append(decode_b64(text, f"data[{i}].b64_json"))
+                encoded.append(text.encode("ascii") if isinstance(text, str) else bytes(text))
             elif item.get("url"):
                 urls.append(str(item["url"]))
             else:
@@ -140,7 +141,10 @@ class OpenAIAdapter(Adapter):
             # The image arrived inline: bytes were in hand when the body ended.
             watch.marks_ns["done"] = watch.marks_ns["body_done"]
             watch.marks_ns["download_start"] = watch.marks_ns["ttfb"]
-        return self._reply(images, data, headers)
+        reply = self._reply(images, data, headers)
+        if not urls and not any(text.startswith(b"data:") for text in encoded):
+            reply.encoded = encoded  # valid base64 (decoded with validate=True): passed on as is
+        return reply
 
     async def read_stream(self, response: httpx.Response, watch: Stopwatch) -> ProviderReply:
         """Read SSE events to the end: partial images are timed, completed images kept."""

@@ -48,7 +48,7 @@ import sqlalchemy as sa  # noqa: E402
 from httpload import Connection, cpu_steal_s, head, percentile_ms  # noqa: E402
 
 CLIENT_PROCESSES = 2
-WARMUP_S = 1.0  # the open loop's first second is run but not counted
+WARMUP_S = 1.0  # the open loop's first second past the upstream's delay is run but not counted
 MODEL = "bench-model"
 IMAGE_BYTES = 1_000_000
 
@@ -132,8 +132,14 @@ def _request_head(netloc: str, path: str, key: str | None, length: int) -> bytes
     return head("POST", path, netloc, auth, length)
 
 
-async def _open_loop(host, port, path, key, body, seconds, rate_per_s, connections, ready) -> dict:
-    """Requests on a fixed schedule, each on a free connection; latency from the scheduled start."""
+async def _open_loop(
+    host, port, path, key, body, seconds, rate_per_s, connections, ready, warmup_s=WARMUP_S
+) -> dict:
+    """Requests on a fixed schedule, each on a free connection; latency from the scheduled start.
+
+    The first `warmup_s` are sent but not counted: with an upstream delay of 1.6 s, requests of
+    the first 1.6 s all find the gateway's pool to the upstream without a connection yet (each
+    opens one) and no reply coming back, which is no steady state at `rate_per_s`."""
     free: asyncio.Queue = asyncio.Queue()
     for conn in await asyncio.gather(*(Connection.open(host, port) for _ in range(connections))):
         free.put_nowait(conn)
@@ -141,7 +147,7 @@ async def _open_loop(host, port, path, key, body, seconds, rate_per_s, connectio
     latencies, errors, tasks = [], [], []
     await ready()
     start = time.perf_counter() + 0.05
-    measured_from = start + WARMUP_S
+    measured_from = start + warmup_s
 
     async def one(scheduled: float) -> None:
         conn = await free.get()
@@ -157,7 +163,7 @@ async def _open_loop(host, port, path, key, body, seconds, rate_per_s, connectio
                 latencies.append(time.perf_counter() - scheduled)
         free.put_nowait(conn)
 
-    for index in range(int((seconds + WARMUP_S) * rate_per_s)):
+    for index in range(int((seconds + warmup_s) * rate_per_s)):
         scheduled = start + index / rate_per_s
         if scheduled > time.perf_counter():
             await asyncio.sleep(scheduled - time.perf_counter())
@@ -202,11 +208,15 @@ def _client_process(kind, args, barrier, queue) -> None:
 
     run = {"open": _open_loop, "closed": _closed_loop}[kind]
     before = time.process_time()
-    result = uvloop.run(run(*args, ready))
+    *args, warmup_s = args
+    extra = {"warmup_s": warmup_s} if kind == "open" else {}
+    result = uvloop.run(run(*args, ready, **extra))
     queue.put({**result, "cpu_s": time.process_time() - before})
 
 
-def load(kind, port, path, key, body, seconds, rate_per_s=0.0, connections=64) -> dict:
+def load(
+    kind, port, path, key, body, seconds, rate_per_s=0.0, connections=64, warmup_s=WARMUP_S
+) -> dict:
     """The load from CLIENT_PROCESSES processes; latencies sorted, errors counted."""
     ctx = multiprocessing.get_context("spawn")
     queue, barrier = ctx.Queue(), ctx.Barrier(CLIENT_PROCESSES)
@@ -219,6 +229,7 @@ def load(kind, port, path, key, body, seconds, rate_per_s=0.0, connections=64) -
         seconds,
         rate_per_s / CLIENT_PROCESSES,
         connections // CLIENT_PROCESSES,
+        warmup_s,
     )
     procs = [
         ctx.Process(target=_client_process, args=(kind, share, barrier, queue))
@@ -372,6 +383,7 @@ def bench(args, workdir: Path, database_url: str) -> dict:
         raise SystemExit(f"arena keys create failed: {made.stderr.strip()}")
     key = next(word for word in made.stdout.split() if word.startswith("arena-"))
     gateway = start_gateway(config, gateway_port, args.workers, env, workdir / "gateway.log")
+    started_rss = [_rss_mb(pid) for pid in _children(gateway.pid) or [gateway.pid]]
     body = orjson.dumps(
         {"model": MODEL, "prompt": "a lighthouse at dusk", "response_format": "b64_json"}
     )
@@ -386,8 +398,13 @@ def bench(args, workdir: Path, database_url: str) -> dict:
         time.sleep(0.3)
         connections = int(args.in_flight_at_rate * 1.5)
         steal_before, wall_before = cpu_steal_s(), time.monotonic()
-        direct = load("open", upstream_port, path, None, body, args.seconds, args.rate, connections)
-        through = load("open", gateway_port, path, key, body, args.seconds, args.rate, connections)
+        warmup_s = delay_s + WARMUP_S
+        direct = load(
+            "open", upstream_port, path, None, body, args.seconds, args.rate, connections, warmup_s
+        )
+        through = load(
+            "open", gateway_port, path, key, body, args.seconds, args.rate, connections, warmup_s
+        )
         lag = loop_lag(gateway_port)
         steal_pct = 100 * (cpu_steal_s() - steal_before) / (time.monotonic() - wall_before)
         # capacity: a closed loop with a short delay
@@ -449,6 +466,7 @@ def bench(args, workdir: Path, database_url: str) -> dict:
         "capacity_concurrency": args.concurrency,
         "peak_rss_mb_per_worker": round(max(rss.peaks.values(), default=0.0), 1),  # target <= 300
         "rss_in_flight": args.in_flight,
+        "started_rss_mb_per_worker": round(max(started_rss, default=0.0), 1),  # before any load
         "loop_lag_ms": lag,
         "client_cpu_pct": round(100 * gateway_cap["cpu_s"] / args.seconds, 1),
         "errors": len(errors),
