@@ -612,24 +612,52 @@ def _listen(host: str, port: int):
         raise ArenaError(f"--port {port}: cannot listen on {host}:{port}: {reason}") from None
 
 
-def cmd_serve(args) -> int:
-    import uvicorn
+# uvicorn[standard]: several times the asyncio/h11 rate
+UVICORN_OPTIONS = {
+    "log_level": "warning",
+    "access_log": False,
+    "loop": "uvloop",
+    "http": "httptools",
+}
 
-    from arena.web import create_app
-    from arena.web.options import options_from_env
 
-    settings = _settings(args)
+def _bind(args, settings):
+    """(the listening socket or None, the port) for a server of args.workers processes: one
+    process binds now, before anything is announced; workers get a port checked free for them."""
     if args.workers > 1 and settings.database_url.startswith("sqlite"):
         raise ArenaError(
             "--workers above 1 needs a PostgreSQL database_url: SQLite takes one writing process"
         )
     if args.workers == 1:
         listening = _listen(args.host, args.port)
-        port = listening.getsockname()[1]
-    else:
-        from arena.app.workers import pick_port
+        return listening, listening.getsockname()[1]
+    from arena.app.workers import pick_port
 
-        listening, port = None, pick_port(args.host, args.port)  # free for the workers, checked now
+    return None, pick_port(args.host, args.port)
+
+
+def _run_server(args, app, listening, port: int, factory: str, name: str) -> None:
+    """Serve `app` on the bound socket, or start args.workers processes that each build theirs."""
+    import uvicorn
+
+    if args.workers == 1:
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **UVICORN_OPTIONS))
+        server.run(sockets=[listening])  # bound before the announcement: it is true
+        return
+    from arena.app.workers import serve_workers
+
+    config_path = str(Path(args.config).resolve()) if args.config else None
+    serve_workers(
+        args.host, port, args.workers, UVICORN_OPTIONS, config_path, factory=factory, name=name
+    )
+
+
+def cmd_serve(args) -> int:
+    from arena.web import create_app
+    from arena.web.options import options_from_env
+
+    settings = _settings(args)
+    listening, port = _bind(args, settings)
     app = create_app(
         settings, options_from_env()
     )  # makes every missing blind derivative once, here
@@ -641,20 +669,7 @@ def cmd_serve(args) -> int:
         f"{plural(len(pool.challenges), 'challenge')}; store {_safe_url(settings.database_url)}); Ctrl-C to stop",
         flush=True,
     )
-    common = {
-        "log_level": "warning",
-        "access_log": False,
-        "loop": "uvloop",
-        "http": "httptools",
-    }  # uvicorn[standard]: several times the asyncio/h11 rate
-    if args.workers == 1:
-        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
-        server.run(sockets=[listening])  # bound before the announcement above: it is true
-    else:
-        from arena.app.workers import serve_workers
-
-        config_path = str(Path(args.config).resolve()) if args.config else None
-        serve_workers(args.host, port, args.workers, common, config_path)
+    _run_server(args, app, listening, port, "arena.web:app_from_env", "arena-web")
     return 0
 
 
@@ -662,24 +677,16 @@ def cmd_serve(args) -> int:
 
 
 def cmd_gateway(args) -> int:
-    import uvicorn
-
     from arena.gateway import create_app
 
     settings = _settings(args)
-    if args.workers > 1 and settings.database_url.startswith("sqlite"):
-        raise ArenaError(
-            "--workers above 1 needs a PostgreSQL database_url: SQLite takes one writing process"
-        )
+    listening, port = _bind(args, settings)
     if args.workers == 1:
-        listening = _listen(args.host, args.port)
-        port = listening.getsockname()[1]
         app = create_app(settings)  # opens (and upgrades) the store before the announcement
     else:
         from arena.app.database import upgrade_database
-        from arena.app.workers import pick_port
 
-        listening, port = None, pick_port(args.host, args.port)  # free for the workers, checked now
+        app = None
         upgrade_database(settings)  # once, here, rather than raced by every worker
     from arena.cli.tables import plural
 
@@ -698,21 +705,5 @@ def cmd_gateway(args) -> int:
             f"{settings.gateway.public_url}, not this port: set public_url where clients reach it",
             flush=True,
         )
-    common = {"log_level": "warning", "access_log": False, "loop": "uvloop", "http": "httptools"}
-    if args.workers == 1:
-        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
-        server.run(sockets=[listening])
-    else:
-        from arena.app.workers import serve_workers
-
-        config_path = str(Path(args.config).resolve()) if args.config else None
-        serve_workers(
-            args.host,
-            port,
-            args.workers,
-            common,
-            config_path,
-            factory="arena.gateway:app_from_env",
-            name="arena-gateway",
-        )
+    _run_server(args, app, listening, port, "arena.gateway:app_from_env", "arena-gateway")
     return 0

@@ -9,30 +9,42 @@
 No module here does I/O on the store or the network; anyone can recompute every board.
 """
 
-from arena.ratings.boards import (
-    BOARD_COLUMNS,
-    BY_CHOICES,
-    ELO_PER_LOGIT,
-    RatingOptions,
-    Tally,
-    board_records,
-    boards_records,
-    compute_board,
-    compute_boards,
-    tally_votes,
-)
-from arena.ratings.frames import CANONICAL_COLUMNS, check_vote_frame, read_votes_file
-from arena.ratings.history import elo_series, online_elo
-from arena.ratings.matchups import (
-    HEAD_TO_HEAD_COLUMNS,
-    Records,
-    battle_matrix,
-    best_for,
-    count_records,
-    head_to_head,
-    position_bias,
-    win_matrix,
-)
+import importlib
+
+# Each public name and the module that holds it, loaded on first use: a reader of vote frames alone
+# (the store, the gateway) does not pay for scipy, which the fits and intervals need.
+_WHERE = {
+    "BOARD_COLUMNS": "boards",
+    "BY_CHOICES": "boards",
+    "ELO_PER_LOGIT": "boards",
+    "RatingOptions": "boards",
+    "Tally": "boards",
+    "board_records": "boards",
+    "boards_records": "boards",
+    "compute_board": "boards",
+    "compute_boards": "boards",
+    "tally_votes": "boards",
+    "CANONICAL_COLUMNS": "frames",
+    "check_vote_frame": "frames",
+    "read_votes_file": "frames",
+    "elo_series": "history",
+    "online_elo": "history",
+    "HEAD_TO_HEAD_COLUMNS": "matchups",
+    "Records": "matchups",
+    "battle_matrix": "matchups",
+    "best_for": "matchups",
+    "count_records": "matchups",
+    "head_to_head": "matchups",
+    "position_bias": "matchups",
+    "win_matrix": "matchups",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"arena.ratings.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'arena.ratings' has no attribute {name!r}")
+
 
 __all__ = [
     "BOARD_COLUMNS",
