@@ -351,6 +351,11 @@ class PeakRss:
         self.thread.join()
 
 
+def _workers_rss_mb(parent: int) -> float:
+    """The largest RSS among the gateway's workers now (RSS stays where a phase left it)."""
+    return round(max(_rss_mb(p) for p in (_children(parent) or [parent])), 1)
+
+
 def loop_lag(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
         return json.loads(reply.read()).get("loop_lag_ms", {})
@@ -406,6 +411,7 @@ def bench(args, workdir: Path, database_url: str) -> dict:
             "open", gateway_port, path, key, body, args.seconds, args.rate, connections, warmup_s
         )
         lag = loop_lag(gateway_port)
+        rss_after = {"at_rate": _workers_rss_mb(gateway.pid)}
         steal_pct = 100 * (cpu_steal_s() - steal_before) / (time.monotonic() - wall_before)
         # capacity: a closed loop with a short delay
         delay_file.write_text("0.05")
@@ -416,6 +422,7 @@ def bench(args, workdir: Path, database_url: str) -> dict:
         gateway_cap = load(
             "closed", gateway_port, path, key, body, args.seconds, connections=args.concurrency
         )
+        rss_after["capacity"] = _workers_rss_mb(gateway.pid)
         # memory: args.in_flight requests held at the upstream
         delay_file.write_text("2.0")
         time.sleep(0.3)
@@ -466,6 +473,9 @@ def bench(args, workdir: Path, database_url: str) -> dict:
         "capacity_concurrency": args.concurrency,
         "peak_rss_mb_per_worker": round(max(rss.peaks.values(), default=0.0), 1),  # target <= 300
         "rss_in_flight": args.in_flight,
+        # per worker after each earlier phase: where the memory phase's peak starts from
+        "rss_mb_after_at_rate": rss_after["at_rate"],
+        "rss_mb_after_capacity": rss_after["capacity"],
         "started_rss_mb_per_worker": round(max(started_rss, default=0.0), 1),  # before any load
         "loop_lag_ms": lag,
         "client_cpu_pct": round(100 * gateway_cap["cpu_s"] / args.seconds, 1),
