@@ -628,21 +628,23 @@ class _Site:
             **common,
         )
 
+    def _name_models(self, rows: list[dict], provider: str) -> None:
+        """A provider page's rows get their model's link (none for an unconfigured model) and
+        its price at this provider."""
+        for row in rows:
+            info = self.infos.get(row["model"])
+            row["model_ref"] = (
+                self._model_ref(row["model"])
+                if info is not None
+                else {"name": row["model"], "slug": None, "baseline": False}
+            )
+            row["price_usd"] = info.prices.get(provider) if info is not None else None
+
     def _provider_page(self, provider: str, summaries, common) -> None:
         summary = next(s for s in summaries if s["name"] == provider)
         rows = self.a.provider_rows[self.a.provider_rows["provider"] == provider]
         models = stats.records(rows)
-        for row in models:
-            row["model_ref"] = (
-                self._model_ref(row["model"])
-                if row["model"] in self.infos
-                else {"name": row["model"], "slug": None, "baseline": False}
-            )
-            row["price_usd"] = (
-                self.infos[row["model"]].prices.get(provider)
-                if row["model"] in self.infos
-                else None
-            )
+        self._name_models(models, provider)
         nights = self.a.nights[self.a.nights["provider"] == provider].sort_values("model")
         chart = None
         if len(nights) >= 2:
@@ -665,17 +667,7 @@ class _Site:
             totals = self.t.provider_totals
             mine = totals[totals["provider"] == provider]
             traffic["totals"] = stats.records(mine)[0] if len(mine) else None
-            for row in traffic["rows"]:
-                row["model_ref"] = (
-                    self._model_ref(row["model"])
-                    if row["model"] in self.infos
-                    else {"name": row["model"], "slug": None, "baseline": False}
-                )
-                row["price_usd"] = (
-                    self.infos[row["model"]].prices.get(provider)
-                    if row["model"] in self.infos
-                    else None
-                )
+            self._name_models(traffic["rows"], provider)
         self._render(
             f"providers/{self.provider_slugs[provider]}.html",
             "provider.html",

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # httpload, the lean c
 import httptools  # noqa: E402
 import orjson  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from httpload import Connection, cpu_steal_s, head, percentile_ms  # noqa: E402
+from httpload import Connection, cpu_steal_s, head, percentile_ms, wait_for_health  # noqa: E402
 
 CLIENT_PROCESSES = 2
 WARMUP_S = 1.0  # the open loop's first second past the upstream's delay is run but not counted
@@ -297,18 +297,8 @@ def start_gateway(config: Path, port: int, workers: int, env: dict, log: Path) -
             stdout=subprocess.DEVNULL,
             stderr=handle,
         )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                time.sleep(1.0)  # every worker up
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"the gateway did not start: {log.read_text()[-2000:]}")
+    wait_for_health(f"http://127.0.0.1:{port}/health", proc, log)
+    return proc
 
 
 def _children(pid: int) -> list[int]:

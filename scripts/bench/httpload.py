@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import httptools
@@ -78,3 +81,20 @@ def cpu_steal_s() -> float:
 
 def percentile_ms(latencies: list[float], q: float) -> float:
     return round(latencies[int(q * (len(latencies) - 1))] * 1000, 2) if latencies else float("nan")
+
+
+def wait_for_health(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
+    """Return once `url` answers (then a second more, for every worker to be up); a server that
+    exits or does not answer in time ends the benchmark with the tail of its log."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                time.sleep(1.0)  # every worker up
+                return
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"the server did not start: {Path(log).read_text()[-2000:]}")

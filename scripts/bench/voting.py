@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # httpload, the lean c
 
 import orjson  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from httpload import Connection, cpu_steal_s, head, percentile_ms  # noqa: E402
+from httpload import Connection, cpu_steal_s, head, percentile_ms, wait_for_health  # noqa: E402
 
 CONCURRENCY = 64
 CLIENT_PROCESSES = 2
@@ -84,18 +84,8 @@ def serve(data_dir: Path, database_url: str, workers: int, port: int) -> subproc
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-    import urllib.request
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):
-                time.sleep(1.0)  # every worker up
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"server did not start: {(data_dir.parent / 'serve.log').read_text()[-2000:]}")
+    wait_for_health(f"http://127.0.0.1:{port}/api/health", proc, data_dir.parent / "serve.log")
+    return proc
 
 
 class _Voter:
