@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -45,7 +44,6 @@ from arena.gateway.playground import (
 from arena.gateway.traffic import TrafficLog
 
 __all__ = ["app_from_env", "create_app"]
-log = logging.getLogger("arena.gateway")
 
 
 def create_app(
@@ -85,10 +83,9 @@ def create_app(
             urls = await asyncio.to_thread(local.enter_context, started_local_providers(settings))
             await asyncio.to_thread(traffic.start)
             forwarder.start(urls)
-            try:
-                await asyncio.to_thread(figures.load)
-            except Exception as exc:  # routing starts unmeasured (config order) and refreshes later
-                log.warning("gateway: could not read route figures yet: %s", exc)
+            # read before the first request; on failure routing starts unmeasured (config
+            # order, a warning logged) and the refresh task tries again
+            await figures.refresh()
             # As the voting server: what lives for the process is frozen out of the collector's
             # passes. As a benchmark run: the image-check and traffic threads hand the GIL back
             # within 0.5 ms, not 5, when a reply wakes the loop.

@@ -231,7 +231,7 @@ def _dry_run_body(forwarder: Forwarder, plan: Plan) -> dict:
 # --- models ----------------------------------------------------------------------------------
 
 
-def _model_summary(state: GatewayState, model) -> dict:
+def _model_summary(model) -> dict:
     prices = [r.starting_price_usd for r in model.routes if r.starting_price_usd is not None]
     return {
         "id": model.name,
@@ -248,7 +248,7 @@ def _model_summary(state: GatewayState, model) -> dict:
 
 async def list_models(request: Request) -> Response:
     state = _state(request)
-    data = [_model_summary(state, m) for m in state.settings.models.values()]
+    data = [_model_summary(m) for m in state.settings.models.values()]
     return json_reply({"object": "list", "data": data})
 
 
@@ -290,7 +290,7 @@ async def get_model(request: Request) -> Response:
                 and resolved.pinned.provider == route.provider,
             }
         )
-    body = _model_summary(state, model)
+    body = _model_summary(model)
     body["routes"] = routes
     body["order"] = [r.provider for r in order]
     body["policy"] = {

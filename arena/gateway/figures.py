@@ -73,7 +73,10 @@ class RouteFigureCache:
         return True
 
     async def run(self) -> None:
-        """The app's lifespan task: refresh now, then every refresh_s, until cancelled."""
+        """The app's lifespan task: refresh now (or, when the figures were just read, after
+        refresh_s), then every refresh_s, until cancelled."""
+        if self.loaded_at is not None:  # the lifespan's first read, before requests came
+            await asyncio.sleep(self.refresh_s)
         while True:
             await self.refresh()
             await asyncio.sleep(self.refresh_s)

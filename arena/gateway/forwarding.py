@@ -30,7 +30,7 @@ from arena.limits import ProviderLimiter
 from arena.params import check_params_for, merge_params
 from arena.providers import adapter_class
 from arena.providers.base import ImageRequest
-from arena.providers.emulation import convert_image, emulate
+from arena.providers.emulation import PIL_FORMATS, convert_image, emulate
 from arena.providers.openai import OpenAIAdapter
 
 log = logging.getLogger("arena.gateway")
@@ -333,7 +333,7 @@ class Forwarder:
         wanted = request.output_format
         if wanted is None:
             return
-        target = "JPEG" if wanted == "jpeg" else wanted.upper()
+        target = PIL_FORMATS[wanted]
         images = result.reply.images
         for index, info in enumerate(result.infos):
             if info.format == target:

@@ -3,6 +3,8 @@ with provider, model id, price, capabilities, measured figures and breaker state
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import openai
 import pytest
@@ -97,3 +99,19 @@ def test_the_loop_lag_sees_a_stall():
     figures = lag.figures()
     assert figures["samples"] >= 5 and figures["max"] >= 150
     assert figures["p50"] < figures["max"]
+
+
+def test_a_gateway_reads_the_route_figures_once_at_start(local_settings):
+    """The lifespan's read before the first request is the refresh task's first: not read twice."""
+
+    class CountingFigures(FixedFigures):
+        loads = 0
+
+        def load(self) -> None:
+            CountingFigures.loads += 1
+            super().load()
+            self.loaded_at = datetime.now(UTC)
+
+    with running_gateway(local_settings(), figures=CountingFigures({})) as (url, _):
+        assert httpx.get(f"{url}/health").status_code == 200
+    assert CountingFigures.loads == 1
