@@ -1,4 +1,5 @@
-"""Settings from arena.toml and the environment: providers, models, prices, limits, database, data dir."""
+"""Settings from arena.toml and the environment: providers, models, prices, limits, judges, checks,
+database, data dir."""
 
 from __future__ import annotations
 
@@ -153,6 +154,63 @@ class GatewaySettings:
     policies: dict[str, RoutePolicy] = field(default_factory=dict)  # [gateway.models.NAME]
 
 
+JUDGE_PROTOCOLS = ("openai-chat", "gemini")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """A vision-language model that votes on pairs of outputs (`[judges.NAME]`, docs/judges.md).
+
+    Its limits are a provider's (the harness's limiter); `stop_interval_elo` ends the sampling of a
+    pair of models once the interval of their rating difference on this judge's board is narrower.
+    """
+
+    name: str
+    protocol: str  # "openai-chat" (any chat-completions endpoint that takes images) or "gemini"
+    base_url: str
+    model_id: str
+    api_key_env: str | None = None  # None: no key is sent (a local vLLM or Ollama)
+    price_usd_per_call: float = 0.0
+    rate_limit_per_s: float = 1.0
+    max_concurrency: int = 2
+    timeout_s: float = 120.0
+    max_retries: int = 2  # retries of rate-limited replies only, as for providers
+    max_retry_after_s: float = 60.0
+    stop_interval_elo: float = 15.0  # GenArena's stopping width
+
+    @property
+    def voter(self) -> str:
+        """The voter kind of this judge's votes."""
+        return f"judge:{self.name}"
+
+    def api_key(self) -> str | None:
+        """The key, read from the environment at call time; never stored anywhere else."""
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise ConfigError(
+                f"judge {self.name}",
+                "api_key_env",
+                f"environment variable {self.api_key_env} is not set",
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The `[checks]` table: thresholds of the checks that need no model (docs/checks.md)."""
+
+    unchanged_max_distance: int = (
+        4  # perceptual-hash bits: at most this far from the source is "unchanged"
+    )
+    aspect_tolerance: float = (
+        0.05  # relative: a returned aspect ratio further off the request is "aspect"
+    )
+    blank_max_stddev: float = 3.0  # grey levels (0-255): a flatter image is "blank"
+    faces_min_neighbors: int = 5  # OpenCV's Haar cascade detection strictness
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a command needs; built by load_settings()."""
@@ -167,6 +225,8 @@ class Settings:
     challenges: tuple[str, ...] = ()  # empty: every challenge in challenges_dir
     store_retry_s: float = 60.0  # how long results the store refuses are held and tried again
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    judges: dict[str, JudgeConfig] = field(default_factory=dict)
+    checks: CheckSettings = field(default_factory=CheckSettings)
 
     @property
     def routes(self) -> list[Route]:
@@ -255,6 +315,8 @@ ROUTE_KEYS = {"model_id", "price_usd", "price_usd_by_tier", "capabilities", "par
 MODEL_KEYS = {"tasks", "providers", "baseline", "description"}
 TOP_KEYS = {
     "gateway",
+    "judges",
+    "checks",
     "data_dir",
     "database_url",
     "challenges_dir",
@@ -504,6 +566,11 @@ def parse_settings(
             f"must be a finite number of seconds, 0 or more, got {store_retry_s!r}",
         )
     gateway = _parse_gateway(data.get("gateway", {}), source, models)
+    judges_table = data.get("judges", {})
+    if not isinstance(judges_table, dict):
+        raise ConfigError(source, "judges", "must be a table of [judges.NAME] tables")
+    judges = {n: _parse_judge(n, t, source) for n, t in judges_table.items()}
+    checks = _parse_checks(data.get("checks", {}), source)
     challenges_dir = Path(_get(data, "challenges_dir", str, "", source, default="challenges"))
     if not challenges_dir.is_absolute():
         challenges_dir = base_dir / challenges_dir
@@ -518,7 +585,107 @@ def parse_settings(
         challenges=tuple(challenges),
         store_retry_s=store_retry_s,
         gateway=gateway,
+        judges=judges,
+        checks=checks,
     )
+
+
+JUDGE_KEYS = {
+    "protocol": str,
+    "base_url": str,
+    "model_id": str,
+    "api_key_env": str,
+    "price_usd_per_call": float,
+    "rate_limit_per_s": float,
+    "max_concurrency": int,
+    "timeout_s": float,
+    "max_retries": int,
+    "max_retry_after_s": float,
+    "stop_interval_elo": float,
+}
+MAX_JUDGE_NAME = 57  # "judge:" + the name fits the votes' 64-character voter column
+
+
+def _parse_judge(name: str, table, source: str) -> JudgeConfig:
+    """One [judges.NAME] table: a protocol arena speaks, a URL, a model id, limits like a provider's."""
+    where = f"judges.{name}"
+    _check_length(name, MAX_JUDGE_NAME, source, where, "a judge name")
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
+        raise ConfigError(source, where, "a judge name is letters, digits, '.', '_' and '-'")
+    if not isinstance(table, dict):
+        raise ConfigError(source, where, "must be a table")
+    for key in table:
+        if key not in JUDGE_KEYS:
+            known = ", ".join(sorted(JUDGE_KEYS))
+            raise ConfigError(source, f"{where}.{key}", f"unknown setting (known: {known})")
+    values = {key: _get(table, key, kind, where, source) for key, kind in JUDGE_KEYS.items()}
+    for key in ("protocol", "base_url", "model_id"):
+        if values[key] is None:
+            raise ConfigError(source, f"{where}.{key}", "missing (required)")
+    if values["protocol"] not in JUDGE_PROTOCOLS:
+        raise ConfigError(
+            source,
+            f"{where}.protocol",
+            f"unknown judge protocol {values['protocol']!r} (known: {', '.join(JUDGE_PROTOCOLS)})",
+        )
+    _check_base_url(values["base_url"], source, f"{where}.base_url")
+    values["base_url"] = values["base_url"].rstrip("/")
+    key_env = values["api_key_env"]
+    if key_env is not None and not ENV_NAME_RE.match(key_env):
+        raise ConfigError(
+            source,
+            f"{where}.api_key_env",
+            "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not a key",
+        )
+    price = values["price_usd_per_call"]
+    if price is not None and price < 0:
+        raise ConfigError(
+            source, f"{where}.price_usd_per_call", f"must be 0 or more, got {price!r}"
+        )
+    retries = values["max_retries"]
+    if retries is not None and retries < 0:
+        raise ConfigError(source, f"{where}.max_retries", "must be 0 or more")
+    for key in (
+        "rate_limit_per_s",
+        "max_concurrency",
+        "timeout_s",
+        "max_retry_after_s",
+        "stop_interval_elo",
+    ):
+        _positive(values[key], source, f"{where}.{key}")
+    return JudgeConfig(name=name, **{k: v for k, v in values.items() if v is not None})
+
+
+CHECK_KEYS = {
+    "unchanged_max_distance": int,
+    "aspect_tolerance": float,
+    "blank_max_stddev": float,
+    "faces_min_neighbors": int,
+}
+
+
+def _parse_checks(table, source: str) -> CheckSettings:
+    """The [checks] table: each threshold a number in its range."""
+    if not isinstance(table, dict):
+        raise ConfigError(source, "checks", "must be a table")
+    values = {}
+    for key in table:
+        if key not in CHECK_KEYS:
+            known = ", ".join(sorted(CHECK_KEYS))
+            raise ConfigError(source, f"checks.{key}", f"unknown setting (known: {known})")
+        value = _get(table, key, CHECK_KEYS[key], "checks", source)
+        low, high = {
+            "unchanged_max_distance": (0, 64),
+            "aspect_tolerance": (0.0, 1.0),
+            "blank_max_stddev": (0.0, 128.0),
+            "faces_min_neighbors": (1, 50),
+        }[key]
+        if not low <= value <= high:
+            raise ConfigError(
+                source, f"checks.{key}", f"must be from {low} to {high}, got {value!r}"
+            )
+        values[key] = value
+    return CheckSettings(**values)
 
 
 def parse_policy(table: dict, source: str, where: str, providers=None) -> RoutePolicy:

@@ -283,8 +283,12 @@ def read_votes(
     *,
     columns: Iterable[str] | None = None,
     labels_as_categories: bool = False,
+    voters: str = "humans",
 ) -> pd.DataFrame:
     """Votes as the canonical vote DataFrame of arena.ratings.frames (flagged votes marked, not removed), in id order.
+
+    `voters` picks whose votes: "humans" (the default, what every published board uses),
+    "judge:NAME" (one judge's), "judges" (every judge's) or "all".
 
     `columns` picks columns (default: the canonical ones, plus the battle's providers, images,
     dwell and flag reason with `extra_columns`). `labels_as_categories=True` is the lean read for
@@ -302,6 +306,23 @@ def read_votes(
     query = sa.select(*[table.c[name] for name in names]).order_by(table.c.id)
     if not include_flagged:
         query = query.where(table.c.flagged == sa.false())
+    query = query.where(*voter_filter(table, voters))
     if labels_as_categories:
         return _lean_frame(engine, query, VOTE_LABELS)
     return _plain_frame(engine, query, names, times=("created_at",), flags=("flagged",))
+
+
+VOTER_CHOICES = ("humans", "judges", "all")  # or "judge:NAME"
+
+
+def voter_filter(table: sa.Table, voters: str) -> list:
+    """The WHERE clauses that pick `voters`' votes (see read_votes)."""
+    if voters == "humans":
+        return [table.c.voter_kind == "human"]
+    if voters == "judges":
+        return [table.c.voter_kind.like("judge:%")]
+    if voters == "all":
+        return []
+    if voters.startswith("judge:") and len(voters) > len("judge:"):
+        return [table.c.voter_kind == voters]
+    raise ValueError(f"voters must be humans, judges, all or judge:NAME, not {voters!r}")

@@ -1,4 +1,5 @@
-"""SQLModel tables: runs, jobs, attempts, leases, gateway keys, images, votes and battles."""
+"""SQLModel tables: runs, jobs, attempts, leases, gateway keys, images, votes, battles, judge calls
+and output checks."""
 
 from __future__ import annotations
 
@@ -170,6 +171,61 @@ class Vote(SQLModel, table=True):
     dwell_ms: float | None = None
     flagged: bool = False
     flag_reason: str | None = Field(default=None, max_length=200)
+    # "human" (the voting page) or "judge:NAME" (arena judge); apart in every board unless asked
+    voter_kind: str = Field(
+        default="human", max_length=64, sa_column_kwargs={"server_default": "human"}
+    )
+    reason: str | None = Field(default=None, sa_type=sa.Text)  # a judge's short reason
+
+
+class JudgeCall(SQLModel, table=True):
+    """One request to a judge: one order of one comparison, with its timings, cost and verdict.
+
+    A comparison is two outputs of one challenge, `a` and `b` in sha256 order; each is asked twice
+    ("ab": a shown first, "ba": b first). The vote it becomes has the comparison's id as battle_id.
+    """
+
+    __tablename__ = "judge_calls"
+    id: int | None = Field(default=None, primary_key=True)
+    judge: str = Field(max_length=64, index=True)
+    model_id: str = Field(default="", max_length=200)  # the judge's model
+    comparison: str = Field(max_length=64, index=True)
+    order: str = Field(max_length=2)  # "ab" or "ba"
+    attempt: int = 1
+    started_at: datetime = _ts(default_factory=utcnow)
+    challenge: str = Field(max_length=64)
+    task: str = Field(max_length=16)
+    category: str = Field(default="", max_length=64)
+    model_a: str = Field(max_length=200)
+    provider_a: str = Field(max_length=100)
+    image_a: str = Field(max_length=64)
+    model_b: str = Field(max_length=200)
+    provider_b: str = Field(max_length=100)
+    image_b: str = Field(max_length=64)
+    ok: bool = False
+    failure_class: str | None = Field(default=None, max_length=32)
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    duration_ms: float | None = None
+    ttfb_ms: float | None = None
+    limiter_wait_ms: float | None = None
+    cost_usd: float | None = None
+    verdict: str | None = Field(default=None, max_length=16)  # a, b, tie, both_bad
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class OutputCheck(SQLModel, table=True):
+    """One check that needs no model, on one output: flagged or not, the measured value, the threshold."""
+
+    __tablename__ = "output_checks"
+    image_sha256: str = Field(primary_key=True, max_length=64)
+    check: str = Field(primary_key=True, max_length=16)  # unchanged, aspect, faces, blank
+    challenge: str = Field(default="", max_length=64)
+    flagged: bool = False
+    value: float | None = None
+    threshold: float | None = None
+    detail: str = Field(default="", max_length=200)
+    checked_at: datetime = _ts(default_factory=utcnow)
 
 
 # --- blind voting (arena.web): derivatives, battles, side counters ------------------------------
@@ -240,6 +296,9 @@ ATTEMPTS_BY_SOURCE = sa.Index(
     Attempt.__table__.c.source,
     Attempt.__table__.c.started_at,
 )
+
+# Boards read one kind of voter: humans, or one judge.
+VOTES_BY_KIND = sa.Index("ix_votes_voter_kind", Vote.__table__.c.voter_kind)
 
 # A voter's recent votes are read on every vote (burst and repeat-pair flags).
 VOTES_BY_VOTER = sa.Index(

@@ -340,9 +340,9 @@ def test_a_database_made_before_migrations_is_upgraded_with_every_row(db_url, va
         added = {k for rows in after.values() for k in rows[0]} - {
             k for rows in before.values() for k in rows[0]
         }
-        # a column added since is empty on old rows, but for the attempts' source: they were
-        # all the harness's
-        filled = {"source": "benchmark"}
+        # a column added since is empty on old rows, but for the attempts' source and the votes'
+        # voter kind: they were all the harness's and all human
+        filled = {"source": "benchmark", "voter_kind": "human"}
         assert all(
             row[k] == filled.get(k)
             for rows in after.values()

@@ -1,0 +1,1 @@
+"""Judges: vision-language models that vote on pairs of outputs, one client per protocol."""
