@@ -21,8 +21,9 @@ from arena.store.tables import Attempt, Derivative, StoredImage
 from arena.store.writer import insert_ignoring_duplicates
 
 
-def successful_outputs(engine: sa.Engine) -> list[dict]:
-    """Every distinct successful, non-warm-up benchmark output with its stored file: what battles may show.
+def successful_outputs(engine: sa.Engine, run_id: str | None = None) -> list[dict]:
+    """Every distinct successful, non-warm-up benchmark output with its stored file: what battles may
+    show (and judges and checks look at); only one run's with `run_id`.
 
     Traffic attempts (the gateway's, source "traffic") never enter the blind pool: they answer no
     challenge, and an application's image is not arena's to show."""
@@ -36,6 +37,8 @@ def successful_outputs(engine: sa.Engine) -> list[dict]:
             a.c.provider,
             a.c.image_sha256,
             i.c.path,
+            i.c.width,
+            i.c.height,
         )
         .join(i, i.c.sha256 == a.c.image_sha256)
         .where(
@@ -43,6 +46,7 @@ def successful_outputs(engine: sa.Engine) -> list[dict]:
             a.c.warmup == sa.false(),
             a.c.image_sha256.is_not(None),
             a.c.source == "benchmark",
+            *([a.c.run_id == run_id] if run_id is not None else []),
         )
         .distinct()
     )
