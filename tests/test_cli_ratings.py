@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from support.judged import add_judge_calls, human_vote, judge_call, judge_vote
 from support.store import add_votes
 
 from arena import store
@@ -85,3 +86,75 @@ def test_unknown_outcome_names_the_row(tmp_path, capsys):
     assert main(["ratings", "--votes", str(path)]) == 2
     err = capsys.readouterr().err
     assert "maybe" in err and ("row 2" in err or "line 3" in err)
+
+
+# --- whose votes, route boards, agreement ------------------------------------------------------
+
+IDENTITY = ("identity", "local", "identity-out")
+NIGHT = ("night-grade", "local", "night-out")
+
+
+def _store(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARENA_DATA_DIR", str(tmp_path / "d"))
+    return store.open_engine(f"sqlite:///{tmp_path / 'd' / 'arena.db'}")
+
+
+def _outputs(k):
+    """The k-th pair of outputs of the two baselines (one per sample)."""
+    return (IDENTITY[0], IDENTITY[1], f"identity-{k}"), (NIGHT[0], NIGHT[1], f"night-{k}")
+
+
+def _known_answer_store(engine):
+    """10 decisive human votes (night-grade wins 8); the judge agrees on 7, ties 1, disagrees on 2.
+
+    The judge always prefers the image shown first, so each comparison's two asks disagree; its
+    stored vote is whatever the scripted winner is (as if its final verdict came from elsewhere).
+    """
+    humans, judged, calls = [], [], []
+    for k in range(10):
+        identity, night = _outputs(k)
+        human_winner = "right" if k < 8 else "left"  # night-grade (right) wins 8 of 10
+        # Half the battles showed night-grade on the left: sides swapped, same verdicts.
+        if k % 2:
+            humans.append(human_vote(k, night, identity, "left" if k < 8 else "right"))
+        else:
+            humans.append(human_vote(k, identity, night, human_winner))
+        human_pick = "other" if k < 8 else "one"  # in judge_vote's (identity, night) terms
+        if k < 7:
+            verdict = human_pick
+        elif k == 7:
+            verdict = "tie"
+        else:
+            verdict = "one" if human_pick == "other" else "other"
+        judged.append(judge_vote("scripty", identity, night, verdict))
+        for order in ("ab", "ba"):
+            calls.append(judge_call("scripty", judged[-1]["battle_id"], order, order[0]))
+    add_votes(engine, humans + judged)
+    add_judge_calls(engine, calls)
+    return humans, judged
+
+
+def test_agreement_on_a_known_answer(tmp_path, capsys, monkeypatch):
+    engine = _store(tmp_path, monkeypatch)
+    _known_answer_store(engine)
+    assert main(["ratings", "--agreement", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["human_votes"] == 10 and found["message"] == ""
+    (judge,) = found["judges"]
+    assert judge["judge"] == "judge:scripty" and judge["judge_votes"] == 10
+    (row,) = judge["agreement"]
+    assert (row["task"], row["human_decisive"], row["matched"], row["exact"]) == (
+        "edit",
+        10,
+        10,
+        10,
+    )
+    assert (row["agree"], row["disagree"], row["judge_tie"]) == (7, 2, 1)
+    assert row["agreement"] == 0.7 and row["lower"] < 0.7 < row["upper"]
+    (bias,) = judge["position_bias"]
+    assert bias["first_share"] == 1.0 and bias["consistency"] == 0.0 and bias["comparisons"] == 10
+    assert main(["ratings", "--agreement", "--by", "category"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "judge:scripty" in text and "70%" in text and "Kendall" in text and "portrait-edit" in text
+    )

@@ -399,8 +399,12 @@ def cmd_probe(args) -> int:
 
 
 def cmd_ratings(args) -> int:
+    from arena.cli import ratings as ratings_views
     from arena.ratings import RatingOptions, boards_records, compute_boards
 
+    ratings_views.check_ratings_args(args)
+    if args.agreement:
+        return ratings_views.print_agreement(args, _settings(args))
     if args.votes:
         from arena.ratings.frames import read_votes_file
 
@@ -408,17 +412,16 @@ def cmd_ratings(args) -> int:
     else:
         from arena import store
 
-        votes = store.read_votes(store.open_engine(_settings(args).database_url))
+        settings = _settings(args)
+        engine = store.open_engine(settings.database_url)
+        votes = store.read_votes(engine, extra_columns=args.by == "route", voters=args.voters)
     if args.task:
         votes = votes[votes["task"] == args.task]
     if votes.empty and not args.votes:  # not a mistake: nobody has voted yet
-        task = f" on {args.task}" if args.task else ""
-        print(
-            f"no votes yet{task}: run `arena serve`, vote on the page it prints, then `arena ratings`"
-        )
+        print(ratings_views.no_votes_message(args, settings, engine))
         return 0
     if args.anchor is not None:
-        models = sorted(set(votes["model_left"]) | set(votes["model_right"]))
+        models = ratings_views.board_labels(votes, args.by)
         if args.anchor not in models:
             raise ArenaError(
                 f"--anchor {args.anchor!r}: no votes for that model; models with votes: {', '.join(models)}"
@@ -433,6 +436,8 @@ def cmd_ratings(args) -> int:
         min_votes=args.min_votes,
     )
     boards = compute_boards(votes, options, by=args.by)
+    if args.by == "route":
+        return ratings_views.print_routes(boards, votes, as_json=args.json)
     if args.json:
         records = boards_records(boards, by=args.by)
         _print_json(records)

@@ -193,7 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Bradley-Terry ratings (Elo scale) with 95%% intervals from the votes",
         "The text-to-image and edit boards: Bradley-Terry ratings on the Elo scale with 95% "
         "intervals, ranks and vote counts, from the store or a released votes file.",
-        ("arena ratings", "arena ratings --by category", "arena ratings --votes votes.csv --json"),
+        (
+            "arena ratings",
+            "arena ratings --by category",
+            "arena ratings --votes votes.csv --json",
+            "arena ratings --voters judge:gpt4o",
+            "arena ratings --by route",
+            "arena ratings --agreement --by category",
+        ),
         parents=[common],
     )
     p.add_argument(
@@ -208,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--by",
-        choices=["category", "challenge"],
-        help="one board per category or challenge (default: one board per task)",
+        choices=["category", "challenge", "route"],
+        help="one board per category or challenge, or boards of routes (model@provider) with the "
+        "test of whether two routes of one model differ (default: one board per task)",
     )
     p.add_argument(
         "--ties",
@@ -240,6 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--min-votes", type=int, default=30, help="below this a model is marked preliminary"
+    )
+    p.add_argument(
+        "--voters",
+        default="humans",
+        metavar="WHO",
+        help="whose votes: humans, judge:NAME (one judge's), judges (every judge's) or all "
+        "(default: humans)",
+    )
+    p.add_argument(
+        "--agreement",
+        action="store_true",
+        help="how far each judge agrees with the human votes (per task, and --by category or "
+        "challenge), Kendall's tau between the boards, and the judge's position bias",
+    )
+    p.add_argument(
+        "--judge", metavar="NAME", help="with --agreement: only this judge (default: every judge)"
     )
     p.add_argument("--json", action="store_true", help="one object per board, with one per model")
     p.set_defaults(func=commands.cmd_ratings)

@@ -5,6 +5,9 @@
     boards          leaderboards on the Elo scale: intervals, ranks, groups, JSON records
     matchups        head-to-head records, win and battle matrices, best-for, position bias
     history         online Elo, vote by vote in time order (ratings over time)
+    routes          route boards ("model@provider") and the test of whether two routes differ
+    agreement       a judge against the humans: agreement, Kendall's tau, the judge's position bias
+    proportions     Wilson intervals for a share, Newcombe's for a difference of two
 
 No module here does I/O on the store or the network; anyone can recompute every board.
 """
@@ -37,6 +40,17 @@ _WHERE = {
     "head_to_head": "matchups",
     "position_bias": "matchups",
     "win_matrix": "matchups",
+    "AGREEMENT_COLUMNS": "agreement",
+    "CORRELATION_COLUMNS": "agreement",
+    "POSITION_BIAS_COLUMNS": "agreement",
+    "board_correlation": "agreement",
+    "boards_correlation": "agreement",
+    "judge_agreement": "agreement",
+    "judge_position_bias": "agreement",
+    "ROUTE_COMPARISON_COLUMNS": "routes",
+    "compare_routes": "routes",
+    "route_records": "routes",
+    "route_votes": "routes",
 }
 
 
@@ -47,27 +61,38 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "AGREEMENT_COLUMNS",
     "BOARD_COLUMNS",
     "BY_CHOICES",
     "CANONICAL_COLUMNS",
+    "CORRELATION_COLUMNS",
     "ELO_PER_LOGIT",
     "HEAD_TO_HEAD_COLUMNS",
+    "POSITION_BIAS_COLUMNS",
+    "ROUTE_COMPARISON_COLUMNS",
     "RatingOptions",
     "Records",
     "Tally",
     "battle_matrix",
     "best_for",
+    "board_correlation",
     "board_records",
+    "boards_correlation",
     "boards_records",
     "check_vote_frame",
+    "compare_routes",
     "compute_board",
     "compute_boards",
     "count_records",
     "elo_series",
     "head_to_head",
+    "judge_agreement",
+    "judge_position_bias",
     "online_elo",
     "position_bias",
     "read_votes_file",
+    "route_records",
+    "route_votes",
     "tally_votes",
     "win_matrix",
 ]

@@ -18,6 +18,7 @@ from arena.ratings.frames import (
     require_vote_columns,
     unknown_outcome_error,
 )
+from arena.ratings.routes import route_votes
 
 ELO_PER_LOGIT = 400.0 / math.log(10.0)
 BOARD_COLUMNS = (
@@ -36,7 +37,7 @@ BOARD_COLUMNS = (
     "group",
     "note",
 )
-BY_CHOICES = (None, "category", "challenge")
+BY_CHOICES = (None, "category", "challenge", "route")
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,11 @@ def tally_votes(votes: pd.DataFrame) -> Tally:
     else:  # thousands of models: count only the label pairs that met
         key, votes_per_key = np.unique(key, return_counts=True)
     left_label, right_label, outcome_label = np.unravel_index(key, shape)
+    # Two outputs of one model (a judge comparing two routes of it) say nothing about its rating.
+    between = left_names[left_label] != right_names[right_label]
+    if not between.all():
+        left_label, right_label = left_label[between], right_label[between]
+        outcome_label, votes_per_key = outcome_label[between], votes_per_key[between]
     used = set(left_names[np.unique(left_label)]) | set(right_names[np.unique(right_label)])
     models = np.array(sorted(used), dtype=object)
     position = {name: k for k, name in enumerate(models)}
@@ -189,10 +195,16 @@ def compute_board(votes: pd.DataFrame, options: RatingOptions | None = None) -> 
 def compute_boards(
     votes: pd.DataFrame, options: RatingOptions | None = None, by: str | None = None
 ) -> dict[tuple[str, str | None], pd.DataFrame]:
-    """Separate boards per task, and per category or challenge with `by`; keys are (task, key or None)."""
+    """Separate boards per task, and per category or challenge with `by`; keys are (task, key or None).
+
+    `by="route"` is one board per task whose rows are routes, "model@provider" (the votes need
+    provider_left and provider_right, as the store's read with extra_columns gives them).
+    """
     if by not in BY_CHOICES:
         raise ValueError(f"by must be one of {BY_CHOICES}, not {by!r}")
     options = options or RatingOptions()
+    if by == "route":
+        votes, by = route_votes(votes), None
     votes = check_vote_frame(votes)
     votes = votes[~votes["flagged"].to_numpy(dtype=bool)]
     if votes.empty:

@@ -10,14 +10,21 @@ Its modules, each one concern:
     writer      the harness's results writer (attempts, images, finished jobs); held and retried
                 while the store fails, then spilled; replay_spill saves a spill on resume
     spill       the spill file: results the store could not take, as JSON lines under the data dir
-    frames      reads into DataFrames (attempts of either source, votes, image paths)
+    frames      reads into DataFrames (attempts of either source, votes, judge calls, image paths)
     votepath    the voting server's battles and votes (hand-written SQL on its own connections)
 
 The names below are the store's public face; callers write ``store.read_votes(engine)``.
 """
 
 from arena.store.engine import engine_url, open_engine
-from arena.store.frames import ATTEMPT_SOURCES, read_attempts, read_image_paths, read_votes
+from arena.store.frames import (
+    ATTEMPT_SOURCES,
+    read_attempts,
+    read_image_paths,
+    read_judge_calls,
+    read_votes,
+    voter_kinds,
+)
 from arena.store.leases import (
     DEFAULT_TTL_S,
     Heartbeat,
@@ -69,6 +76,7 @@ __all__ = [
     "read_attempts",
     "read_holder",
     "read_image_paths",
+    "read_judge_calls",
     "read_votes",
     "record_results",
     "replay_spill",
@@ -78,4 +86,5 @@ __all__ = [
     "run_summary",
     "set_run_status",
     "settings_snapshot",
+    "voter_kinds",
 ]

@@ -1,4 +1,4 @@
-"""Reads into DataFrames: attempts, jobs, votes (plain and lean chunked reads), image paths; vote inserts."""
+"""Reads into DataFrames: attempts, jobs, votes (plain and lean chunked reads), judge calls, image paths."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pandas.api.types import union_categoricals
 
 from arena.ratings.frames import CANONICAL_COLUMNS
-from arena.store.tables import Attempt, StoredImage, Vote
+from arena.store.tables import Attempt, JudgeCall, StoredImage, Vote
 
 ATTEMPT_COLUMNS = [c.name for c in Attempt.__table__.columns]
 # Text columns that name things (few distinct values): categoricals in lean reads. Per-row text
@@ -326,3 +326,26 @@ def voter_filter(table: sa.Table, voters: str) -> list:
     if voters.startswith("judge:") and len(voters) > len("judge:"):
         return [table.c.voter_kind == voters]
     raise ValueError(f"voters must be humans, judges, all or judge:NAME, not {voters!r}")
+
+
+def voter_kinds(engine: sa.Engine) -> list[str]:
+    """The voter kinds that have votes ("human", "judge:NAME", ...), sorted."""
+    table = Vote.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.voter_kind).distinct())
+        return sorted(kind for (kind,) in rows)
+
+
+JUDGE_CALL_COLUMNS = [c.name for c in JudgeCall.__table__.columns]
+
+
+def read_judge_calls(engine: sa.Engine, judge: str | None = None) -> pd.DataFrame:
+    """Judge calls (every column of judge_calls) in id order; started_at as UTC, ok as bool.
+
+    `judge` keeps one judge's calls: its name, or its voter kind "judge:NAME".
+    """
+    table = JudgeCall.__table__
+    query = sa.select(table).order_by(table.c.id)
+    if judge is not None:
+        query = query.where(table.c.judge == judge.removeprefix("judge:"))
+    return _plain_frame(engine, query, JUDGE_CALL_COLUMNS, times=("started_at",), flags=("ok",))

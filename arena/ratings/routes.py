@@ -1,0 +1,232 @@
+"""Routes (one model served by one provider): route labels for route boards, and the test of
+whether two routes of one model differ, head to head and against the opponents both met."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from arena.errors import VoteDataError, plural
+from arena.ratings.frames import TASKS, unflagged
+from arena.ratings.proportions import difference_interval, wilson_interval
+
+PROVIDER_COLUMNS = ("provider_left", "provider_right")
+ROUTE_COMPARISON_COLUMNS = (
+    "task",
+    "model",
+    "route_a",
+    "route_b",
+    "h2h_votes",
+    "h2h_wins",
+    "h2h_losses",
+    "h2h_ties",
+    "h2h_share",
+    "h2h_lower",
+    "h2h_upper",
+    "common_opponents",
+    "n_a",
+    "score_a",
+    "lower_a",
+    "upper_a",
+    "n_b",
+    "score_b",
+    "lower_b",
+    "upper_b",
+    "difference",
+    "difference_lower",
+    "difference_upper",
+    "verdict",
+    "basis",
+    "sentence",
+)
+# A side's score in one vote: a win 1, a tie (both_bad included, as on the default board) ½.
+_LEFT_SCORE = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
+
+
+def route_label(model: str, provider: str) -> str:
+    """ "model@provider"; a vote that does not say its provider keeps the bare model name."""
+    return f"{model}@{provider}" if provider else model
+
+
+def route_votes(votes: pd.DataFrame) -> pd.DataFrame:
+    """The votes with each side's model relabelled "model@provider", for boards of routes."""
+    _require_providers(votes)
+    relabelled = {}
+    for side in ("left", "right"):
+        models = votes[f"model_{side}"].astype(str).to_numpy()
+        providers = votes[f"provider_{side}"].fillna("").astype(str).to_numpy()
+        relabelled[f"model_{side}"] = [
+            route_label(m, p) for m, p in zip(models, providers, strict=True)
+        ]
+    return votes.assign(**relabelled)
+
+
+def _require_providers(votes: pd.DataFrame) -> None:
+    missing = [name for name in PROVIDER_COLUMNS if name not in votes.columns]
+    if missing:
+        raise VoteDataError(
+            f"route boards need each vote's providers ({', '.join(missing)} missing); "
+            "a released votes file has none: read the votes from the store"
+        )
+
+
+def _sides(votes: pd.DataFrame) -> pd.DataFrame:
+    """Each unflagged vote twice, once from each side: task, model, provider, opponent, its score."""
+    votes = unflagged(votes)
+    left_score = votes["outcome"].astype(str).map(_LEFT_SCORE).to_numpy(dtype=float)
+    decided = votes["outcome"].astype(str).isin(("left", "right")).to_numpy()
+    frames = []
+    for side, other, score in (
+        ("left", "right", left_score),
+        ("right", "left", 1.0 - left_score),
+    ):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "task": votes["task"].astype(str).to_numpy(),
+                    "model": votes[f"model_{side}"].astype(str).to_numpy(),
+                    "provider": votes[f"provider_{side}"].fillna("").astype(str).to_numpy(),
+                    "opponent": votes[f"model_{other}"].astype(str).to_numpy(),
+                    "opponent_provider": votes[f"provider_{other}"]
+                    .fillna("")
+                    .astype(str)
+                    .to_numpy(),
+                    "score": score,
+                    "win": decided & (score == 1.0),
+                    "loss": decided & (score == 0.0),
+                }
+            )
+        )
+    sides = pd.concat(frames, ignore_index=True)
+    return sides[sides["provider"] != ""]  # a vote that does not say its route tests no route
+
+
+def compare_routes(votes: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """For each model with votes on two or more routes, each pair of its routes compared (per task).
+
+    Head to head: route a's votes against route b (wins, losses, ties; share with ties as halves
+    and a Wilson interval). Against common opponents: each route's score (ties half) against the
+    other models that BOTH routes met, with Wilson intervals, and the difference a − b with
+    Newcombe's interval. The verdict is "indistinguishable" when that interval holds 0, else
+    "differ"; without common opponents it comes from the head-to-head share (its interval holding
+    ½ or not); with neither, "too few votes". Columns: ROUTE_COMPARISON_COLUMNS.
+    """
+    _require_providers(votes)
+    sides = _sides(votes)
+    rows = []
+    tasks = sorted(sides["task"].unique(), key=lambda t: (TASKS.index(t) if t in TASKS else 9, t))
+    for task in tasks:
+        task_sides = sides[sides["task"] == task]
+        for model, mine in task_sides.groupby("model", sort=True):
+            providers = sorted(mine["provider"].unique())
+            for k, route_a in enumerate(providers):
+                for route_b in providers[k + 1 :]:
+                    rows.append(_compare_pair(task, model, route_a, route_b, mine, confidence))
+    return pd.DataFrame(rows, columns=list(ROUTE_COMPARISON_COLUMNS))
+
+
+def _compare_pair(
+    task: str, model: str, route_a: str, route_b: str, mine: pd.DataFrame, confidence: float
+) -> dict:
+    a, b = mine[mine["provider"] == route_a], mine[mine["provider"] == route_b]
+    h2h = a[(a["opponent"] == model) & (a["opponent_provider"] == route_b)]
+    h2h_n = len(h2h)
+    h2h_wins, h2h_losses = int(h2h["win"].sum()), int(h2h["loss"].sum())
+    h2h_points = float(h2h["score"].sum())
+    h2h_lower, h2h_upper = wilson_interval(h2h_points, h2h_n, confidence)
+    others_a, others_b = a[a["opponent"] != model], b[b["opponent"] != model]
+    common = set(others_a["opponent"]) & set(others_b["opponent"])
+    vs_a = others_a[others_a["opponent"].isin(common)]
+    vs_b = others_b[others_b["opponent"].isin(common)]
+    n_a, n_b = len(vs_a), len(vs_b)
+    points_a, points_b = float(vs_a["score"].sum()), float(vs_b["score"].sum())
+    lower_a, upper_a = wilson_interval(points_a, n_a, confidence)
+    lower_b, upper_b = wilson_interval(points_b, n_b, confidence)
+    difference, difference_lower, difference_upper = difference_interval(
+        points_a, n_a, points_b, n_b, confidence
+    )
+    row = {
+        "task": task,
+        "model": model,
+        "route_a": route_a,
+        "route_b": route_b,
+        "h2h_votes": h2h_n,
+        "h2h_wins": h2h_wins,
+        "h2h_losses": h2h_losses,
+        "h2h_ties": h2h_n - h2h_wins - h2h_losses,
+        "h2h_share": h2h_points / h2h_n if h2h_n else math.nan,
+        "h2h_lower": h2h_lower,
+        "h2h_upper": h2h_upper,
+        "common_opponents": len(common),
+        "n_a": n_a,
+        "score_a": points_a / n_a if n_a else math.nan,
+        "lower_a": lower_a,
+        "upper_a": upper_a,
+        "n_b": n_b,
+        "score_b": points_b / n_b if n_b else math.nan,
+        "lower_b": lower_b,
+        "upper_b": upper_b,
+        "difference": difference,
+        "difference_lower": difference_lower,
+        "difference_upper": difference_upper,
+    }
+    if n_a and n_b:
+        row["basis"] = "common opponents"
+        same = difference_lower <= 0.0 <= difference_upper
+        better = difference > 0
+    elif h2h_n:
+        row["basis"] = "head to head"
+        same = h2h_lower <= 0.5 <= h2h_upper
+        better = row["h2h_share"] > 0.5
+    else:
+        row["basis"] = "none"
+        same, better = None, False
+    row["verdict"] = "too few votes" if same is None else "indistinguishable" if same else "differ"
+    row["sentence"] = route_sentence(row, better)
+    return row
+
+
+def route_sentence(row: dict, better: bool = False) -> str:
+    """The comparison in words: "fal's m is indistinguishable from xai's (48% vs 52% against ...)"."""
+    model, a, b = row["model"], row["route_a"], row["route_b"]
+    verb = {
+        "indistinguishable": "is indistinguishable from",
+        "differ": "does better than" if better else "does worse than",
+        "too few votes": "cannot yet be compared with",
+    }[row["verdict"]]
+    parts = []
+    if row["n_a"] and row["n_b"]:
+        parts.append(
+            f"{_percent(row['score_a'])} vs {_percent(row['score_b'])} against "
+            f"{plural(row['common_opponents'], 'common opponent')}, "
+            f"n={row['n_a']} and {row['n_b']}"
+        )
+    if row["h2h_votes"]:
+        parts.append(
+            f"head to head {row['h2h_wins']}–{row['h2h_losses']}"
+            + (f" with {plural(row['h2h_ties'], 'tie')}" if row["h2h_ties"] else "")
+            + f" ({_percent(row['h2h_share'])})"
+        )
+    detail = "; ".join(parts) or "no votes against each other or against a common opponent"
+    return f"{a}'s {model} {verb} {b}'s ({detail})"
+
+
+def route_records(comparisons: pd.DataFrame) -> list[dict]:
+    """JSON-ready comparisons: plain numbers, shares rounded to 4 places, missing values as None."""
+    records = []
+    for row in comparisons.to_dict("records"):
+        record = {}
+        for name, value in row.items():
+            if isinstance(value, float | np.floating):
+                value = None if math.isnan(value) else round(float(value), 4)
+            elif isinstance(value, np.integer):
+                value = int(value)
+            record[name] = value
+        records.append(record)
+    return records
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f}%"
