@@ -19,7 +19,8 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half_width = z * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half_width), min(1.0, centre + half_width)
+    # The interval holds p itself (rounding puts the bound of 0 of n a hair above 0 otherwise).
+    return max(0.0, min(centre - half_width, p)), min(1.0, max(centre + half_width, p))
 
 
 def difference_interval(

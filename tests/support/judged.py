@@ -35,6 +35,7 @@ def human_vote(
         "outcome": outcome,
         "voter": f"session-{number}",
         "voter_kind": "human",
+        "flagged": False,
     }
     row.update(fields)
     return row
@@ -64,6 +65,7 @@ def judge_vote(
         "voter": f"judge:{judge}",
         "voter_kind": f"judge:{judge}",
         "reason": "scripted",
+        "flagged": False,
     }
     row.update(fields)
     return row
