@@ -158,3 +158,129 @@ def test_agreement_on_a_known_answer(tmp_path, capsys, monkeypatch):
     assert (
         "judge:scripty" in text and "70%" in text and "Kendall" in text and "portrait-edit" in text
     )
+
+
+JUDGE_CONFIG = """
+[providers.local]
+protocol = "local"
+
+[models.identity]
+tasks = ["edit"]
+providers.local = { model_id = "identity", price_usd = 0.0 }
+
+[judges.scripty]
+protocol = "openai-chat"
+base_url = "http://127.0.0.1:9/v1"
+model_id = "scripted-vlm"
+"""
+
+
+def test_voters_pick_whose_board(tmp_path, capsys, monkeypatch):
+    engine = _store(tmp_path, monkeypatch)
+    _known_answer_store(engine)
+    assert main(["ratings", "--json", "--rounds", "50"]) == 0
+    (humans,) = json.loads(capsys.readouterr().out)
+    wins = {m["model"]: m["wins"] for m in humans["models"]}
+    assert humans["votes"] == 10 and wins == {"night-grade": 8, "identity": 2}
+    assert main(["ratings", "--voters", "judge:scripty", "--json", "--rounds", "50"]) == 0
+    (judged,) = json.loads(capsys.readouterr().out)
+    models = {m["model"]: m for m in judged["models"]}
+    assert judged["votes"] == 10 and models["night-grade"]["ties"] == 1
+    assert main(["ratings", "--voters", "all", "--json", "--rounds", "50"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["votes"] == 20
+
+
+def test_voters_that_mean_nothing_are_one_line_each(tmp_path, capsys, monkeypatch):
+    engine = _store(tmp_path, monkeypatch)
+    _known_answer_store(engine)
+    path = _votes_csv(tmp_path / "votes.csv", n=20)
+    cases = [
+        (["--voters", "judge:nobody"], ["judge:nobody", "human, judge:scripty"]),
+        (["--voters", "robots"], ["--voters 'robots'", "judge:NAME"]),
+        (["--votes", str(path), "--voters", "judges"], ["does not say who voted"]),
+        (["--judge", "scripty"], ["goes with --agreement", "--voters judge:scripty"]),
+        (["--agreement", "--by", "route"], ["not route"]),
+        (["--agreement", "--votes", str(path)], ["holds no judge votes"]),
+        (["--agreement", "--judge", "nobody"], ["judge:nobody", "human, judge:scripty"]),
+        (["--votes", str(path), "--by", "route"], ["released votes file has none"]),
+    ]
+    for extra, words in cases:
+        assert main(["ratings", *extra]) == 2, extra
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and not captured.out, (extra, captured)
+        assert all(word in lines[0] for word in words), (extra, lines)
+
+
+def test_no_votes_yet_names_the_voters_asked_for(tmp_path, capsys, monkeypatch):
+    _store(tmp_path, monkeypatch)
+    config = tmp_path / "arena.toml"
+    config.write_text(JUDGE_CONFIG)
+    expected = {
+        "humans": "no votes yet from humans",
+        "judges": "no votes yet from judges",
+        "all": "no votes yet from anyone",
+        "judge:scripty": "no votes yet from judge:scripty",
+    }
+    for voters, words in expected.items():
+        assert main(["ratings", "--config", str(config), "--voters", voters]) == 0
+        out = capsys.readouterr().out
+        assert words in out, (voters, out)
+    assert "arena judge --judge scripty" in out
+    assert main(["ratings", "--config", str(config), "--agreement"]) == 0
+    assert "no human votes to compare" in capsys.readouterr().out
+
+
+def test_agreement_without_judge_votes_says_so(tmp_path, capsys, monkeypatch):
+    engine = _store(tmp_path, monkeypatch)
+    humans = [human_vote(k, *_outputs(k), "right") for k in range(5)]
+    add_votes(engine, humans)
+    assert main(["ratings", "--agreement"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "no judge votes to compare with the humans" in captured.out
+        and "arena judge" in captured.out
+    )
+    assert main(["ratings", "--agreement", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert (
+        found["judges"] == [] and found["human_votes"] == 5 and "no judge votes" in found["message"]
+    )
+
+
+def test_route_boards_and_the_route_test(tmp_path, capsys, monkeypatch):
+    engine = _store(tmp_path, monkeypatch)
+    rows = []
+    for k in range(40):
+        provider = "fal" if k % 2 else "xai"
+        grok = ("grok-imagine-image", provider, f"grok-{k}")
+        rival = ("gpt-image-1", "openai", f"gpt-{k}")
+        outcome = "left" if k % 4 < 2 else "right"  # each route wins half against the rival
+        rows.append(human_vote(k, grok, rival, outcome, task="text-to-image", challenge="fox"))
+    add_votes(engine, rows)
+    assert main(["ratings", "--by", "route", "--json", "--rounds", "50"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    (board,) = found["boards"]
+    assert board["by"] == "route" and {m["model"] for m in board["models"]} == {
+        "grok-imagine-image@fal",
+        "grok-imagine-image@xai",
+        "gpt-image-1@openai",
+    }
+    (route,) = found["routes"]
+    assert (route["route_a"], route["route_b"], route["n_a"], route["n_b"]) == (
+        "fal",
+        "xai",
+        20,
+        20,
+    )
+    assert route["verdict"] == "indistinguishable" and route["score_a"] == 0.5
+    assert main(["ratings", "--by", "route", "--rounds", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "text-to-image · routes (40 votes)" in text and "grok-imagine-image@fal" in text
+    assert (
+        "fal's grok-imagine-image is indistinguishable from xai's (50% vs 50% against "
+        "1 common opponent, n=20 and 20)" in text
+    )
+    assert main(["ratings", "--by", "route", "--anchor", "gpt-image-1@openai", "--json"]) == 0
+    anchored = json.loads(capsys.readouterr().out)["boards"][0]["models"]
+    assert {m["model"]: m["rating"] for m in anchored}["gpt-image-1@openai"] == 1000.0

@@ -84,6 +84,7 @@ def judge_call(
         "model_id": "scripted-vlm",
         "comparison": comparison,
         "order": order,
+        "attempt": 1,
         "challenge": "bald-man",
         "task": "edit",
         "category": "portrait-edit",
