@@ -3,36 +3,14 @@ the human and the judge boards, and the judge's position bias, read from the sto
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
 
 from arena import store
-from arena.errors import ArenaError, VoteDataError
-from arena.ratings import (
-    RatingOptions,
-    boards_correlation,
-    compute_boards,
-    judge_agreement,
-    judge_position_bias,
-)
-
-# Kendall's tau needs only the ratings' order: the instant closed-form fit gives the same ratings.
-_TAU_OPTIONS = RatingOptions(intervals="closed_form", bootstrap_rounds=1)
-
-
-@dataclass(frozen=True)
-class JudgeFigures:
-    """One judge against the humans: frames of arena.ratings.agreement."""
-
-    judge: str  # the voter kind, "judge:NAME"
-    judge_votes: int
-    agreement: pd.DataFrame  # AGREEMENT_COLUMNS, one row per task
-    grouped: pd.DataFrame | None  # the same per category or challenge (with `by`)
-    correlation: pd.DataFrame  # CORRELATION_COLUMNS, per task (and group with `by`)
-    position_bias: pd.DataFrame  # POSITION_BIAS_COLUMNS, from the judge's calls
+from arena.errors import ArenaError
+from arena.ratings.agreement import JudgeFigures, judge_figures
 
 
 @dataclass(frozen=True)
@@ -73,7 +51,6 @@ def judge_agreement_figures(
     figures = []
     if humans.empty:
         return Agreement(0, kinds, [])
-    human_boards = _boards(humans, by)
     for kind in chosen:
         votes = _task_votes(
             store.read_votes(engine, include_flagged=False, extra_columns=True, voters=kind),
@@ -84,30 +61,9 @@ def judge_agreement_figures(
         calls = store.read_judge_calls(engine, kind)
         if tasks is not None and not calls.empty:
             calls = calls[calls["task"].isin(tasks)]
-        figures.append(
-            JudgeFigures(
-                judge=kind,
-                judge_votes=len(votes),
-                agreement=judge_agreement(humans, votes, confidence=confidence),
-                grouped=judge_agreement(humans, votes, by=by, confidence=confidence)
-                if by
-                else None,
-                correlation=boards_correlation(human_boards, _boards(votes, by)),
-                position_bias=judge_position_bias(calls, confidence),
-            )
-        )
+        figures.append(judge_figures(kind, humans, votes, calls, by, confidence))
     return Agreement(len(humans), kinds, figures)
 
 
 def _task_votes(votes: pd.DataFrame, tasks: tuple[str, ...] | None) -> pd.DataFrame:
     return votes if tasks is None or votes.empty else votes[votes["task"].isin(tasks)]
-
-
-def _boards(votes: pd.DataFrame, by: str | None) -> dict:
-    """Boards per task, and per group with `by`; none where the votes rate nothing."""
-    boards = {}
-    for grouping in (None, by) if by else (None,):
-        # Only votes between two outputs of one model rate nothing: no board.
-        with contextlib.suppress(VoteDataError):
-            boards.update(compute_boards(votes, _TAU_OPTIONS, by=grouping))
-    return boards

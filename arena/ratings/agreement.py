@@ -3,12 +3,16 @@ with, Kendall's τ between the two boards, and the judge's own position bias fro
 
 from __future__ import annotations
 
+import contextlib
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
+from arena.errors import VoteDataError
+from arena.ratings.boards import RatingOptions, compute_boards
 from arena.ratings.frames import TASKS, unflagged
 from arena.ratings.proportions import wilson_interval
 
@@ -282,3 +286,52 @@ def frame_records(frame: pd.DataFrame) -> list[dict]:
             record[name] = value
         records.append(record)
     return records
+
+
+# Kendall's tau needs only the ratings' order: the instant closed-form fit gives the same ratings.
+_TAU_OPTIONS = RatingOptions(intervals="closed_form", bootstrap_rounds=1)
+
+
+@dataclass(frozen=True)
+class JudgeFigures:
+    """One judge against the humans: the frames above, as the CLI and the report show them."""
+
+    judge: str  # the voter kind, "judge:NAME"
+    judge_votes: int
+    agreement: pd.DataFrame  # AGREEMENT_COLUMNS, one row per task
+    grouped: pd.DataFrame | None  # the same per category or challenge (with `by`)
+    correlation: pd.DataFrame  # CORRELATION_COLUMNS, per task (and group with `by`)
+    position_bias: pd.DataFrame  # POSITION_BIAS_COLUMNS, from the judge's calls
+
+
+def judge_figures(
+    judge: str,
+    human_votes: pd.DataFrame,
+    judge_votes: pd.DataFrame,
+    calls: pd.DataFrame,
+    by: str | None = None,
+    confidence: float = 0.95,
+) -> JudgeFigures:
+    """Every figure of one judge (`judge`: its voter kind) against unflagged human votes."""
+    return JudgeFigures(
+        judge=judge,
+        judge_votes=len(judge_votes),
+        agreement=judge_agreement(human_votes, judge_votes, confidence=confidence),
+        grouped=judge_agreement(human_votes, judge_votes, by=by, confidence=confidence)
+        if by
+        else None,
+        correlation=boards_correlation(
+            correlation_boards(human_votes, by), correlation_boards(judge_votes, by)
+        ),
+        position_bias=judge_position_bias(calls, confidence),
+    )
+
+
+def correlation_boards(votes: pd.DataFrame, by: str | None) -> dict:
+    """Boards per task, and per group with `by`, for Kendall's tau; none where the votes rate nothing."""
+    boards = {}
+    for grouping in (None, by) if by else (None,):
+        # Only votes between two outputs of one model rate nothing: no board.
+        with contextlib.suppress(VoteDataError):
+            boards.update(compute_boards(votes, _TAU_OPTIONS, by=grouping))
+    return boards
