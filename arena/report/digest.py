@@ -27,6 +27,7 @@ from arena.ratings import (
     position_bias,
 )
 from arena.ratings.frames import TASKS
+from arena.report.quality import ROUTE_COLUMNS, routes_from_votes
 
 # Boards per category and per challenge only order models within a slice; their intervals use
 # the closed form (instant, and equal to the bootstrap on large boards), the main boards bootstrap.
@@ -57,6 +58,9 @@ class VoteDigest:
     history: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     bias: dict = field(default_factory=dict)
     newest: datetime | None = None
+    route_boards: dict[str, pd.DataFrame] = field(default_factory=dict)  # task -> routes' board
+    routes: pd.DataFrame | None = None  # two routes of one model compared (ratings.compare_routes)
+    judges: list = field(default_factory=list)  # quality.JudgeDigest per judge with votes
 
 
 def _matchups(digest: VoteDigest, rated: pd.DataFrame) -> None:
@@ -97,7 +101,8 @@ def digest_votes(votes: pd.DataFrame) -> VoteDigest:
         return digest
     digest.newest = pd.Timestamp(votes["created_at"].max()).to_pydatetime()
     # Slice labels as plain text: grouping on them then never meets an unused category.
-    rated = rated.assign(**{c: rated[c].astype(str) for c in ("task", "category", "challenge")})
+    labels = [c for c in ("task", "category", "challenge", *ROUTE_COLUMNS) if c in rated]
+    rated = rated.assign(**{c: rated[c].astype(str) for c in labels})
     digest.per_task = {str(k): int(v) for k, v in rated["task"].value_counts().sort_index().items()}
     digest.boards = {task: board for (task, _), board in compute_boards(rated).items()}
     digest.best_for = best_for(rated, SLICE_OPTIONS)
@@ -106,6 +111,7 @@ def digest_votes(votes: pd.DataFrame) -> VoteDigest:
     for task, board in digest.boards.items():
         digest.history[task] = _rating_history(rated[task_column == task], board)
     digest.bias = position_bias(rated)
+    digest.route_boards, digest.routes = routes_from_votes(rated)
     return digest
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -168,6 +169,40 @@ def leaderboard(
     }
 
 
+def quality(context: dict) -> dict:
+    """quality.json: the route boards and comparisons, each judge's board, calls and agreement with
+    the humans, and the checks per model and provider, as the quality page shows them."""
+    return _plain(
+        {
+            "schema_version": DOWNLOADS_SCHEMA_VERSION,
+            "route_boards": context["route_boards"],
+            "route_comparisons": context["routes"],
+            "judges": context["judges"],
+            "checks": context["checks"],
+        }
+    )
+
+
+_PAGE_ONLY = {"slug", "provider_page", "page", "challenge_page"}  # links, not data
+
+
+def _plain(value):
+    """JSON-ready: numpy numbers as Python's, NaN as None, a model reference as its name."""
+    if isinstance(value, dict):
+        if set(value) == {"name", "slug", "baseline"}:
+            return value["name"]
+        return {k: _plain(v) for k, v in value.items() if k not in _PAGE_ONLY}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else round(float(value), 4)
+    return value
+
+
 def manifest() -> dict:
     """manifest.json: the schema version, and each download with what it holds (CSVs: their columns)."""
     return {
@@ -189,8 +224,16 @@ def manifest() -> dict:
             {
                 "name": "votes.csv",
                 "format": "csv",
-                "description": "every vote, flagged ones marked; no voter ids, no IP data",
+                "description": "every human vote, flagged ones marked; no voter ids, no IP data "
+                "(judges' votes are in no board but their own: see quality.json)",
                 "columns": list(VOTE_FIELDS),
+            },
+            {
+                "name": "quality.json",
+                "format": "json",
+                "description": "route boards and the test of two routes of one model, each "
+                "judge's board, calls and agreement with the human votes, and the checks that "
+                "need no model per model and provider; carries schema_version itself",
             },
         ],
     }

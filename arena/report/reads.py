@@ -1,5 +1,5 @@
-"""The report's two halves of the data: attempts read in the build's process, votes read (and
-digested) in a worker process of the report's own when the machine allows one."""
+"""The report's two halves of the data: attempts read in the build's process, votes (human and
+judges') read and digested in a worker process of the report's own when the machine allows one."""
 
 from __future__ import annotations
 
@@ -14,18 +14,47 @@ import sqlalchemy as sa
 from arena import store, tuning
 from arena.report import downloads
 from arena.report.digest import VoteDigest, digest_votes
+from arena.report.quality import ROUTE_COLUMNS, JudgeDigest, check_summary, digest_judge
 
 
 def vote_half(url: str, out_dir: str) -> VoteDigest:
     """Read the votes, write votes.csv and digest them; runs in a worker process on large builds."""
     engine = store.open_engine(url, create=False)
     try:
-        votes = store.read_votes(engine, columns=downloads.VOTE_FIELDS, labels_as_categories=True)
+        votes = store.read_votes(
+            engine, columns=[*downloads.VOTE_FIELDS, *ROUTE_COLUMNS], labels_as_categories=True
+        )
+        judges = read_judges(engine)
     finally:
         engine.dispose()
     downloads.write_votes_csv(votes, Path(out_dir) / "downloads" / "votes.csv")
     del votes["battle_id"]  # a million unique strings no page shows
-    return digest_votes(votes)
+    digest = digest_votes(votes)
+    digest.judges = judges
+    return digest
+
+
+def read_judges(engine: sa.Engine) -> list[JudgeDigest]:
+    """Each judge with votes: its votes, its calls, and its figures against the human votes (read
+    with the outputs shown, which the agreement matches on, only when some judge has voted)."""
+    kinds = [kind for kind in store.voter_kinds(engine) if kind.startswith("judge:")]
+    if not kinds:
+        return []
+    humans = store.read_votes(engine, include_flagged=False, extra_columns=True)
+    return [
+        digest_judge(
+            kind,
+            store.read_votes(engine, extra_columns=True, voters=kind),
+            store.read_judge_calls(engine, kind),
+            humans,
+        )
+        for kind in kinds
+    ]
+
+
+def read_checks(engine: sa.Engine) -> pd.DataFrame | None:
+    """The checks that need no model, summed per check, model and provider (None: none stored)."""
+    return check_summary(store.read_checks(engine))
 
 
 def read_attempts(engine: sa.Engine) -> pd.DataFrame:

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 
 from arena import stats, store
 from arena.challenges import load_challenges
-from arena.config import GatewaySettings
+from arena.config import CheckSettings, GatewaySettings
 from arena.errors import ArenaError
-from arena.ratings import RatingOptions
+from arena.ratings import RatingOptions, route_records
+from arena.ratings.agreement import frame_records
 from arena.report import charts, downloads, formats, reads
 from arena.report.digest import (
     AttemptDigest,
@@ -30,6 +31,7 @@ from arena.report.digest import (
 )
 from arena.report.examples import EXAMPLE_TITLES, api_examples
 from arena.report.pictures import Pictures
+from arena.report.quality import CHECK_KINDS
 
 MANIFEST = ".arena-site"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -106,6 +108,7 @@ def build_site(
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
         vote_future = pool.submit(reads.vote_worker, url, str(out_dir))
     try:
+        checks = reads.read_checks(engine)
         attempts = reads.read_attempts(engine)
         downloads.write_generations_csv(attempts, out_dir / "downloads" / "generations.csv")
         attempt_digest = digest_attempts(attempts, window_days)
@@ -131,6 +134,7 @@ def build_site(
         challenges_dir,
         window_days,
         traffic,
+        checks,
     )
     return site.write(stamp or datetime.now(UTC))
 
@@ -149,8 +153,10 @@ class _Site:
         challenges_dir,
         window_days,
         traffic: TrafficDigest | None = None,
+        checks: pd.DataFrame | None = None,
     ) -> None:
         self.out = _Writer(out_dir)
+        self.checks = checks
         self.settings = settings
         self.a, self.v = attempts, votes
         self.t = traffic or TrafficDigest()
@@ -386,6 +392,9 @@ class _Site:
         for provider in sorted(self.provider_slugs):
             self._provider_page(provider, providers, common)
             pages += 1
+        quality = self._quality_context()
+        self._render("quality.html", "quality.html", **quality, **common)
+        pages += 1
         extras = {}
         for name in self.infos:
             provider, p50 = self._fastest(name)
@@ -401,7 +410,12 @@ class _Site:
             options=RatingOptions(),
             data_through=None if newest is None else pd.Timestamp(newest).isoformat(),
         )
-        for name, data in (("leaderboard", board), ("manifest", downloads.manifest())):
+        files = {
+            "leaderboard": board,
+            "quality": downloads.quality(quality),
+            "manifest": downloads.manifest(),
+        }
+        for name, data in files.items():
             self.out.text(f"downloads/{name}.json", json.dumps(data, indent=2, default=str) + "\n")
         for static in sorted(STATIC_DIR.iterdir()):
             self.out.bytes(f"static/{static.name}", static.read_bytes())
@@ -513,6 +527,7 @@ class _Site:
                         "at": row.started_at,
                     }
                 )
+        quality = self._model_quality(name)
         traffic = self._traffic("model", name)
         if traffic:
             for row in traffic["rows"]:
@@ -535,8 +550,130 @@ class _Site:
             opponents=opponents,
             gallery=gallery,
             provider_slugs=self.provider_slugs,
+            quality=quality,
             **common,
         )
+
+    # --- the quality page: routes, judges, checks ---------------------------------------------
+
+    def _quality_context(self) -> dict:
+        """The quality page's context (and quality.json's): every figure as plain records."""
+        route_boards = {
+            task: self._route_rows(board) for task, board in self.v.route_boards.items()
+        }
+        routes = [] if self.v.routes is None else route_records(self.v.routes)
+        judges = [self._judge_context(judge) for judge in self.v.judges]
+        checks = []
+        if self.checks is not None:
+            for record in self.checks.to_dict(orient="records"):
+                checks.append(
+                    {
+                        **record,
+                        "model": self._model_ref(str(record["model"]))
+                        if str(record["model"]) in self.infos
+                        else {"name": str(record["model"]), "slug": None, "baseline": False},
+                        "flagged": int(record["flagged"]),
+                        "outputs": int(record["outputs"]),
+                    }
+                )
+        return {
+            "route_boards": route_boards,
+            "routes": routes,
+            "judges": judges,
+            "checks": checks,
+            "check_kinds": CHECK_KINDS,
+            "check_settings": self.settings.checks if self.settings else CheckSettings(),
+        }
+
+    def _route_rows(self, board: pd.DataFrame) -> list[dict]:
+        rows = []
+        for row in board.itertuples(index=False):
+            model, _, provider = str(row.model).rpartition("@")
+            rows.append(
+                {
+                    **(
+                        self._model_ref(model)
+                        if model in self.infos
+                        else {"name": model, "slug": None, "baseline": False}
+                    ),
+                    "route": str(row.model),
+                    "provider": provider,
+                    "provider_page": self.provider_slugs.get(provider),
+                    "rank": int(row.rank),
+                    "rating": row.rating,
+                    "lower": row.lower,
+                    "upper": row.upper,
+                    "votes": int(row.votes),
+                    "win_rate": row.win_rate,
+                    "preliminary": bool(row.preliminary),
+                }
+            )
+        return rows
+
+    def _judge_context(self, judge) -> dict:
+        figures = judge.figures
+        return {
+            "name": judge.name,
+            "kind": judge.kind,
+            "votes": judge.votes,
+            "calls": judge.calls,
+            "boards": {
+                task: [
+                    {
+                        **(
+                            self._model_ref(str(r.model))
+                            if str(r.model) in self.infos
+                            else {"name": str(r.model), "slug": None, "baseline": False}
+                        ),
+                        "rank": int(r.rank),
+                        "rating": r.rating,
+                        "lower": r.lower,
+                        "upper": r.upper,
+                        "votes": int(r.votes),
+                        "preliminary": bool(r.preliminary),
+                    }
+                    for r in board.itertuples(index=False)
+                ]
+                for task, board in judge.boards.items()
+            },
+            "agreement": [] if figures is None else frame_records(figures.agreement),
+            "correlation": [] if figures is None else frame_records(figures.correlation),
+            "bias": [] if figures is None else frame_records(figures.position_bias),
+        }
+
+    def _model_quality(self, name: str) -> dict:
+        """This model on the quality page: its route comparisons, judges' ranks and checks."""
+        routes = []
+        if self.v.routes is not None:
+            mine = self.v.routes[self.v.routes["model"] == name]
+            routes = route_records(mine)
+        judged = []
+        for judge in self.v.judges:
+            for task, board in judge.boards.items():
+                row = board[board["model"] == name]
+                if len(row):
+                    judged.append(
+                        {
+                            "judge": judge.name,
+                            "task": task,
+                            "rank": int(row.iloc[0]["rank"]),
+                            "of": len(board),
+                            "rating": row.iloc[0]["rating"],
+                            "votes": int(row.iloc[0]["votes"]),
+                        }
+                    )
+        checks = []
+        if self.checks is not None:
+            mine = self.checks[self.checks["model"].astype(str) == name]
+            for check, rows in mine.groupby("check", sort=True):
+                checks.append(
+                    {
+                        "check": str(check),
+                        "flagged": int(rows["flagged"].sum()),
+                        "outputs": int(rows["outputs"].sum()),
+                    }
+                )
+        return {"routes": routes, "judges": judged, "checks": checks}
 
     def _traffic(self, column: str, name: str) -> dict | None:
         """The gateway's figures for one model or provider, or None where no traffic reached it."""

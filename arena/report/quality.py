@@ -1,0 +1,131 @@
+"""The site's second opinions, arranged for the quality page: route boards and the route test (from
+the human votes), each judge's board beside its agreement with the humans, and the checks that need
+no model. Like digest.py it picks, groups and sorts what arena.ratings returns; nothing here rates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from arena.errors import VoteDataError
+from arena.ratings import RatingOptions, compare_routes, compute_boards
+from arena.ratings.agreement import JudgeFigures, judge_figures
+
+# A route board has a row per model and provider: closed-form intervals keep its fit instant on a
+# large store (hundreds of routes), as the per-category boards do.
+ROUTE_OPTIONS = RatingOptions(intervals="closed_form")
+ROUTE_COLUMNS = ("provider_left", "provider_right")
+# What each check of arena.checks flags, as the page says it (a test keeps the names the same;
+# importing arena.checks would load OpenCV into every report build for four words).
+CHECK_KINDS = {
+    "unchanged": "an edit that returned its source: the perceptual hash within "
+    "{unchanged_max_distance} bits of the source's",
+    "aspect": "an output whose aspect ratio is more than {aspect_tolerance:.0%} off the one the "
+    "challenge asked for",
+    "faces": "a portrait edit that lost the face: faces found in the source, none in the output",
+    "blank": "a near-uniform image: its grey levels spread by at most {blank_max_stddev:g} "
+    "(standard deviation, 0-255)",
+}
+
+
+@dataclass
+class JudgeDigest:
+    """One judge on the quality page: its boards, its calls and its figures against the humans."""
+
+    kind: str  # "judge:NAME"
+    votes: int
+    boards: dict[str, pd.DataFrame]  # task -> this judge's board
+    calls: dict  # calls, ok, failures by class, cost_usd, p50 duration_ms, model ids
+    figures: JudgeFigures | None  # None without human votes to compare with
+
+    @property
+    def name(self) -> str:
+        return self.kind.removeprefix("judge:")
+
+
+@dataclass
+class QualityDigest:
+    """Everything the quality page shows."""
+
+    route_boards: dict[str, pd.DataFrame] = field(default_factory=dict)  # task -> route board
+    routes: pd.DataFrame | None = None  # ROUTE_COMPARISON_COLUMNS, one row per pair of routes
+    judges: list[JudgeDigest] = field(default_factory=list)
+    human_votes: int = 0
+    checks: pd.DataFrame | None = None  # per check, model and provider: outputs, flagged
+
+
+def routes_from_votes(rated: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
+    """Route boards per task and the route comparisons, when some model was voted on through two or
+    more providers; nothing otherwise (a board of routes then repeats the model board)."""
+    if rated.empty or any(c not in rated for c in ROUTE_COLUMNS):
+        return {}, None
+    sides = pd.DataFrame(
+        {
+            "model": np.concatenate(
+                [rated["model_left"].astype(str), rated["model_right"].astype(str)]
+            ),
+            "provider": np.concatenate(
+                [rated["provider_left"].astype(str), rated["provider_right"].astype(str)]
+            ),
+        }
+    )
+    sides = sides[sides["provider"] != ""]
+    if not (sides.groupby("model")["provider"].nunique() > 1).any():
+        return {}, None
+    boards = {}
+    with contextlib.suppress(VoteDataError):
+        boards = {
+            task: board
+            for (task, _), board in compute_boards(rated, ROUTE_OPTIONS, by="route").items()
+        }
+    comparisons = compare_routes(rated)
+    return boards, comparisons if len(comparisons) else None
+
+
+def digest_judge(
+    kind: str, votes: pd.DataFrame, calls: pd.DataFrame, humans: pd.DataFrame | None
+) -> JudgeDigest:
+    """One judge's boards (the published options, its votes only), calls and agreement figures."""
+    rated = votes[~votes["flagged"].to_numpy(dtype=bool)] if len(votes) else votes
+    boards = {}
+    with contextlib.suppress(VoteDataError):  # only same-model comparisons rate nothing
+        boards = {task: board for (task, _), board in compute_boards(rated).items()}
+    figures = None
+    if humans is not None and len(humans) and len(rated):
+        figures = judge_figures(kind, humans, rated, calls)
+    return JudgeDigest(kind, len(votes), boards, _call_summary(calls), figures)
+
+
+def _call_summary(calls: pd.DataFrame) -> dict:
+    if calls.empty:
+        return {"calls": 0, "ok": 0, "failures": {}, "cost_usd": 0.0, "p50_ms": None, "models": []}
+    ok = calls["ok"].astype(bool).to_numpy()
+    failures = calls.loc[~ok, "failure_class"].fillna("unknown").astype(str).value_counts()
+    durations = calls.loc[ok, "duration_ms"].dropna().to_numpy(dtype=float)
+    return {
+        "calls": len(calls),
+        "ok": int(ok.sum()),
+        "failures": {str(k): int(v) for k, v in sorted(failures.items())},
+        "cost_usd": float(calls["cost_usd"].fillna(0.0).sum()),
+        "p50_ms": float(np.percentile(durations, 50)) if len(durations) else None,
+        "models": sorted({str(m) for m in calls["model_id"].dropna() if str(m)}),
+    }
+
+
+def check_summary(checks: pd.DataFrame) -> pd.DataFrame | None:
+    """Per check, task, model and provider: outputs checked and flagged, and the flagged share."""
+    if checks is None or checks.empty:
+        return None
+    grouped = (
+        checks.assign(flagged=checks["flagged"].astype(bool))
+        .groupby(["check", "task", "model", "provider"], sort=True, observed=True)["flagged"]
+        .agg(outputs="size", flagged="sum")
+        .reset_index()
+    )
+    grouped["flagged"] = grouped["flagged"].astype(int)
+    grouped["share"] = grouped["flagged"] / grouped["outputs"]
+    return grouped
