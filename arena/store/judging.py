@@ -125,5 +125,8 @@ def record_judge_vote(
         "reason": f"ab: {ab[1] or '-'} | ba: {ba[1] or '-'}",
     }
     with engine.begin() as conn:
-        result = conn.execute(insert_ignoring_duplicates(engine, Vote.__table__), [row])
-    return result.rowcount == 1
+        # RETURNING says whether the row went in; rowcount is not reliable across drivers.
+        statement = insert_ignoring_duplicates(engine, Vote.__table__).returning(
+            Vote.__table__.c.id
+        )
+        return conn.execute(statement, row).first() is not None

@@ -111,7 +111,9 @@ class FakeJudge:
                     url = part["image_url"]["url"]
                     images.append(base64.b64decode(url.split(",", 1)[1]))
                     texts.append(None)
-        return await self._answer("openai-chat", request, body, body.get("model", ""), texts, images)
+        return await self._answer(
+            "openai-chat", request, body, body.get("model", ""), texts, images
+        )
 
     async def gemini(self, request: Request):
         body = await request.json()

@@ -84,7 +84,9 @@ def test_an_edit_shows_the_sources_labelled_before_the_two_candidates(judge_serv
     (entry,) = judge_server.log
     assert entry.candidates == [DARK.data, BRIGHT.data]
     labels = entry.labels
-    assert labels.index("Source 1 (the image to edit):") < labels.index("Source 2 (the image to edit):")
+    assert labels.index("Source 1 (the image to edit):") < labels.index(
+        "Source 2 (the image to edit):"
+    )
     assert labels.index("Source 2 (the image to edit):") < labels.index("Candidate 1:")
     assert "Prompt: add a hat" in labels and "editing" in labels[0] and '"winner"' in labels[0]
 
@@ -122,8 +124,11 @@ def test_nothing_listening_is_a_network_failure():
     from support.servers import free_port
 
     config = JudgeConfig(
-        name="j", protocol="openai-chat", base_url=f"http://127.0.0.1:{free_port()}/v1",
-        model_id="m", timeout_s=5.0,
+        name="j",
+        protocol="openai-chat",
+        base_url=f"http://127.0.0.1:{free_port()}/v1",
+        model_id="m",
+        timeout_s=5.0,
     )
     assert _failure(config).failure_class == "network"
 

@@ -13,7 +13,9 @@ from arena.judges.instructions import MAX_REASON_CHARS, instructions_text, parse
 
 WINNERS = {"1": "first", "2": "second", "tie": "tie", "both_bad": "both_bad"}
 # Words around the object that hold no brace (a brace would start another object).
-AROUND = st.text(st.characters(blacklist_characters="{}`", blacklist_categories=("Cs",)), max_size=40)
+AROUND = st.text(
+    st.characters(blacklist_characters="{}`", blacklist_categories=("Cs",)), max_size=40
+)
 
 
 @given(

@@ -31,10 +31,18 @@ def _parts_by_hand(request: JudgeRequest) -> list[dict]:
     def text(t: str) -> dict:
         return {"type": "text", "text": t}
 
-    parts = [text(instructions_text(request.task, len(request.sources))), text(f"Prompt: {request.prompt}")]
+    parts = [
+        text(instructions_text(request.task, len(request.sources))),
+        text(f"Prompt: {request.prompt}"),
+    ]
     for n, source in enumerate(request.sources, 1):
         parts += [text(f"Source {n} (the image to edit):"), image(source)]
-    parts += [text("Candidate 1:"), image(request.first), text("Candidate 2:"), image(request.second)]
+    parts += [
+        text("Candidate 1:"),
+        image(request.first),
+        text("Candidate 2:"),
+        image(request.second),
+    ]
     parts.append(text("Which candidate is better? Answer with the JSON object only."))
     return parts
 
