@@ -14,6 +14,7 @@ Behaviours (the model id):
     limited      429 with Retry-After for the first `limited_times` requests, then consistent
     always429    429 every time
     slow         answers after `slow_s` (beyond the tests' timeout)
+    slowok       consistent, after `slow_s`
     broken       HTTP 500
     echo-auth    401 whose message echoes the Authorization header it got
 """
@@ -156,7 +157,7 @@ class FakeJudge:
                 self._in_flight -= 1
 
     async def _reply(self, protocol, model, request, candidates, earlier):
-        if model == "slow":
+        if model in ("slow", "slowok"):
             await asyncio.sleep(self.slow_s)
         if model == "always429" or (model == "limited" and earlier < self.limited_times):
             return JSONResponse(

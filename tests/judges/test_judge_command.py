@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
+from support.processes import wait_until
 
 from arena import store
 from arena.app.judge import build_comparisons
@@ -266,3 +270,37 @@ def test_route_pairs_and_model_pairs_are_built_but_never_a_route_against_itself(
         ("n", "p1", "m", "p1"),
     ]
     assert all(c["image_a"] < c["image_b"] for c in comparisons.values())
+
+
+@pytest.mark.slow  # a subprocess
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_keeps_every_finished_call_and_a_rerun_continues(
+    pipeline, judge_server, db_url, tmp_path, sig
+):
+    judge_server.slow_s = 0.4
+    config = pipeline({"lens": _judge(judge_server, model="slowok", max_concurrency=1)})
+    log_path = tmp_path / "judge.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "arena.cli", "judge", "--config", config],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    try:
+        wait_until(lambda: len(_calls(db_url)) >= 3, what="three judge calls stored")
+        proc.send_signal(sig)
+        assert proc.wait(60) == (130 if sig == signal.SIGINT else 143), log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = log_path.read_text()
+    assert "Traceback" not in err
+    assert "interrupted; every finished call is stored; run `arena judge` again" in err
+    before = _calls(db_url)
+    assert 3 <= len(before) < 8 and all(c.ok for c in before)
+    judge_server.slow_s = 0.0
+    assert main(["judge", "--config", config]) == 0
+    asked = [(c.comparison, c.order) for c in _calls(db_url)]
+    assert len(asked) == len(set(asked)) == 8  # nothing asked twice
+    assert len(store.read_votes(store.open_engine(db_url), voters="judge:lens")) == 4
