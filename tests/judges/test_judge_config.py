@@ -74,6 +74,11 @@ def test_a_local_judge_needs_no_key_and_gemini_is_a_protocol(tmp_path):
             "missing",
         ),
         (
+            lambda t: t.replace('"gpt-4o"', '"' + "m" * 201 + '"'),
+            "judges.lens.model_id",
+            "at most 200",
+        ),
+        (
             lambda t: t.replace("https://api.openai.com/v1/", "api.openai.com"),
             "judges.lens.base_url",
             "must start with http",
