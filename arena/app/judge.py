@@ -210,7 +210,7 @@ class _Session:
                 if self.pairs is not None and self.started >= self.pairs:
                     self.summary.stopped = f"--pairs {self.pairs} reached"
                     return
-                candidates = self._candidates()
+                candidates = self._candidates(self.progress.finished | self.tried)
                 if not candidates:
                     self.summary.stopped = self._nothing_left()
                     return
@@ -232,8 +232,8 @@ class _Session:
                 self.started += len(batch)
                 await asyncio.gather(*(self._compare(judge, limiter, c.key) for c in batch))
 
-    def _candidates(self) -> list[sampling.Comparison]:
-        done = self.progress.finished | self.tried
+    def _candidates(self, skip: set[str]) -> list[sampling.Comparison]:
+        """The comparisons not in `skip`, named for the pair choice."""
         return [
             sampling.Comparison(
                 key=key,
@@ -244,7 +244,7 @@ class _Session:
                 human_voted=frozenset((c["image_a"], c["image_b"])) in self.human_pairs,
             )
             for key, c in self.comparisons.items()
-            if key not in done
+            if key not in skip
         ]
 
     def _nothing_left(self) -> str:
@@ -258,19 +258,10 @@ class _Session:
     def finish(self) -> JudgeSummary:
         summary = self.summary
         summary.judged_total = sum(k in self.progress.finished for k in self.comparisons)
-        self.ratings = self._board()
-        pending = [c for c in self._candidates_all() if c.key not in self.progress.finished]
         summary.unsettled_pairs = sampling.unsettled_pairs(
-            pending, self.ratings, self.config.stop_interval_elo
+            self._candidates(self.progress.finished), self._board(), self.config.stop_interval_elo
         )
         return summary
-
-    def _candidates_all(self) -> list[sampling.Comparison]:
-        tried, self.tried = self.tried, set()
-        try:
-            return self._candidates()
-        finally:
-            self.tried = tried
 
     # --- one comparison, one call --------------------------------------------------------------
 

@@ -32,7 +32,7 @@ def cmd_judge(args) -> int:
     print(
         f"stopped: {summary.stopped}; {summary.judged_total:,} of "
         f"{plural(summary.candidates, 'comparison')} judged so far, "
-        f"{plural(summary.unsettled_pairs, 'pair')} still uncertain"
+        f"{plural(summary.unsettled_pairs, 'pair')} still to ask"
     )
     print(f"board:   `arena ratings --voters {summary.voter}`; `arena judge` again continues")
     return 0

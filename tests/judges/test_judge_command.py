@@ -304,3 +304,24 @@ def test_ctrl_c_keeps_every_finished_call_and_a_rerun_continues(
     asked = [(c.comparison, c.order) for c in _calls(db_url)]
     assert len(asked) == len(set(asked)) == 8  # nothing asked twice
     assert len(store.read_votes(store.open_engine(db_url), voters="judge:lens")) == 4
+
+
+def test_a_rejected_key_stops_the_judge_and_never_reaches_the_store_or_the_output(
+    pipeline, judge_server, db_url, capsys, monkeypatch
+):
+    from support.scan import database_dump
+
+    secret = "sk-judge-SECRET-do-not-leak-0987654321"
+    monkeypatch.setenv("LENS_KEY", secret)
+    config = pipeline({"lens": _judge(judge_server, model="echo-auth", api_key_env="LENS_KEY")})
+    assert main(["judge", "--config", config]) == 0
+    captured = capsys.readouterr()
+    assert "stopped: the judge rejected the key" in captured.out and "$LENS_KEY" in captured.out
+    assert secret in judge_server.log[0].headers["authorization"]  # it was sent, to the judge only
+    calls = _calls(db_url)
+    assert 1 <= len(calls) <= 2 and {c.failure_class for c in calls} == {"auth"}  # then it stops
+    assert secret not in captured.out + captured.err
+    assert secret not in database_dump(db_url)
+    monkeypatch.delenv("LENS_KEY")
+    assert main(["judge", "--config", config]) == 2
+    assert "LENS_KEY is not set" in capsys.readouterr().err
