@@ -389,34 +389,42 @@ class _Session:
             if left and right
         }
 
-    def _board(self) -> dict:
-        """This judge's boards per task, as sampling.Ratings: by model, and by route."""
-        from arena.ratings import RatingOptions, compute_boards
-
+    def _board(self) -> sampling.Ratings:
         votes = store.read_votes(self.engine, extra_columns=True, voters=self.config.voter)
-        if votes.empty:
-            return {}
-        options = RatingOptions(**BOARD_OPTIONS)
-        ratings: dict = {}
-        # A route pair is one model against itself on the model board: left out of that fit.
-        model_votes = votes[votes["model_left"] != votes["model_right"]]
-        route_votes = votes.assign(
-            model_left=votes["model_left"] + "@" + votes["provider_left"],
-            model_right=votes["model_right"] + "@" + votes["provider_right"],
-        )
-        for board, frame in (("model", model_votes), ("route", route_votes)):
-            if frame.empty:
-                continue
-            try:
-                boards = compute_boards(frame, options)
-            except VoteDataError:
-                continue
-            for (task, _), table in boards.items():
-                ratings[(board, task)] = {
-                    row.model: (row.rating, row.lower, row.upper)
-                    for row in table.itertuples(index=False)
-                }
-        return ratings
+        return judge_ratings(votes)
+
+
+def judge_ratings(votes) -> sampling.Ratings:
+    """A judge's boards per task as sampling.Ratings: ("model", task) from the votes between two
+    models, ("route", task) from every vote with its sides named model@provider.
+
+    A route pair is one model against itself on a model board, which would pull that model's
+    interval to nothing: it is left out of the model fit and rated on the route board only.
+    """
+    from arena.ratings import RatingOptions, compute_boards
+
+    if votes.empty:
+        return {}
+    options = RatingOptions(**BOARD_OPTIONS)
+    ratings: dict = {}
+    model_votes = votes[votes["model_left"] != votes["model_right"]]
+    route_votes = votes.assign(
+        model_left=votes["model_left"] + "@" + votes["provider_left"],
+        model_right=votes["model_right"] + "@" + votes["provider_right"],
+    )
+    for board, frame in (("model", model_votes), ("route", route_votes)):
+        if frame.empty:
+            continue
+        try:
+            boards = compute_boards(frame, options)
+        except VoteDataError:
+            continue
+        for (task, _), table in boards.items():
+            ratings[(board, task)] = {
+                row.model: (row.rating, row.lower, row.upper)
+                for row in table.itertuples(index=False)
+            }
+    return ratings
 
 
 _CALL_FIELDS = (

@@ -29,12 +29,12 @@ MODELS = {
 }
 
 
-def _config(tmp_path, db_url, judges: dict[str, dict]) -> str:
+def _config(tmp_path, db_url, judges: dict[str, dict], challenges=CHALLENGES) -> str:
     lines = [
         f'data_dir = "{tmp_path / "data"}"',
         f'database_url = "{db_url}"',
         f'challenges_dir = "{project_root() / "challenges"}"',
-        f"challenges = {json.dumps(CHALLENGES)}",
+        f"challenges = {json.dumps(challenges)}",
         "",
         "[providers.local]",
         'protocol = "local"',
@@ -325,3 +325,22 @@ def test_a_rejected_key_stops_the_judge_and_never_reaches_the_store_or_the_outpu
     monkeypatch.delenv("LENS_KEY")
     assert main(["judge", "--config", config]) == 2
     assert "LENS_KEY is not set" in capsys.readouterr().err
+
+
+def test_sampling_stops_once_every_pair_s_interval_is_narrower_than_the_stop_width(
+    tmp_path, db_url, judge_server, capsys
+):
+    """Every shipped challenge: several comparisons per pair of models. With a stop width no
+    interval can miss, one verdict per pair settles it: the first batch takes one comparison of
+    each pair (pairs take turns), and the next choice finds nothing unsettled."""
+    assert main(["run", "--config", _config(tmp_path, db_url, {}, challenges=[])]) == 0
+    capsys.readouterr()
+    judge = _judge(judge_server, stop_interval_elo=1e9, max_concurrency=2)
+    config = _config(tmp_path, db_url, {"lens": judge}, challenges=[])
+    summary = _judge_json(config, capsys=capsys)
+    assert summary["stopped"] == "every pair is settled (its interval is under 1e+09 Elo)"
+    assert summary["comparisons"] == 4 and summary["candidates"] > 8  # one per pair, of many
+    votes = store.read_votes(store.open_engine(db_url), voters="judge:lens")
+    pairs = {tuple(sorted(p)) for p in zip(votes["model_left"], votes["model_right"], strict=True)}
+    assert len(pairs) == 4  # 3 edit pairs and 1 text-to-image pair, one comparison each
+    assert summary["unsettled_pairs"] == 0
