@@ -23,6 +23,7 @@ from arena.store.judging import (
     JudgeProgress,
     comparison_id,
     judge_progress,
+    read_judge_calls,
     record_judge_call,
     record_judge_vote,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "read_attempts",
     "read_holder",
     "read_image_paths",
+    "read_judge_calls",
     "read_votes",
     "record_judge_call",
     "record_judge_vote",

@@ -5,7 +5,8 @@ is the vote's battle_id, so the database's unique battle_id makes the vote idemp
 a second `arena judge` running at the same time, never stores it twice. The judge's two calls
 ("ab": a shown first, "ba": b first) are kept whatever became of them; judge_progress reads back
 which comparisons are finished and which orders already have a verdict, so a resume pays for
-neither again.
+neither again. read_judge_calls hands every call to the figures that need them (a judge's
+position bias, its cost and timings).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+import pandas as pd
 import sqlalchemy as sa
 
 from arena.store.tables import JudgeCall, Vote, utcnow
@@ -130,3 +132,15 @@ def record_judge_vote(
             Vote.__table__.c.id
         )
         return conn.execute(statement, row).first() is not None
+
+
+def read_judge_calls(engine: sa.Engine, judge: str | None = None) -> pd.DataFrame:
+    """Every judge call (one judge's with `judge`, its NAME) with all of judge_calls' columns, in
+    id order; `ok` as bool and `started_at` in UTC. Empty, with the columns, when there are none."""
+    from arena.store.frames import _plain_frame
+
+    table = JudgeCall.__table__
+    query = sa.select(table).order_by(table.c.id)
+    if judge is not None:
+        query = query.where(table.c.judge == judge)
+    return _plain_frame(engine, query, list(table.c.keys()), times=("started_at",), flags=("ok",))

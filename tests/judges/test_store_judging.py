@@ -93,6 +93,16 @@ def test_calls_are_kept_and_progress_reads_paid_verdicts_and_finished_comparison
     )
     assert vote.voter == vote.voter_kind == "judge:j" and vote.flagged is False
     assert vote.reason == "ab: sharper | ba: more hair" and vote.category == "portrait-edit"
+    calls = store.read_judge_calls(engine, "j")
+    assert calls["order"].tolist() == ["ab", "ab", "ba"] and calls["ok"].tolist() == [
+        False,
+        True,
+        True,
+    ]
+    assert calls["verdict"].tolist()[1:] == ["a", "a"] and str(calls["started_at"].dt.tz) == "UTC"
+    assert calls["failure_class"].tolist()[0] == "rate_limited"
+    assert store.read_judge_calls(engine, "other").empty
+    assert "comparison" in store.read_judge_calls(engine, "other").columns
 
 
 def test_a_vote_is_stored_once_however_often_or_concurrently_it_is_written(db_url):
