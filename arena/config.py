@@ -622,6 +622,7 @@ def _parse_judge(name: str, table, source: str) -> JudgeConfig:
     for key in ("protocol", "base_url", "model_id"):
         if values[key] is None:
             raise ConfigError(source, f"{where}.{key}", "missing (required)")
+    _check_length(values["model_id"], MAX_MODEL_ID, source, f"{where}.model_id", "a model_id")
     if values["protocol"] not in JUDGE_PROTOCOLS:
         raise ConfigError(
             source,

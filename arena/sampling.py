@@ -1,4 +1,5 @@
-"""Which battle to show next: a pure choice from the pool, the vote counts and the ratings' uncertainty.
+"""Which battle to show next, and which comparisons a judge is asked next: pure choices from the
+pool, the vote counts and the ratings' uncertainty.
 
 The rule, published in the README: pick a challenge with probability mixing 1/(1 + its votes) (fewer
 votes first) with a uniform floor; inside it, pick a pair of models with probability mixing how
@@ -127,3 +128,118 @@ def counterbalanced_side(issued: int, a_left: int, coin: bool) -> bool:
     if 2 * a_left > issued:
         return False
     return coin
+
+
+# --- judges: which comparisons to ask next ------------------------------------------------------
+#
+# A judge is asked where its own board is least certain: pairs of units (models, or routes of one
+# model) ordered by how much their intervals overlap, unrated units first; a pair stops being asked
+# once the interval of its rating difference is narrower than the judge's stop_interval_elo
+# (GenArena's rule, 15 Elo). Within a pair, output pairs humans voted on come first (so the judge's
+# agreement with them can be measured), then the rest in a seeded random order.
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two outputs of one challenge a judge may be asked about, named by the units rated.
+
+    `board` says which board rates the units: "model" (two different models) or "route" (one model
+    on two providers: units are "model@provider"). `key` is the caller's id for the comparison.
+    """
+
+    key: str
+    task: str
+    board: str
+    unit_a: str
+    unit_b: str
+    human_voted: bool = False
+
+    @property
+    def pair(self) -> tuple[str, str, str, str]:
+        """(board, task, unit, unit) with the units in name order: the pair the board rates."""
+        low, high = sorted((self.unit_a, self.unit_b))
+        return (self.board, self.task, low, high)
+
+
+Ratings = Mapping[tuple[str, str], Mapping[str, tuple[float, float, float]]]
+
+
+def difference_interval_elo(
+    a: tuple[float, float, float], b: tuple[float, float, float], confidence: float = 0.95
+) -> float:
+    """The width of the interval of a - b: the two half-widths combined as standard errors
+    (as order_uncertainty does), `a` and `b` being (rating, lower, upper) at `confidence`."""
+    z = Z_95 if confidence == 0.95 else _z(confidence)
+    se = math.hypot((a[2] - a[1]) / (2 * z), (b[2] - b[1]) / (2 * z))
+    return 2 * z * se
+
+
+def pair_priority(ratings: Ratings, pair: tuple[str, str, str, str]) -> float:
+    """How uncertain a pair's order is on its board: the overlap of the two intervals in Elo
+    (negative when they are apart); infinity when either unit has no rating yet."""
+    board, task, a, b = pair
+    table = ratings.get((board, task), {})
+    if a not in table or b not in table:
+        return math.inf
+    (_, la, ua), (_, lb, ub) = table[a], table[b]
+    return min(ua, ub) - max(la, lb)
+
+
+def pair_settled(
+    ratings: Ratings, pair: tuple[str, str, str, str], stop_interval_elo: float
+) -> bool:
+    """Whether a pair needs no more verdicts: both rated and the interval of their difference
+    narrower than `stop_interval_elo`."""
+    board, task, a, b = pair
+    table = ratings.get((board, task), {})
+    if a not in table or b not in table:
+        return False
+    values = (table[a], table[b])
+    if not all(math.isfinite(v) for rating in values for v in rating):
+        return False
+    return difference_interval_elo(*values) < stop_interval_elo
+
+
+def choose_comparisons(
+    candidates: Iterable[Comparison],
+    ratings: Ratings,
+    *,
+    stop_interval_elo: float,
+    limit: int,
+    rng: random.Random,
+) -> list[Comparison]:
+    """Up to `limit` comparisons to ask next, from the unsettled pairs, most uncertain first.
+
+    Pairs take turns in priority order (one comparison each per turn), so a batch spreads over the
+    least certain pairs instead of spending itself on one. Within a pair: human-voted comparisons
+    first, then the others, each group in a random order drawn from `rng`.
+    """
+    groups: dict[tuple[str, str, str, str], list[Comparison]] = {}
+    for comparison in sorted(candidates, key=lambda c: c.key):
+        groups.setdefault(comparison.pair, []).append(comparison)
+    queues = []
+    for pair in sorted(groups):
+        if pair_settled(ratings, pair, stop_interval_elo):
+            continue
+        voted = [c for c in groups[pair] if c.human_voted]
+        others = [c for c in groups[pair] if not c.human_voted]
+        rng.shuffle(voted)
+        rng.shuffle(others)
+        queues.append((-pair_priority(ratings, pair), pair, voted + others))
+    queues.sort(key=lambda item: (item[0], item[1]))
+    chosen: list[Comparison] = []
+    turn = 0
+    while len(chosen) < limit and any(turn < len(queue) for _, _, queue in queues):
+        for _, _, queue in queues:
+            if turn < len(queue) and len(chosen) < limit:
+                chosen.append(queue[turn])
+        turn += 1
+    return chosen
+
+
+def unsettled_pairs(
+    candidates: Iterable[Comparison], ratings: Ratings, stop_interval_elo: float
+) -> int:
+    """How many pairs among the candidates still need verdicts."""
+    pairs = {c.pair for c in candidates}
+    return sum(not pair_settled(ratings, pair, stop_interval_elo) for pair in pairs)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from arena import __version__
-from arena.cli import commands
+from arena.cli import commands, judging
 
 
 class _Parser(argparse.ArgumentParser):
@@ -267,6 +267,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one object per board, with one per model")
     p.set_defaults(func=commands.cmd_ratings)
+
+    p = _command(
+        sub,
+        "judge",
+        "ask a vision-language judge to vote on pairs of outputs (votes of voter judge:NAME)",
+        "Ask a configured judge ([judges.NAME] in arena.toml) about pairs of outputs of the same "
+        "challenge, twice with the sides swapped (the same winner both times wins, otherwise a "
+        "tie), where its board is least certain. Its votes stay out of the human board; see them "
+        "with `arena ratings --voters judge:NAME`. A rerun continues where the last one stopped.",
+        (
+            "arena judge --pairs 50",
+            "arena judge --judge gpt4o --run last --max-cost 1",
+            "arena judge --json",
+        ),
+        parents=[common],
+    )
+    p.add_argument(
+        "--judge", metavar="NAME", help="the judge to ask (default: the only one configured)"
+    )
+    p.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="only this run's outputs, or `last` (default: every run's)",
+    )
+    p.add_argument(
+        "--max-cost",
+        type=_non_negative,
+        metavar="USD",
+        help="start no call that would take the cost past this (default: no limit)",
+    )
+    p.add_argument(
+        "--pairs",
+        type=_positive_int,
+        metavar="N",
+        help="judge at most N comparisons this time (default: until every pair is settled)",
+    )
+    p.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    p.set_defaults(func=judging.cmd_judge)
 
     p = _command(
         sub,

@@ -11,6 +11,7 @@ Its modules, each one concern:
                 while the store fails, then spilled; replay_spill saves a spill on resume
     spill       the spill file: results the store could not take, as JSON lines under the data dir
     frames      reads into DataFrames (attempts of either source, votes, judge calls, image paths)
+    judging     judges' calls and the votes their comparisons become (idempotent)
     votepath    the voting server's battles and votes (hand-written SQL on its own connections)
 
 The names below are the store's public face; callers write ``store.read_votes(engine)``.
@@ -24,6 +25,13 @@ from arena.store.frames import (
     read_judge_calls,
     read_votes,
     voter_kinds,
+)
+from arena.store.judging import (
+    JudgeProgress,
+    comparison_id,
+    judge_progress,
+    record_judge_call,
+    record_judge_vote,
 )
 from arena.store.leases import (
     DEFAULT_TTL_S,
@@ -48,7 +56,7 @@ from arena.store.runs import (
     set_run_status,
     settings_snapshot,
 )
-from arena.store.tables import Attempt, Job, Run, StoredImage, Vote
+from arena.store.tables import Attempt, Job, JudgeCall, Run, StoredImage, Vote
 from arena.store.writer import StoreWriter, record_results, replay_spill
 
 __all__ = [
@@ -58,6 +66,8 @@ __all__ = [
     "Heartbeat",
     "HeldLease",
     "Job",
+    "JudgeCall",
+    "JudgeProgress",
     "LeaseHeld",
     "LeaseHolder",
     "Run",
@@ -65,10 +75,12 @@ __all__ = [
     "StoredImage",
     "Vote",
     "acquire_lease",
+    "comparison_id",
     "create_run",
     "engine_url",
     "get_run",
     "holding",
+    "judge_progress",
     "list_runs",
     "next_attempt_number",
     "open_engine",
@@ -78,6 +90,8 @@ __all__ = [
     "read_image_paths",
     "read_judge_calls",
     "read_votes",
+    "record_judge_call",
+    "record_judge_vote",
     "record_results",
     "replay_spill",
     "release_lease",
