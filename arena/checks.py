@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import imagehash
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from arena import params
@@ -47,7 +48,9 @@ class CheckResult:
 
     check: str  # one of CHECKS
     flagged: bool
-    value: float | None  # unchanged: hash bits; aspect: relative error; faces: faces found; blank: grey stddev
+    value: (
+        float | None
+    )  # unchanged: hash bits; aspect: relative error; faces: faces found; blank: grey stddev
     threshold: float | None  # the [checks] setting used (faces: the cascade's min_neighbors)
     detail: str  # one line for a person
 
@@ -176,7 +179,9 @@ def _ratio_terms(ratio: float) -> tuple[int, int]:
     return round(ratio * 1000), 1000
 
 
-def check_faces(output: Image.Image, sources: SourceFacts, min_neighbors: int) -> CheckResult | None:
+def check_faces(
+    output: Image.Image, sources: SourceFacts, min_neighbors: int
+) -> CheckResult | None:
     """An edit whose sources show a face but whose output shows none; None when no source has a
     face (nothing to lose) or the challenge has no source."""
     in_sources = max(sources.faces, default=0)
@@ -230,7 +235,9 @@ def _cascade():
             )
         classifier = cv2.CascadeClassifier(path)
         if classifier.empty():
-            raise CheckError(f"the faces check: OpenCV's Haar cascade {path} is missing or unreadable")
+            raise CheckError(
+                f"the faces check: OpenCV's Haar cascade {path} is missing or unreadable"
+            )
         _local.cascade = classifier
     return classifier
 
@@ -240,7 +247,9 @@ def count_faces(image: Image.Image, min_neighbors: int) -> int:
     import cv2
 
     grey = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2GRAY)
-    grey = cv2.equalizeHist(grey)  # as OpenCV's face-detection tutorial: a dark grade keeps its face
+    grey = cv2.equalizeHist(
+        grey
+    )  # as OpenCV's face-detection tutorial: a dark grade keeps its face
     side = max(24, math.floor(min(grey.shape) * FACE_MIN_SHARE))  # the cascade's window is 24 px
     found = _cascade().detectMultiScale(
         grey, scaleFactor=FACE_SCALE_FACTOR, minNeighbors=min_neighbors, minSize=(side, side)
@@ -280,3 +289,23 @@ def check_output(
         check_blank(image, settings.blank_max_stddev),
     ]
     return [r for r in results if r is not None]
+
+
+# --- counting -----------------------------------------------------------------------------------
+
+
+def count_flagged(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per model, provider and check: outputs checked and flagged, from store.read_checks' rows
+    (one per output), in CHECKS order; columns model, provider, check, outputs, flagged."""
+    columns = ["model", "provider", "check", "outputs", "flagged"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    counted = (
+        frame.assign(flagged=frame["flagged"].astype(int))
+        .groupby(["model", "provider", "check"], as_index=False)
+        .agg(outputs=("flagged", "size"), flagged=("flagged", "sum"))
+    )
+    order = {name: k for k, name in enumerate(CHECKS)}
+    counted["_order"] = counted["check"].map(order).fillna(len(CHECKS))
+    counted = counted.sort_values(["_order", "model", "provider"]).drop(columns="_order")
+    return counted[columns].reset_index(drop=True)

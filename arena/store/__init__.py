@@ -11,11 +11,13 @@ Its modules, each one concern:
                 while the store fails, then spilled; replay_spill saves a spill on resume
     spill       the spill file: results the store could not take, as JSON lines under the data dir
     frames      reads into DataFrames (attempts of either source, votes, image paths)
+    checks      the checks that need no model: stored per output image, read beside its model
     votepath    the voting server's battles and votes (hand-written SQL on its own connections)
 
 The names below are the store's public face; callers write ``store.read_votes(engine)``.
 """
 
+from arena.store.checks import read_checks, save_checks
 from arena.store.engine import engine_url, open_engine
 from arena.store.frames import ATTEMPT_SOURCES, read_attempts, read_image_paths, read_votes
 from arena.store.leases import (
@@ -41,7 +43,7 @@ from arena.store.runs import (
     set_run_status,
     settings_snapshot,
 )
-from arena.store.tables import Attempt, Job, Run, StoredImage, Vote
+from arena.store.tables import Attempt, Job, OutputCheck, Run, StoredImage, Vote
 from arena.store.writer import StoreWriter, record_results, replay_spill
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "Job",
     "LeaseHeld",
     "LeaseHolder",
+    "OutputCheck",
     "Run",
     "StoreWriter",
     "StoredImage",
@@ -67,6 +70,7 @@ __all__ = [
     "open_engine",
     "pending_jobs",
     "read_attempts",
+    "read_checks",
     "read_holder",
     "read_image_paths",
     "read_votes",
@@ -76,6 +80,7 @@ __all__ = [
     "renew_lease",
     "run_cost_usd",
     "run_summary",
+    "save_checks",
     "set_run_status",
     "settings_snapshot",
 ]
