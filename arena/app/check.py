@@ -50,28 +50,33 @@ def check_outputs(settings: Settings, run: str | None = None) -> CheckReport:
     run_id = _run_id(engine, run)
     outputs = votepath.successful_outputs(engine, run_id)
     challenges = {c.slug: c for c in load_challenges(settings.challenges_dir)}
-    # One image may answer several challenges (an unchanged source, for one): it is checked for
-    # each, and stored once per check (the table's key is image and check), the flagged one first.
-    todo = sorted({(o["image_sha256"], o["challenge"], o["path"]) for o in outputs})
-    used = {challenge for _, challenge, _ in todo if challenge in challenges}
+    # One image may answer several challenges (an unchanged source, for one): it is read once,
+    # checked for each, and stored once per check (the table's key is image and check), a flagged
+    # result before a passing one.
+    paths: dict[str, str] = {}
+    slugs: dict[str, set[str]] = {}
+    for o in outputs:
+        paths.setdefault(o["image_sha256"], o["path"])
+        slugs.setdefault(o["image_sha256"], set()).add(o["challenge"])
+    todo = [(sha, paths[sha], sorted(slugs[sha])) for sha in sorted(paths)]
+    used = sorted({slug for names in slugs.values() for slug in names if slug in challenges})
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, os.cpu_count() or 1)) as pool:
         facts = dict(
             zip(
-                sorted(used),
-                pool.map(lambda slug: _source_facts(challenges[slug], settings), sorted(used)),
+                used,
+                pool.map(lambda slug: _source_facts(challenges[slug], settings), used),
                 strict=True,
             )
         )
-        results = list(
-            pool.map(lambda item: _check_one(item, challenges.get(item[1]), facts, settings), todo)
-        )
-    problems = tuple(line for line in results if isinstance(line, str))
-    failed = {sha for (sha, _, _), line in zip(todo, results, strict=True) if isinstance(line, str)}
+        results = list(pool.map(lambda item: _check_one(item, challenges, facts, settings), todo))
+    problems = tuple(found for found in results if isinstance(found, str))
+    failed = {item[0] for item, found in zip(todo, results, strict=True) if isinstance(found, str)}
     rows = _one_row_per_check(
-        (sha, challenge, result)
-        for (sha, challenge, _), found in zip(todo, results, strict=True)
+        (item[0], slug, result)
+        for item, found in zip(todo, results, strict=True)
         if not isinstance(found, str)
-        for result in found
+        for slug, answers in found
+        for result in answers
     )
     store.save_checks(engine, rows)
     checked = [o for o in outputs if o["image_sha256"] not in failed]
@@ -110,23 +115,30 @@ def _source_facts(challenge: Challenge, settings: Settings) -> SourceFacts:
         raise CheckError(f"challenge {challenge.slug}: {exc}") from None
 
 
-def _check_one(item, challenge: Challenge | None, facts, settings: Settings):
-    """The results for one (image, challenge), or one line saying why the image was not checked."""
-    sha, slug, path = item
-    where = f"image {sha[:12]} ({slug}) at {settings.data_dir / path}"
+def _check_one(item, challenges: dict[str, Challenge], facts, settings: Settings):
+    """[(challenge, its results)] for one image, or one line saying why it was not checked."""
+    sha, path, slugs = item
+    where = f"image {sha[:12]} ({', '.join(slugs)}) at {settings.data_dir / path}"
     try:
         data = (settings.data_dir / path).read_bytes()
     except OSError as exc:
         return f"{where}: cannot be read: {exc.strerror}"
-    if challenge is None:  # no longer in challenges/: only what needs no challenge
-        requested, sources = None, None
-    else:
-        requested = checks.requested_ratio(challenge.size, challenge.aspect_ratio)
-        sources = facts.get(slug)
-    try:
-        return checks.check_output(data, settings.checks, sources=sources, requested=requested)
-    except CheckError as exc:
-        return f"{where}: {exc}"
+    found = []
+    for slug in slugs:
+        challenge = challenges.get(slug)
+        if challenge is None:  # no longer in challenges/: only what needs no challenge
+            requested, sources = None, None
+        else:
+            requested = checks.requested_ratio(challenge.size, challenge.aspect_ratio)
+            sources = facts.get(slug)
+        try:
+            answers = checks.check_output(
+                data, settings.checks, sources=sources, requested=requested
+            )
+        except CheckError as exc:
+            return f"{where}: {exc}"
+        found.append((slug, answers))
+    return found
 
 
 def _one_row_per_check(found: Iterable[tuple[str, str, CheckResult]]) -> list[dict]:
