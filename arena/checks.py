@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2  # at import, in one thread: cv2's first import is not safe from several at once
 import imagehash
 import numpy as np
 import pandas as pd
@@ -39,7 +40,11 @@ FACE_MIN_SHARE = 0.1  # a face is at least a tenth of the short side: a portrait
 
 
 class CheckError(ArenaError):
-    """A check that cannot run: OpenCV without its Haar cascades, an image that does not decode."""
+    """A check that cannot run: an image that does not decode, or (CheckSetupError) no cascade."""
+
+
+class CheckSetupError(CheckError):
+    """This installation cannot run a check at all (OpenCV without its Haar cascades)."""
 
 
 @dataclass(frozen=True)
@@ -225,17 +230,15 @@ _local = threading.local()  # one classifier per thread: a CascadeClassifier is 
 def _cascade():
     classifier = getattr(_local, "cascade", None)
     if classifier is None:
-        import cv2
-
         path = cv2.data.haarcascades + FACE_CASCADE
         if not hasattr(cv2, "CascadeClassifier"):
-            raise CheckError(
+            raise CheckSetupError(
                 f"the faces check needs OpenCV's Haar cascades, which OpenCV {cv2.__version__} "
                 "no longer has: install opencv-python-headless 4.x (pip install 'opencv-python-headless<5')"
             )
         classifier = cv2.CascadeClassifier(path)
         if classifier.empty():
-            raise CheckError(
+            raise CheckSetupError(
                 f"the faces check: OpenCV's Haar cascade {path} is missing or unreadable"
             )
         _local.cascade = classifier
@@ -244,8 +247,6 @@ def _cascade():
 
 def count_faces(image: Image.Image, min_neighbors: int) -> int:
     """Frontal faces OpenCV's Haar cascade finds, each at least FACE_MIN_SHARE of the short side."""
-    import cv2
-
     grey = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2GRAY)
     grey = cv2.equalizeHist(
         grey

@@ -248,7 +248,7 @@ def test_an_opencv_without_the_cascade_is_one_clear_error(monkeypatch):
     worker = threading.Thread(target=count)
     worker.start()
     worker.join()
-    assert len(caught) == 1 and isinstance(caught[0], CheckError)
+    assert len(caught) == 1 and isinstance(caught[0], checks.CheckSetupError)
     assert "Haar cascade" in str(caught[0]) and "/nonexistent/" in str(caught[0])
 
 

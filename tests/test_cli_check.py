@@ -135,3 +135,13 @@ def test_an_empty_store_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ARENA_DATA_DIR", str(tmp_path / "empty"))
     assert main(["check"]) == 0
     assert "no successful outputs in the store" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_an_opencv_without_cascades_is_exit_2_with_one_line(data_dir, monkeypatch, capsys):
+    import cv2
+
+    monkeypatch.setattr(cv2.data, "haarcascades", str(data_dir / "no-cascades") + "/")
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("arena: error: ") and "Haar cascade" in err and err.count("\n") == 1

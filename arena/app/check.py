@@ -12,7 +12,7 @@ import pandas as pd
 
 from arena import checks, store
 from arena.challenges import Challenge, load_challenges
-from arena.checks import CheckError, CheckResult, SourceFacts
+from arena.checks import CheckError, CheckResult, CheckSetupError, SourceFacts
 from arena.config import Settings
 from arena.errors import RunError
 from arena.store import votepath
@@ -135,6 +135,8 @@ def _check_one(item, challenges: dict[str, Challenge], facts, settings: Settings
             answers = checks.check_output(
                 data, settings.checks, sources=sources, requested=requested
             )
+        except CheckSetupError:
+            raise  # not this image's fault: no image can be checked
         except CheckError as exc:
             return f"{where}: {exc}"
         found.append((slug, answers))
