@@ -58,6 +58,13 @@ def test_check_counts_and_stores_every_output_and_a_second_run_replaces(data_dir
         "faces": {"flagged": 0, "outputs": 6},  # the two portrait edits x 3 models
         "blank": {"flagged": 0, "outputs": 11},
     }
+    assert {
+        "model": "identity",
+        "provider": "local",
+        "check": "unchanged",
+        "outputs": 3,
+        "flagged": 3,
+    } in report["rows"]
     frame = store.read_checks(_engine(data_dir))
     unchanged = frame[frame["check"] == "unchanged"]
     assert set(unchanged[unchanged["flagged"]]["model"]) == {"identity"}
