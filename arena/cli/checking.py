@@ -1,11 +1,12 @@
-"""`arena check`: the checks that need no model, run on the stored outputs, and their counts."""
+"""`arena check`: the checks that need no model, run on the stored outputs, and their counts.
+
+Its imports wait for the command, as commands.py's do: `arena --help` loads no pandas."""
 
 from __future__ import annotations
 
 import sys
 
 from arena.cli.commands import _print_json, _settings
-from arena.cli.tables import add_row, emit, plural, table
 
 
 def cmd_check(args) -> int:
@@ -27,6 +28,8 @@ def cmd_check(args) -> int:
             }
         )
     else:
+        from arena.cli.tables import emit
+
         emit(_renderables(report))
     for line in report.problems:
         print(f"arena: not checked: {line}", file=sys.stderr)
@@ -34,6 +37,8 @@ def cmd_check(args) -> int:
 
 
 def _renderables(report) -> list:
+    from arena.cli.tables import add_row, table
+
     if report.outputs == 0:
         where = f"run {report.run_id}" if report.run_id else "the store"
         return [f"no successful outputs in {where}: run `arena run` (or `arena demo`) first"]
@@ -45,6 +50,8 @@ def _renderables(report) -> list:
 
 
 def _summary(report) -> str:
+    from arena.errors import plural
+
     where = f"run {report.run_id}" if report.run_id else "every run"
     counts = "; ".join(
         f"{name} {flagged} of {outputs} flagged"
