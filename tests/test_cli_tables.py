@@ -146,8 +146,8 @@ COMMANDS = list(_commands(build_parser()))
 def test_every_command_is_listed():
     names = {name for name, _ in COMMANDS}
     assert {"run", "stats", "ratings", "providers", "db", "db current", "local-provider"} <= names
-    assert {"gateway", "keys", "keys create", "keys list", "keys revoke", "judge"} <= names
-    assert len(names) == 22
+    assert {"gateway", "keys", "keys create", "keys list", "keys revoke", "judge", "check"} <= names
+    assert len(names) == 23
 
 
 @pytest.mark.parametrize(("name", "sub"), COMMANDS, ids=[n for n, _ in COMMANDS])

@@ -14,7 +14,7 @@ from arena.cli import build_parser
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
-README_MAX_LINES = 260  # the front door: about 250 lines, reference material lives in docs/
+README_MAX_LINES = 270  # the front door: about 260 lines, reference material lives in docs/
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 INLINE_CODE = re.compile(r"`[^`\n]*`")

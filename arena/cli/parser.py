@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from arena import __version__
-from arena.cli import commands, judging
+from arena.cli import checking, commands, judging
 
 
 class _Parser(argparse.ArgumentParser):
@@ -405,6 +405,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes (use PostgreSQL for more than 1)",
     )
     p.set_defaults(func=commands.cmd_gateway)
+
+    p = _command(
+        sub,
+        "check",
+        "checks that need no model: unchanged edits, wrong shapes, lost faces, blank images",
+        "Run the checks that need no model on the stored outputs (every run's, or one run's): "
+        "an edit returned unchanged, an aspect ratio off the request, a portrait edit that lost "
+        "its face, a blank image. Each result is stored per output, never mixed into a board; "
+        "docs/checks.md has each check's threshold and how it was chosen.",
+        ("arena check", "arena check --run last", "arena check --json"),
+        parents=[common],
+    )
+    p.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="only this run's outputs (an id, or 'last') (default: every run's)",
+    )
+    p.add_argument("--json", action="store_true", help="the counts as one JSON object")
+    p.set_defaults(func=checking.cmd_check)
 
     p = _command(
         sub,

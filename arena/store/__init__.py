@@ -12,11 +12,13 @@ Its modules, each one concern:
     spill       the spill file: results the store could not take, as JSON lines under the data dir
     frames      reads into DataFrames (attempts of either source, votes, judge calls, image paths)
     judging     judges' calls and the votes their comparisons become (idempotent)
+    checks      the checks that need no model: stored per output image, read beside its model
     votepath    the voting server's battles and votes (hand-written SQL on its own connections)
 
 The names below are the store's public face; callers write ``store.read_votes(engine)``.
 """
 
+from arena.store.checks import read_checks, save_checks
 from arena.store.engine import engine_url, open_engine
 from arena.store.frames import (
     ATTEMPT_SOURCES,
@@ -56,7 +58,7 @@ from arena.store.runs import (
     set_run_status,
     settings_snapshot,
 )
-from arena.store.tables import Attempt, Job, JudgeCall, Run, StoredImage, Vote
+from arena.store.tables import Attempt, Job, JudgeCall, OutputCheck, Run, StoredImage, Vote
 from arena.store.writer import StoreWriter, record_results, replay_spill
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "JudgeProgress",
     "LeaseHeld",
     "LeaseHolder",
+    "OutputCheck",
     "Run",
     "StoreWriter",
     "StoredImage",
@@ -86,6 +89,7 @@ __all__ = [
     "open_engine",
     "pending_jobs",
     "read_attempts",
+    "read_checks",
     "read_holder",
     "read_image_paths",
     "read_judge_calls",
@@ -98,6 +102,7 @@ __all__ = [
     "renew_lease",
     "run_cost_usd",
     "run_summary",
+    "save_checks",
     "set_run_status",
     "settings_snapshot",
     "voter_kinds",
