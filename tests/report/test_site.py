@@ -58,7 +58,7 @@ def internal_targets(page: Path, root: Path) -> list[Path]:
 
 def test_every_page_exists_and_every_internal_link_and_image_resolves(golden_site):
     root = golden_site.out_dir
-    expected = {"index.html", "methodology.html", "providers/local.html"}
+    expected = {"index.html", "methodology.html", "quality.html", "providers/local.html"}
     expected |= {f"models/{slugify(m)}.html" for m in MODELS}
     expected |= {f"challenges/{c}.html" for c in CHALLENGES}
     pages = {str(p.relative_to(root)) for p in root.rglob("*.html")}
