@@ -51,15 +51,26 @@ def route_label(model: str, provider: str) -> str:
 
 
 def route_votes(votes: pd.DataFrame) -> pd.DataFrame:
-    """The votes with each side's model relabelled "model@provider", for boards of routes."""
+    """The votes with each side's model relabelled "model@provider", for boards of routes.
+
+    Labels are made once per distinct (model, provider) and handed back as categoricals: a store
+    of a million votes has a few hundred routes, and a string per vote would cost a second and
+    hundreds of MB.
+    """
     _require_providers(votes)
     relabelled = {}
     for side in ("left", "right"):
-        models = votes[f"model_{side}"].astype(str).to_numpy()
-        providers = votes[f"provider_{side}"].fillna("").astype(str).to_numpy()
-        relabelled[f"model_{side}"] = [
-            route_label(m, p) for m, p in zip(models, providers, strict=True)
+        model_codes, models = pd.factorize(votes[f"model_{side}"], sort=False)
+        provider_codes, providers = pd.factorize(votes[f"provider_{side}"].fillna(""), sort=False)
+        keys = model_codes.astype(np.int64) * max(len(providers), 1) + provider_codes
+        distinct, codes = np.unique(keys, return_inverse=True)
+        labels = [
+            route_label(
+                str(models[k // max(len(providers), 1)]), str(providers[k % max(len(providers), 1)])
+            )
+            for k in distinct
         ]
+        relabelled[f"model_{side}"] = pd.Categorical.from_codes(codes, categories=labels)
     return votes.assign(**relabelled)
 
 
@@ -73,29 +84,52 @@ def _require_providers(votes: pd.DataFrame) -> None:
 
 
 def _sides(votes: pd.DataFrame) -> pd.DataFrame:
-    """Each unflagged vote twice, once from each side: task, model, provider, opponent, its score."""
+    """The unflagged votes counted per (task, model, provider, opponent, opponent's provider), from
+    each side: votes `n`, `score` (wins, ties as halves), `win` and `loss`.
+
+    Counting first keeps the test's cost in the number of distinct matchups (thousands), not of
+    votes (millions); every figure the test takes is a sum of these counts.
+    """
     votes = unflagged(votes)
-    left_score = votes["outcome"].astype(str).map(_LEFT_SCORE).to_numpy(dtype=float)
-    decided = votes["outcome"].astype(str).isin(("left", "right")).to_numpy()
+    outcome = votes["outcome"]
+    counted = pd.DataFrame(
+        {
+            "task": votes["task"],
+            "model_left": votes["model_left"],
+            "provider_left": votes["provider_left"].fillna(""),
+            "model_right": votes["model_right"],
+            "provider_right": votes["provider_right"].fillna(""),
+            "left_points": np.asarray(outcome.map(_LEFT_SCORE), dtype=float),
+            "left_wins": np.asarray(outcome == "left", dtype=np.int64),
+            "right_wins": np.asarray(outcome == "right", dtype=np.int64),
+        }
+    )
+    keys = ["task", "model_left", "provider_left", "model_right", "provider_right"]
+    counted = (
+        counted.groupby(keys, observed=True, sort=False)
+        .agg(
+            n=("left_points", "size"),
+            left_points=("left_points", "sum"),
+            left_wins=("left_wins", "sum"),
+            right_wins=("right_wins", "sum"),
+        )
+        .reset_index()
+    )
     frames = []
-    for side, other, score in (
-        ("left", "right", left_score),
-        ("right", "left", 1.0 - left_score),
-    ):
+    for side, other in (("left", "right"), ("right", "left")):
+        points = counted["left_points"] if side == "left" else counted["n"] - counted["left_points"]
         frames.append(
             pd.DataFrame(
                 {
-                    "task": votes["task"].astype(str).to_numpy(),
-                    "model": votes[f"model_{side}"].astype(str).to_numpy(),
-                    "provider": votes[f"provider_{side}"].fillna("").astype(str).to_numpy(),
-                    "opponent": votes[f"model_{other}"].astype(str).to_numpy(),
-                    "opponent_provider": votes[f"provider_{other}"]
-                    .fillna("")
-                    .astype(str)
-                    .to_numpy(),
-                    "score": score,
-                    "win": decided & (score == 1.0),
-                    "loss": decided & (score == 0.0),
+                    "task": counted["task"].astype(str).to_numpy(),
+                    "model": counted[f"model_{side}"].astype(str).to_numpy(),
+                    "provider": counted[f"provider_{side}"].astype(str).to_numpy(),
+                    "opponent": counted[f"model_{other}"].astype(str).to_numpy(),
+                    "opponent_provider": counted[f"provider_{other}"].astype(str).to_numpy(),
+                    "n": counted["n"].to_numpy(dtype=np.int64),
+                    "score": points.to_numpy(dtype=float),
+                    "win": counted[f"{side}_wins"].to_numpy(dtype=np.int64),
+                    "loss": counted[f"{other}_wins"].to_numpy(dtype=np.int64),
                 }
             )
         )
@@ -132,7 +166,7 @@ def _compare_pair(
 ) -> dict:
     a, b = mine[mine["provider"] == route_a], mine[mine["provider"] == route_b]
     h2h = a[(a["opponent"] == model) & (a["opponent_provider"] == route_b)]
-    h2h_n = len(h2h)
+    h2h_n = int(h2h["n"].sum())
     h2h_wins, h2h_losses = int(h2h["win"].sum()), int(h2h["loss"].sum())
     h2h_points = float(h2h["score"].sum())
     h2h_lower, h2h_upper = wilson_interval(h2h_points, h2h_n, confidence)
@@ -140,7 +174,7 @@ def _compare_pair(
     common = set(others_a["opponent"]) & set(others_b["opponent"])
     vs_a = others_a[others_a["opponent"].isin(common)]
     vs_b = others_b[others_b["opponent"].isin(common)]
-    n_a, n_b = len(vs_a), len(vs_b)
+    n_a, n_b = int(vs_a["n"].sum()), int(vs_b["n"].sum())
     points_a, points_b = float(vs_a["score"].sum()), float(vs_b["score"].sum())
     lower_a, upper_a = wilson_interval(points_a, n_a, confidence)
     lower_b, upper_b = wilson_interval(points_b, n_b, confidence)

@@ -27,7 +27,7 @@ from arena.ratings import (
     position_bias,
 )
 from arena.ratings.frames import TASKS
-from arena.report.quality import ROUTE_COLUMNS, routes_from_votes
+from arena.report.quality import routes_from_votes
 
 # Boards per category and per challenge only order models within a slice; their intervals use
 # the closed form (instant, and equal to the bootstrap on large boards), the main boards bootstrap.
@@ -101,8 +101,7 @@ def digest_votes(votes: pd.DataFrame) -> VoteDigest:
         return digest
     digest.newest = pd.Timestamp(votes["created_at"].max()).to_pydatetime()
     # Slice labels as plain text: grouping on them then never meets an unused category.
-    labels = [c for c in ("task", "category", "challenge", *ROUTE_COLUMNS) if c in rated]
-    rated = rated.assign(**{c: rated[c].astype(str) for c in labels})
+    rated = rated.assign(**{c: rated[c].astype(str) for c in ("task", "category", "challenge")})
     digest.per_task = {str(k): int(v) for k, v in rated["task"].value_counts().sort_index().items()}
     digest.boards = {task: board for (task, _), board in compute_boards(rated).items()}
     digest.best_for = best_for(rated, SLICE_OPTIONS)

@@ -6,7 +6,7 @@ no model. Like digest.py it picks, groups and sorts what arena.ratings returns; 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -47,34 +47,18 @@ class JudgeDigest:
         return self.kind.removeprefix("judge:")
 
 
-@dataclass
-class QualityDigest:
-    """Everything the quality page shows."""
-
-    route_boards: dict[str, pd.DataFrame] = field(default_factory=dict)  # task -> route board
-    routes: pd.DataFrame | None = None  # ROUTE_COMPARISON_COLUMNS, one row per pair of routes
-    judges: list[JudgeDigest] = field(default_factory=list)
-    human_votes: int = 0
-    checks: pd.DataFrame | None = None  # per check, model and provider: outputs, flagged
-
-
 def routes_from_votes(rated: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
     """Route boards per task and the route comparisons, when some model was voted on through two or
     more providers; nothing otherwise (a board of routes then repeats the model board)."""
     if rated.empty or any(c not in rated for c in ROUTE_COLUMNS):
         return {}, None
-    sides = pd.DataFrame(
-        {
-            "model": np.concatenate(
-                [rated["model_left"].astype(str), rated["model_right"].astype(str)]
-            ),
-            "provider": np.concatenate(
-                [rated["provider_left"].astype(str), rated["provider_right"].astype(str)]
-            ),
-        }
-    )
-    sides = sides[sides["provider"] != ""]
-    if not (sides.groupby("model")["provider"].nunique() > 1).any():
+    routes: dict[str, set[str]] = {}
+    for side in ("left", "right"):  # the distinct routes, counted per side (no string per vote)
+        seen = rated.groupby([f"model_{side}", f"provider_{side}"], observed=True).size().index
+        for model, provider in seen:
+            if str(provider):
+                routes.setdefault(str(model), set()).add(str(provider))
+    if not any(len(providers) > 1 for providers in routes.values()):
         return {}, None
     boards = {}
     with contextlib.suppress(VoteDataError):
