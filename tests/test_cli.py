@@ -68,6 +68,8 @@ def test_demo_subset_then_stats_json(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "completed; 5 attempts, 5 succeeded" in out and "identity: fastest through local" in out
     assert str(tmp_path / "d" / "arena.db") in out
+    # the checks that need no model ran on the demo's outputs: the identity edit is unchanged
+    assert "checks:  checked 5 outputs of run " in out and "unchanged 1 of 3 flagged" in out
     assert "run `arena serve`" in out  # how to vote ...
     assert (
         "run `arena gateway`" in out and "http://127.0.0.1:8800/v1" in out

@@ -1,4 +1,5 @@
-"""The nightly job: run the configured challenges, then rebuild the report from the store.
+"""The nightly job: run the configured challenges, check the night's outputs (the checks that need
+no model, arena.app.check), then rebuild the report from the store.
 
 A night holds the lease "nightly:<config>" (the config file, or the data dir for a config-less
 setup) in the store for its whole duration, so a second `arena nightly` on the same config and
@@ -28,6 +29,8 @@ class NightlyError(ArenaError):
 class NightlyReport:
     run: object  # arena.app.runs.RunReport
     site: object  # arena.report.BuildResult
+    checks: object = None  # arena.app.check.CheckReport; None when the checks could not run
+    checks_error: str | None = None  # why not: the night goes on without them
 
 
 def nightly_lease_name(settings: Settings) -> str:
@@ -87,10 +90,22 @@ def _night(settings, out_dir, max_cost_usd, on_planned, on_result, tuning) -> Ni
         raise NightlyError(f"nightly: {exc}") from None
     except ArenaError as exc:
         raise NightlyError(f"nightly: the run could not start: {exc}") from None
+    checks, checks_error = check_night(settings, run.run_id)
     try:
         site = build_site(settings, out_dir)
     except (ArenaError, OSError) as exc:
         raise NightlyError(
             f"nightly: run {run.run_id} finished but the report could not be built: {exc}"
         ) from None
-    return NightlyReport(run=run, site=site)
+    return NightlyReport(run=run, site=site, checks=checks, checks_error=checks_error)
+
+
+def check_night(settings: Settings, run_id: str):
+    """The checks on one run's outputs, before the report shows them: (CheckReport, None), or
+    (None, why) when they cannot run; a check is a second opinion, so it never stops a night."""
+    from arena.app.check import check_outputs
+
+    try:
+        return check_outputs(settings, run_id), None
+    except ArenaError as exc:
+        return None, str(exc)

@@ -46,10 +46,11 @@ def _renderables(report) -> list:
     for row in report.counts.itertuples(index=False):
         share = f"{row.flagged / row.outputs:.0%}" if row.outputs else "-"
         add_row(shown, row.check, row.model, row.provider, row.flagged, row.outputs, share)
-    return [shown, _summary(report)]
+    return [shown, summary_line(report)]
 
 
-def _summary(report) -> str:
+def summary_line(report) -> str:
+    """The checks' counts in one line, as `arena check`, `arena demo` and `arena nightly` print them."""
     from arena.errors import plural
 
     where = f"run {report.run_id}" if report.run_id else "every run"

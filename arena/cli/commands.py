@@ -236,6 +236,9 @@ def cmd_demo(args) -> int:
     print()
     print(f"results: {_safe_url(settings.database_url)}")
     print(f"images:  {settings.images_dir}")
+    from arena.app.nightly import check_night
+
+    _print_checks(*check_night(settings, report.run_id))
     _print_site(_build_report(settings, args.out), settings)
     print(
         "next:    `arena stats` for the provider table, `arena run --resume last` after an interruption"
@@ -287,8 +290,19 @@ def cmd_nightly(args) -> int:
     finally:
         progress.stop()
     _print_run(night.run)
+    _print_checks(night.checks, night.checks_error)
     _print_site(night.site, settings)
     return 0
+
+
+def _print_checks(report, error: str | None) -> None:
+    """One line: what the checks that need no model flagged in this run, or why they did not run."""
+    from arena.cli.checking import summary_line
+
+    if report is None:
+        print(f"checks:  not run ({error})")
+    else:
+        print(f"checks:  {summary_line(report)}")
 
 
 # --- stats -----------------------------------------------------------------------------------

@@ -53,6 +53,31 @@ def test_arena_nightly_runs_then_builds_the_report(nightly_config, tmp_path, cap
     assert (tmp_path / "site" / "challenges" / "night-sky.html").is_file()
     engine = store.open_engine(f"sqlite:///{tmp_path / 'data' / 'arena.db'}")
     assert len(store.list_runs(engine)) == 1
+    # the night's outputs were checked before the report, and the quality page shows them: the
+    # identity edit of night-sky returned its source, the prompt card is no blank
+    assert "checks:  checked 2 outputs of run " in out and "unchanged 1 of 1 flagged" in out
+    checks = store.read_checks(engine)
+    flagged = {(r.check, r.model) for r in checks.itertuples() if r.flagged}
+    assert flagged == {("unchanged", "identity")}
+    assert ("blank", "prompt-card") in {(r.check, r.model) for r in checks.itertuples()}
+    page = (tmp_path / "site" / "quality.html").read_text()
+    assert 'data-check="unchanged" data-model="identity"' in page
+
+
+def test_a_night_whose_checks_cannot_run_still_builds_its_report(
+    nightly_config, tmp_path, capsys, monkeypatch
+):
+    from arena.app import check
+    from arena.checks import CheckSetupError
+
+    def no_cascade(settings, run=None):
+        raise CheckSetupError("OpenCV has no Haar cascades here")
+
+    monkeypatch.setattr(check, "check_outputs", no_cascade)
+    assert main(["nightly", "--config", str(nightly_config), "--out", str(tmp_path / "site")]) == 0
+    out = capsys.readouterr().out
+    assert "checks:  not run (OpenCV has no Haar cascades here)" in out
+    assert (tmp_path / "site" / "quality.html").is_file()
 
 
 def test_arena_nightly_that_cannot_run_exits_non_zero_with_the_reason_last(tmp_path, capsys):
