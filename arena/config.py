@@ -42,6 +42,16 @@ class ProtocolFacts:
     parameters: Mapping[str, Handling] = field(default_factory=dict)
 
 
+def key_from_environment(owner: str, env_name: str | None) -> str | None:
+    """The value of the variable `env_name` (None when none is named); unset is a ConfigError."""
+    if not env_name:
+        return None
+    value = os.environ.get(env_name)
+    if not value:
+        raise ConfigError(owner, "api_key_env", f"environment variable {env_name} is not set")
+    return value
+
+
 @dataclass(frozen=True)
 class ProviderConfig:
     """One provider endpoint and the limits we respect when calling it."""
@@ -61,16 +71,7 @@ class ProviderConfig:
 
     def api_key(self) -> str | None:
         """The key, read from the environment at call time; never stored anywhere else."""
-        if not self.api_key_env:
-            return None
-        value = os.environ.get(self.api_key_env)
-        if not value:
-            raise ConfigError(
-                f"provider {self.name}",
-                "api_key_env",
-                f"environment variable {self.api_key_env} is not set",
-            )
-        return value
+        return key_from_environment(f"provider {self.name}", self.api_key_env)
 
 
 @dataclass(frozen=True)
@@ -185,16 +186,7 @@ class JudgeConfig:
 
     def api_key(self) -> str | None:
         """The key, read from the environment at call time; never stored anywhere else."""
-        if not self.api_key_env:
-            return None
-        value = os.environ.get(self.api_key_env)
-        if not value:
-            raise ConfigError(
-                f"judge {self.name}",
-                "api_key_env",
-                f"environment variable {self.api_key_env} is not set",
-            )
-        return value
+        return key_from_environment(f"judge {self.name}", self.api_key_env)
 
 
 @dataclass(frozen=True)

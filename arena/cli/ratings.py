@@ -195,7 +195,7 @@ def print_agreement(args, settings) -> int:
             else f"no judge votes{task} to compare with the humans from {', '.join(known)}"
         )
     if args.json:
-        from arena.ratings.agreement import frame_records
+        from arena.ratings.frames import frame_records
 
         print(
             json.dumps(

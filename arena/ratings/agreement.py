@@ -271,23 +271,6 @@ def judge_position_bias(calls: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
     return frame
 
 
-def frame_records(frame: pd.DataFrame) -> list[dict]:
-    """JSON-ready rows of any of these frames: plain numbers, shares to 4 places, NaN as None."""
-    records = []
-    for row in frame.to_dict("records"):
-        record = {}
-        for name, value in row.items():
-            if isinstance(value, bool | np.bool_):
-                value = bool(value)
-            elif isinstance(value, float | np.floating):
-                value = None if math.isnan(value) else round(float(value), 4)
-            elif isinstance(value, np.integer):
-                value = int(value)
-            record[name] = value
-        records.append(record)
-    return records
-
-
 # Kendall's tau needs only the ratings' order: the instant closed-form fit gives the same ratings.
 _TAU_OPTIONS = RatingOptions(intervals="closed_form", bootstrap_rounds=1)
 

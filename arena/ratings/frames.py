@@ -1,8 +1,10 @@
-"""Vote rows: the canonical vote DataFrame, reading released votes from CSV/JSONL, and validation."""
+"""Vote rows: the canonical vote DataFrame, reading released votes from CSV/JSONL, and validation;
+and figures frames as JSON-ready records."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -385,3 +387,20 @@ def _parse_flags(values: pd.Series | None, count: int, fail) -> pd.Series:
         index = int(np.flatnonzero(bad)[0])
         raise fail(index, f"flagged must be true or false, not {text.iloc[index]!r}")
     return flags.astype(bool)
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict]:
+    """JSON-ready rows of a figures frame (agreement, position bias, route comparisons): plain numbers, shares to 4 places, NaN as None."""
+    records = []
+    for row in frame.to_dict("records"):
+        record = {}
+        for name, value in row.items():
+            if isinstance(value, bool | np.bool_):
+                value = bool(value)
+            elif isinstance(value, float | np.floating):
+                value = None if math.isnan(value) else round(float(value), 4)
+            elif isinstance(value, np.integer):
+                value = int(value)
+            record[name] = value
+        records.append(record)
+    return records

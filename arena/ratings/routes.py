@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from arena.errors import VoteDataError, plural
-from arena.ratings.frames import TASKS, unflagged
+from arena.ratings.frames import TASKS, frame_records, unflagged
 from arena.ratings.proportions import difference_interval, wilson_interval
 
 PROVIDER_COLUMNS = ("provider_left", "provider_right")
@@ -249,17 +249,7 @@ def route_sentence(row: dict, better: bool = False) -> str:
 
 def route_records(comparisons: pd.DataFrame) -> list[dict]:
     """JSON-ready comparisons: plain numbers, shares rounded to 4 places, missing values as None."""
-    records = []
-    for row in comparisons.to_dict("records"):
-        record = {}
-        for name, value in row.items():
-            if isinstance(value, float | np.floating):
-                value = None if math.isnan(value) else round(float(value), 4)
-            elif isinstance(value, np.integer):
-                value = int(value)
-            record[name] = value
-        records.append(record)
-    return records
+    return frame_records(comparisons)
 
 
 def _percent(share: float) -> str:

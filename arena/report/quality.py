@@ -13,7 +13,7 @@ import pandas as pd
 
 from arena.errors import VoteDataError
 from arena.ratings import RatingOptions, compare_routes, compute_boards
-from arena.ratings.agreement import JudgeFigures, judge_figures
+from arena.ratings.agreement import JudgeFigures, judge_agreement, judge_figures
 
 # A route board has a row per model and provider: closed-form intervals keep its fit instant on a
 # large store (hundreds of routes), as the per-category boards do.
@@ -41,6 +41,7 @@ class JudgeDigest:
     boards: dict[str, pd.DataFrame]  # task -> this judge's board
     calls: dict  # calls, ok, failures by class, cost_usd, p50 duration_ms, model ids
     figures: JudgeFigures | None  # None without human votes to compare with
+    grouped: dict[str, pd.DataFrame]  # "category" / "challenge" -> agreement per group
 
     @property
     def name(self) -> str:
@@ -78,10 +79,11 @@ def digest_judge(
     boards = {}
     with contextlib.suppress(VoteDataError):  # only same-model comparisons rate nothing
         boards = {task: board for (task, _), board in compute_boards(rated).items()}
-    figures = None
+    figures, grouped = None, {}
     if humans is not None and len(humans) and len(rated):
         figures = judge_figures(kind, humans, rated, calls)
-    return JudgeDigest(kind, len(votes), boards, _call_summary(calls), figures)
+        grouped = {by: judge_agreement(humans, rated, by=by) for by in ("category", "challenge")}
+    return JudgeDigest(kind, len(votes), boards, _call_summary(calls), figures, grouped)
 
 
 def _call_summary(calls: pd.DataFrame) -> dict:

@@ -18,7 +18,7 @@ from arena.challenges import load_challenges
 from arena.config import CheckSettings, GatewaySettings
 from arena.errors import ArenaError
 from arena.ratings import RatingOptions, route_records
-from arena.ratings.agreement import frame_records
+from arena.ratings.frames import frame_records
 from arena.report import charts, downloads, formats, reads
 from arena.report.digest import (
     AttemptDigest,
@@ -230,6 +230,13 @@ class _Site:
     def _model_ref(self, name: str) -> dict:
         info = self.infos[name]
         return {"name": name, "slug": self.model_slugs[name], "baseline": info.baseline}
+
+    def _any_ref(self, name: str) -> dict:
+        """A model's reference, linked when the site has its page (a judge or a route may name
+        a model the config no longer has)."""
+        if name in self.infos:
+            return self._model_ref(name)
+        return {"name": name, "slug": None, "baseline": False}
 
     def _board_rows(self, task: str) -> list[dict]:
         rows = []
@@ -569,9 +576,7 @@ class _Site:
                 checks.append(
                     {
                         **record,
-                        "model": self._model_ref(str(record["model"]))
-                        if str(record["model"]) in self.infos
-                        else {"name": str(record["model"]), "slug": None, "baseline": False},
+                        "model": self._any_ref(str(record["model"])),
                         "flagged": int(record["flagged"]),
                         "outputs": int(record["outputs"]),
                     }
@@ -591,11 +596,7 @@ class _Site:
             model, _, provider = str(row.model).rpartition("@")
             rows.append(
                 {
-                    **(
-                        self._model_ref(model)
-                        if model in self.infos
-                        else {"name": model, "slug": None, "baseline": False}
-                    ),
+                    **(self._any_ref(model)),
                     "route": str(row.model),
                     "provider": provider,
                     "provider_page": self.provider_slugs.get(provider),
@@ -620,11 +621,7 @@ class _Site:
             "boards": {
                 task: [
                     {
-                        **(
-                            self._model_ref(str(r.model))
-                            if str(r.model) in self.infos
-                            else {"name": str(r.model), "slug": None, "baseline": False}
-                        ),
+                        **(self._any_ref(str(r.model))),
                         "rank": int(r.rank),
                         "rating": r.rating,
                         "lower": r.lower,
@@ -637,6 +634,10 @@ class _Site:
                 for task, board in judge.boards.items()
             },
             "agreement": [] if figures is None else frame_records(figures.agreement),
+            "grouped": {
+                by: [r for r in frame_records(frame) if r["matched"]]
+                for by, frame in judge.grouped.items()
+            },
             "correlation": [] if figures is None else frame_records(figures.correlation),
             "bias": [] if figures is None else frame_records(figures.position_bias),
         }
@@ -709,9 +710,7 @@ class _Site:
             rows.append(
                 {
                     **row,
-                    "opponent": self._model_ref(opponent)
-                    if opponent in self.infos
-                    else {"name": opponent, "slug": None, "baseline": False},
+                    "opponent": self._any_ref(opponent),
                     "challenge_page": self.challenge_slugs.get(str(row.get("challenge", ""))),
                 }
             )
@@ -737,9 +736,7 @@ class _Site:
         for model in sorted(set(records) - shown):
             outputs.append(
                 {
-                    "model": self._model_ref(model)
-                    if model in self.infos
-                    else {"name": model, "slug": None, "baseline": False},
+                    "model": self._any_ref(model),
                     "provider": None,
                     "picture": None,
                     "record": records[model],
@@ -770,11 +767,7 @@ class _Site:
         its price at this provider."""
         for row in rows:
             info = self.infos.get(row["model"])
-            row["model_ref"] = (
-                self._model_ref(row["model"])
-                if info is not None
-                else {"name": row["model"], "slug": None, "baseline": False}
-            )
+            row["model_ref"] = self._any_ref(row["model"])
             row["price_usd"] = info.prices.get(provider) if info is not None else None
 
     def _provider_page(self, provider: str, summaries, common) -> None:

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
+from support.browser import launch
 from support.images import make_png
 from support.servers import serve_in_thread
 
@@ -373,8 +374,6 @@ def test_without_an_allowance_the_page_asks_for_a_key(gateway):
 
 # --- the page in a browser ------------------------------------------------------------------
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-
 
 @pytest.fixture
 def browser_page():
@@ -382,9 +381,7 @@ def browser_page():
 
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on(

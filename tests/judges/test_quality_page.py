@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from support.browser import launch
 from support.judged import human_vote
 
 from arena import store
@@ -18,18 +19,6 @@ from arena.ratings import compare_routes, judge_agreement
 from arena.report.quality import CHECK_KINDS
 from arena.store.tables import Vote
 from arena.store.votepath import successful_outputs
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 MODELS = {"identity": "identity", "night-grade": "night", "cartoon-filter": "cartoon"}
 ROUTES = {
@@ -124,6 +113,10 @@ def test_the_quality_page_shows_routes_the_judge_and_the_checks_from_the_store(b
     match = re.search(r'<td data-field="agreement">([^<]+)</td>', page)
     assert match and match.group(1) == f"{100 * agreement['agreement']:.1f}%"
     assert 'data-judge="lens"' in page and "Kendall" in page
+    by_challenge = judge_agreement(humans, judge_votes, by="challenge").iloc[0]
+    assert by_challenge["group"] == "bald-man" and by_challenge["matched"] == agreement["matched"]
+    assert '<details class="agreement-by" data-by="challenge">' in page
+    assert '<tr data-group="bald-man">' in page and '<tr data-group="portrait-edit">' in page
     calls = store.read_judge_calls(engine, "lens")
     assert f"with {len(calls)} calls" in page
     # the checks: the identity edit returned its source, from either provider
@@ -171,7 +164,7 @@ def test_the_quality_page_in_a_browser_fits_and_sorts(built, width):
     shots = project_root() / "test-output" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": width, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -188,3 +181,21 @@ def test_the_quality_page_in_a_browser_fits_and_sorts(built, width):
         page.screenshot(path=str(shots / f"report-quality-{width}.png"), full_page=True)
         browser.close()
     assert errors == []
+
+
+def test_arena_ratings_shows_the_judges_board_and_its_agreement_after_arena_judge(
+    built, db_url, tmp_path, capsys
+):
+    engine, _ = built
+    config = str(tmp_path / "arena.toml")
+    assert main(["ratings", "--config", config, "--voters", "judge:lens", "--json"]) == 0
+    boards = json.loads(capsys.readouterr().out)
+    judged = store.read_votes(engine, voters="judge:lens")
+    assert [b["task"] for b in boards] == ["edit"]
+    assert sum(m["votes"] for m in boards[0]["models"]) == 2 * len(judged)
+    assert main(["ratings", "--config", config, "--json"]) == 0  # the humans' board is apart
+    human = json.loads(capsys.readouterr().out)[0]
+    assert sum(m["votes"] for m in human["models"]) == 2 * len(store.read_votes(engine))
+    assert main(["ratings", "--config", config, "--agreement", "--json"]) == 0
+    agreement = json.loads(capsys.readouterr().out)
+    assert "lens" in json.dumps(agreement)

@@ -5,22 +5,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from support.browser import launch
 
 from arena.report.formats import slugify
 
 from .conftest import EVIL_MODEL, ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHOTS = ROOT / "test-output" / "screenshots"
 
 
@@ -32,7 +22,7 @@ def test_index_and_model_page_from_file_urls_with_a_sortable_board(golden_site, 
     problems: list[str] = []
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on(
             "console",
@@ -113,7 +103,7 @@ def test_the_api_examples_read_and_copy_as_runnable_text(golden, golden_site):
     expected = api_examples(golden.models[EVIL_MODEL], golden.gateway.public_url)
     problems: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(playwright)
         context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
         page = context.new_page()
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))

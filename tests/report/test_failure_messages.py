@@ -10,6 +10,7 @@ import re
 
 import markupsafe
 import pytest
+from support.browser import launch
 
 from arena import stats
 from arena.app.runs import run_benchmark
@@ -17,8 +18,6 @@ from arena.cli import main
 from arena.config import load_settings
 from arena.providers import protocol_facts
 from arena.report import build_site
-
-from .test_browser import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +132,7 @@ def test_in_a_browser_the_message_is_text_and_runs_nothing(failed_run):
 
     _, _, _, site = failed_run
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(playwright)
         page = browser.new_page()
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

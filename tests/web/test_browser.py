@@ -6,6 +6,7 @@ import shutil
 from dataclasses import replace
 
 import pytest
+from support.browser import launch
 from support.servers import serve_in_thread
 
 from arena import store
@@ -14,16 +15,6 @@ from arena.web import create_app
 from .factory import SCREENSHOTS, TEST_OPTIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DEMO_MODELS = ("identity", "cartoon-filter", "night-grade", "prompt-card", "palette-gradient")
 
 
@@ -48,9 +39,7 @@ def test_vote_by_click_and_by_key_with_reveal_and_next_battle(demo_settings_copy
     app = create_app(demo_settings_copy, replace(TEST_OPTIONS, box_px=768))
     errors: list[str] = []
     with serve_in_thread(app, name="arena-web") as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
