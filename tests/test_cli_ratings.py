@@ -160,6 +160,23 @@ def test_agreement_on_a_known_answer(tmp_path, capsys, monkeypatch):
     )
 
 
+def test_a_judge_board_that_rates_every_model_alike_has_no_tau(tmp_path, capsys, monkeypatch):
+    engine = _store(tmp_path, monkeypatch)
+    humans = [human_vote(k, *_outputs(k), "right") for k in range(6)]
+    # one win each: the judge's board rates the two models alike, so no order to correlate
+    judged = [
+        judge_vote("scripty", *_outputs(0), "one"),
+        judge_vote("scripty", *_outputs(1), "other"),
+    ]
+    add_votes(engine, humans + judged)
+    assert main(["ratings", "--agreement"]) == 0
+    text = capsys.readouterr().out
+    (row,) = [
+        line.split() for line in text.splitlines() if line.startswith("edit") and "all" in line
+    ]
+    assert row[:5] == ["edit", "all", "2", "-", "-"] and "nan" not in text
+
+
 JUDGE_CONFIG = """
 [providers.local]
 protocol = "local"

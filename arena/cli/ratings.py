@@ -253,8 +253,8 @@ def judge_renderables(figures, human_votes: int, by: str | None) -> list:
                 r["task"],
                 "all" if pd.isna(r["group"]) else r["group"],
                 r["n_models"],
-                "-" if r["tau"] is None else f"{r['tau']:+.2f}",
-                "-" if r["p_value"] is None else f"{r['p_value']:.3f}",
+                "-" if pd.isna(r["tau"]) else f"{r['tau']:+.2f}",  # None is NaN in a frame
+                "-" if pd.isna(r["p_value"]) else f"{r['p_value']:.3f}",
             )
         out.append(shown)
     out.append("position bias: the judge's calls, each comparison asked with the sides swapped")

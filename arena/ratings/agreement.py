@@ -268,7 +268,13 @@ def judge_position_bias(calls: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
         )
         rows.append(row)
     frame = pd.DataFrame(rows, columns=list(POSITION_BIAS_COLUMNS))
-    return frame
+    order = frame["task"].map(lambda t: TASKS.index(t) if t in TASKS else len(TASKS))
+    return (  # tasks in the boards' order, as the agreement table has them
+        frame.assign(_order=order)
+        .sort_values(["judge", "_order", "task"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
 # Kendall's tau needs only the ratings' order: the instant closed-form fit gives the same ratings.

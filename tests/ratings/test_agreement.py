@@ -211,6 +211,13 @@ def test_only_the_last_answered_attempt_of_an_ask_counts():
     assert judge_position_bias(rows.iloc[:0]).empty
 
 
+def test_position_bias_lists_the_tasks_in_the_boards_order():
+    edit = calls({"c0": {"ab": "a", "ba": "a"}})
+    text = calls({"c1": {"ab": "b", "ba": "b"}}).assign(task="text-to-image", id=[3, 4])
+    result = judge_position_bias(pd.concat([edit, text], ignore_index=True))
+    assert list(result["task"]) == ["text-to-image", "edit"]  # not alphabetical
+
+
 # --- properties ----------------------------------------------------------------------------------
 
 SAMPLES = 3
