@@ -245,13 +245,7 @@ class _Site:
             rows.append(
                 {
                     **self._model_ref(row.model),
-                    "rank": int(row.rank),
-                    "rating": row.rating,
-                    "lower": row.lower,
-                    "upper": row.upper,
-                    "votes": int(row.votes),
-                    "win_rate": row.win_rate,
-                    "preliminary": bool(row.preliminary),
+                    **_rating_fields(row),
                     "note": row.note,
                     "group": int(row.group),
                     "fastest_provider": provider,
@@ -596,17 +590,11 @@ class _Site:
             model, _, provider = str(row.model).rpartition("@")
             rows.append(
                 {
-                    **(self._any_ref(model)),
+                    **self._any_ref(model),
                     "route": str(row.model),
                     "provider": provider,
                     "provider_page": self.provider_slugs.get(provider),
-                    "rank": int(row.rank),
-                    "rating": row.rating,
-                    "lower": row.lower,
-                    "upper": row.upper,
-                    "votes": int(row.votes),
-                    "win_rate": row.win_rate,
-                    "preliminary": bool(row.preliminary),
+                    **_rating_fields(row),
                 }
             )
         return rows
@@ -620,15 +608,7 @@ class _Site:
             "calls": judge.calls,
             "boards": {
                 task: [
-                    {
-                        **(self._any_ref(str(r.model))),
-                        "rank": int(r.rank),
-                        "rating": r.rating,
-                        "lower": r.lower,
-                        "upper": r.upper,
-                        "votes": int(r.votes),
-                        "preliminary": bool(r.preliminary),
-                    }
+                    {**self._any_ref(str(r.model)), **_rating_fields(r)}
                     for r in board.itertuples(index=False)
                 ]
                 for task, board in judge.boards.items()
@@ -809,3 +789,16 @@ class _Site:
             failures=failures,
             **common,
         )
+
+
+def _rating_fields(row) -> dict:
+    """A board row's rating figures, as every board table on the site shows them."""
+    return {
+        "rank": int(row.rank),
+        "rating": row.rating,
+        "lower": row.lower,
+        "upper": row.upper,
+        "votes": int(row.votes),
+        "win_rate": row.win_rate,
+        "preliminary": bool(row.preliminary),
+    }
