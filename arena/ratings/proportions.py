@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from scipy.stats import norm
+
+
+@lru_cache(maxsize=16)
+def _z(confidence: float) -> float:
+    """The two-sided normal quantile (scipy's ppf costs ~0.1 ms a call; a report asks thousands)."""
+    return float(norm.ppf(1 - (1 - confidence) / 2))
 
 
 def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
@@ -15,7 +22,7 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
     """
     if n <= 0:
         return math.nan, math.nan
-    z = norm.ppf(1 - (1 - confidence) / 2)
+    z = _z(confidence)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half_width = z * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n)) / (1 + z * z / n)

@@ -155,27 +155,53 @@ def compare_routes(votes: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
         task_sides = sides[sides["task"] == task]
         for model, mine in task_sides.groupby("model", sort=True):
             providers = sorted(mine["provider"].unique())
+            if len(providers) < 2:
+                continue
+            counts = _RouteCounts(model, providers, mine)
             for k, route_a in enumerate(providers):
                 for route_b in providers[k + 1 :]:
-                    rows.append(_compare_pair(task, model, route_a, route_b, mine, confidence))
+                    rows.append(_compare_pair(task, model, route_a, route_b, counts, confidence))
     return pd.DataFrame(rows, columns=list(ROUTE_COMPARISON_COLUMNS))
 
 
+class _RouteCounts:
+    """One model's matchup counts as small arrays: per route and opponent model (other models),
+    and per route and route of its own (head to head), so each pair of routes is a few sums."""
+
+    def __init__(self, model: str, providers: list[str], mine: pd.DataFrame) -> None:
+        self.index = {provider: k for k, provider in enumerate(providers)}
+        others = mine[mine["opponent"] != model]
+        opponents = sorted(others["opponent"].unique())
+        where = {name: k for k, name in enumerate(opponents)}
+        shape = (len(providers), len(opponents))
+        self.n, self.score = np.zeros(shape), np.zeros(shape)
+        rows = self.index_of(others["provider"]), others["opponent"].map(where).to_numpy()
+        np.add.at(self.n, rows, others["n"].to_numpy(dtype=float))
+        np.add.at(self.score, rows, others["score"].to_numpy(dtype=float))
+        own = mine[(mine["opponent"] == model) & mine["opponent_provider"].isin(providers)]
+        square = (len(providers), len(providers))
+        self.h2h = {name: np.zeros(square) for name in ("n", "win", "loss", "score")}
+        pairs = self.index_of(own["provider"]), self.index_of(own["opponent_provider"])
+        for name, values in self.h2h.items():
+            np.add.at(values, pairs, own[name].to_numpy(dtype=float))
+
+    def index_of(self, providers: pd.Series) -> np.ndarray:
+        return providers.map(self.index).to_numpy(dtype=np.int64)
+
+
 def _compare_pair(
-    task: str, model: str, route_a: str, route_b: str, mine: pd.DataFrame, confidence: float
+    task: str, model: str, route_a: str, route_b: str, counts: _RouteCounts, confidence: float
 ) -> dict:
-    a, b = mine[mine["provider"] == route_a], mine[mine["provider"] == route_b]
-    h2h = a[(a["opponent"] == model) & (a["opponent_provider"] == route_b)]
-    h2h_n = int(h2h["n"].sum())
-    h2h_wins, h2h_losses = int(h2h["win"].sum()), int(h2h["loss"].sum())
-    h2h_points = float(h2h["score"].sum())
+    a, b = counts.index[route_a], counts.index[route_b]
+    h2h = {name: float(values[a, b]) for name, values in counts.h2h.items()}
+    h2h_n, h2h_points = int(h2h["n"]), h2h["score"]
+    h2h_wins, h2h_losses = int(h2h["win"]), int(h2h["loss"])
     h2h_lower, h2h_upper = wilson_interval(h2h_points, h2h_n, confidence)
-    others_a, others_b = a[a["opponent"] != model], b[b["opponent"] != model]
-    common = set(others_a["opponent"]) & set(others_b["opponent"])
-    vs_a = others_a[others_a["opponent"].isin(common)]
-    vs_b = others_b[others_b["opponent"].isin(common)]
-    n_a, n_b = int(vs_a["n"].sum()), int(vs_b["n"].sum())
-    points_a, points_b = float(vs_a["score"].sum()), float(vs_b["score"].sum())
+    common_mask = (counts.n[a] > 0) & (counts.n[b] > 0)  # opponents both routes met
+    common = int(common_mask.sum())
+    n_a, n_b = int(counts.n[a][common_mask].sum()), int(counts.n[b][common_mask].sum())
+    points_a = float(counts.score[a][common_mask].sum())
+    points_b = float(counts.score[b][common_mask].sum())
     lower_a, upper_a = wilson_interval(points_a, n_a, confidence)
     lower_b, upper_b = wilson_interval(points_b, n_b, confidence)
     difference, difference_lower, difference_upper = difference_interval(
@@ -193,7 +219,7 @@ def _compare_pair(
         "h2h_share": h2h_points / h2h_n if h2h_n else math.nan,
         "h2h_lower": h2h_lower,
         "h2h_upper": h2h_upper,
-        "common_opponents": len(common),
+        "common_opponents": common,
         "n_a": n_a,
         "score_a": points_a / n_a if n_a else math.nan,
         "lower_a": lower_a,
