@@ -61,6 +61,7 @@ class JudgeSummary:
     candidates: int = 0  # comparisons there are (pairs of outputs of one challenge)
     judged_total: int = 0  # of those, with this judge's vote, after this run
     unsettled_pairs: int = 0  # pairs of models (or routes) whose interval is still wide
+    messages: dict[str, str] = field(default_factory=dict)  # failure class -> its first message
 
     def as_dict(self) -> dict:
         return {
@@ -75,6 +76,7 @@ class JudgeSummary:
             "candidates": self.candidates,
             "judged_total": self.judged_total,
             "unsettled_pairs": self.unsettled_pairs,
+            "messages": dict(sorted(self.messages.items())),
         }
 
 
@@ -339,6 +341,9 @@ class _Session:
                     return
                 summary.failures[error.failure_class] = (
                     summary.failures.get(error.failure_class, 0) + 1
+                )
+                summary.messages.setdefault(
+                    error.failure_class, str(error).removeprefix(f"{error.failure_class}: ")
                 )
                 if error.failure_class == "rate_limited" and retry < config.max_retries:
                     await asyncio.sleep(

@@ -29,6 +29,8 @@ def cmd_judge(args) -> int:
         + (f"; failed: {failures}" if failures else "")
         + f"), cost ${summary.cost_usd:.4f}"
     )
+    for failure, message in sorted(summary.messages.items()):  # what went wrong, once a class
+        print(f"first {failure} failure: {message}")
     print(
         f"stopped: {summary.stopped}; {summary.judged_total:,} of "
         f"{plural(summary.candidates, 'comparison')} judged so far, "

@@ -205,6 +205,12 @@ def test_timeouts_and_refusals_get_their_classes(pipeline, judge_server, capsys)
     assert slow["failures"] == {"timeout": 2}
     prude = _judge_json(config, "--judge", "prude", "--pairs", "1", capsys=capsys)
     assert prude["failures"] == {"refused": 2}
+    assert prude["messages"] == {"refused": "prompt blocked: PROHIBITED_CONTENT"}
+    # in words: each class of failure once, with what the judge (or the network) said
+    assert main(["judge", "--config", config, "--judge", "slow", "--pairs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (said,) = [line for line in lines if line.startswith("first timeout failure: ")]
+    assert "judge slow" in said and "0.2 s" in said
 
 
 def test_the_judge_s_concurrency_and_rate_hold(pipeline, judge_server, capsys):
