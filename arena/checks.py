@@ -19,15 +19,14 @@ from dataclasses import dataclass
 import cv2  # at import, in one thread: cv2's first import is not safe from several at once
 import imagehash
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from arena import params
-from arena.config import CheckSettings
+from arena.config import CHECK_NAMES, CheckSettings
 from arena.errors import ArenaError, ConfigError, ImageError
 from arena.images import open_image
 
-CHECKS = ("unchanged", "aspect", "faces", "blank")
+CHECKS = CHECK_NAMES
 # 16 x 16 = 256-bit perceptual hash: the 64-bit default cannot tell a colour grade (2-4 bits from
 # its source on the shipped photos) from a re-encode (0 bits); at 256 bits the two are 2 and 8+.
 HASH_SIZE = 16
@@ -293,20 +292,3 @@ def check_output(
 
 
 # --- counting -----------------------------------------------------------------------------------
-
-
-def count_flagged(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per model, provider and check: outputs checked and flagged, from store.read_checks' rows
-    (one per output), in CHECKS order; columns model, provider, check, outputs, flagged."""
-    columns = ["model", "provider", "check", "outputs", "flagged"]
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    counted = (
-        frame.assign(flagged=frame["flagged"].astype(int))
-        .groupby(["model", "provider", "check"], as_index=False)
-        .agg(outputs=("flagged", "size"), flagged=("flagged", "sum"))
-    )
-    order = {name: k for k, name in enumerate(CHECKS)}
-    counted["_order"] = counted["check"].map(order).fillna(len(CHECKS))
-    counted = counted.sort_values(["_order", "model", "provider"]).drop(columns="_order")
-    return counted[columns].reset_index(drop=True)

@@ -189,6 +189,9 @@ class JudgeConfig:
         return key_from_environment(f"judge {self.name}", self.api_key_env)
 
 
+CHECK_NAMES = ("unchanged", "aspect", "faces", "blank")  # arena.checks runs them in this order
+
+
 @dataclass(frozen=True)
 class CheckSettings:
     """The `[checks]` table: thresholds of the checks that need no model (docs/checks.md)."""

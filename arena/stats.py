@@ -1,4 +1,5 @@
-"""Provider performance from attempts: p50/p95 generation time, TTFB, success rate, failures, cost.
+"""Provider performance from attempts: p50/p95 generation time, TTFB, success rate, failures, cost;
+and the counts behind the checks and a judge's calls.
 
 Definitions (the README's methodology says the same):
 - attempts: every request sent, warm-ups excluded; a rate-limited reply that was retried counts.
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from arena.config import CHECK_NAMES
 from arena.errors import FAILURE_CLASSES, ArenaError
 
 WINDOW_RE = re.compile(r"^(\d+)([dhm])$")
@@ -220,3 +222,37 @@ def describe_window(text: str | None) -> str:
         return text
     number, unit = int(match.group(1)), WINDOW_UNITS[match.group(2)]
     return f"the last {unit}" if number == 1 else f"the last {number} {unit}s"
+
+
+def count_flagged(frame: pd.DataFrame, by: tuple[str, ...] = ("model", "provider")) -> pd.DataFrame:
+    """Per `by` and check: outputs checked and flagged, from store.read_checks' rows (one per
+    output), in the checks' order (config.CHECK_NAMES); columns *by, check, outputs, flagged."""
+    columns = [*by, "check", "outputs", "flagged"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    counted = (
+        frame.assign(flagged=frame["flagged"].astype(int))
+        .groupby([*by, "check"], as_index=False, observed=True)
+        .agg(outputs=("flagged", "size"), flagged=("flagged", "sum"))
+    )
+    order = {name: k for k, name in enumerate(CHECK_NAMES)}
+    counted["_order"] = counted["check"].map(order).fillna(len(CHECK_NAMES))
+    counted = counted.sort_values(["_order", *by]).drop(columns="_order")
+    return counted[columns].reset_index(drop=True)
+
+
+def judge_call_figures(calls: pd.DataFrame) -> dict:
+    """A judge's calls (store.read_judge_calls' rows): how many, answered, failed per class, the
+    cost, the median duration of the answered ones (ms) and the judge model ids used."""
+    if calls.empty:
+        return {"calls": 0, "ok": 0, "failures": {}, "cost_usd": 0.0, "p50_ms": None, "models": []}
+    ok = calls["ok"].astype(bool).to_numpy()
+    failures = calls.loc[~ok, "failure_class"].fillna("unknown").astype(str).value_counts()
+    return {
+        "calls": len(calls),
+        "ok": int(ok.sum()),
+        "failures": {str(k): int(v) for k, v in sorted(failures.items())},
+        "cost_usd": float(calls["cost_usd"].fillna(0.0).sum()),
+        "p50_ms": _pct(calls.loc[ok, "duration_ms"].to_numpy(dtype=float), 50),
+        "models": sorted({str(m) for m in calls["model_id"].dropna() if str(m)}),
+    }

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 from support.images import make_bomb_png, make_png
 
-from arena import checks
+from arena import checks, stats
 from arena.challenges import load_challenges
 from arena.checks import CheckError
 from arena.config import CheckSettings
@@ -310,11 +310,11 @@ def test_count_flagged_counts_outputs_per_model_provider_and_check_in_check_orde
             {"model": "b", "provider": "p", "check": "unchanged", "flagged": False},
         ]
     )
-    counted = checks.count_flagged(frame)
+    counted = stats.count_flagged(frame)
     assert counted.to_dict(orient="records") == [
         {"model": "a", "provider": "p", "check": "unchanged", "outputs": 2, "flagged": 1},
         {"model": "a", "provider": "q", "check": "unchanged", "outputs": 1, "flagged": 1},
         {"model": "b", "provider": "p", "check": "unchanged", "outputs": 1, "flagged": 0},
         {"model": "a", "provider": "p", "check": "blank", "outputs": 1, "flagged": 0},
     ]
-    assert checks.count_flagged(frame.iloc[0:0]).empty
+    assert stats.count_flagged(frame.iloc[0:0]).empty

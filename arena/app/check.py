@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from arena import checks, store
+from arena import checks, stats, store
 from arena.challenges import Challenge, load_challenges
 from arena.checks import CheckError, CheckResult, CheckSetupError, SourceFacts
 from arena.config import Settings
@@ -28,7 +28,7 @@ class CheckReport:
     outputs: int  # outputs found (challenge x model@provider x image)
     checked: int  # of them, checked
     problems: tuple[str, ...]  # one line per image that could not be checked
-    counts: pd.DataFrame = field(repr=False)  # checks.count_flagged: model, provider, check, ...
+    counts: pd.DataFrame = field(repr=False)  # stats.count_flagged: model, provider, check, ...
 
     def flagged(self) -> dict[str, tuple[int, int]]:
         """Per check that ran: (outputs flagged, outputs checked)."""
@@ -87,7 +87,7 @@ def check_outputs(settings: Settings, run: str | None = None) -> CheckReport:
         outputs=len(outputs),
         checked=len(checked),
         problems=problems,
-        counts=checks.count_flagged(frame),
+        counts=stats.count_flagged(frame),
     )
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
+from arena import stats
 from arena.errors import VoteDataError
 from arena.ratings import RatingOptions, compare_routes, compute_boards
 from arena.ratings.agreement import JudgeFigures, judge_agreement, judge_figures
@@ -83,35 +83,12 @@ def digest_judge(
     if humans is not None and len(humans) and len(rated):
         figures = judge_figures(kind, humans, rated, calls)
         grouped = {by: judge_agreement(humans, rated, by=by) for by in ("category", "challenge")}
-    return JudgeDigest(kind, len(votes), boards, _call_summary(calls), figures, grouped)
-
-
-def _call_summary(calls: pd.DataFrame) -> dict:
-    if calls.empty:
-        return {"calls": 0, "ok": 0, "failures": {}, "cost_usd": 0.0, "p50_ms": None, "models": []}
-    ok = calls["ok"].astype(bool).to_numpy()
-    failures = calls.loc[~ok, "failure_class"].fillna("unknown").astype(str).value_counts()
-    durations = calls.loc[ok, "duration_ms"].dropna().to_numpy(dtype=float)
-    return {
-        "calls": len(calls),
-        "ok": int(ok.sum()),
-        "failures": {str(k): int(v) for k, v in sorted(failures.items())},
-        "cost_usd": float(calls["cost_usd"].fillna(0.0).sum()),
-        "p50_ms": float(np.percentile(durations, 50)) if len(durations) else None,
-        "models": sorted({str(m) for m in calls["model_id"].dropna() if str(m)}),
-    }
+    return JudgeDigest(kind, len(votes), boards, stats.judge_call_figures(calls), figures, grouped)
 
 
 def check_summary(checks: pd.DataFrame) -> pd.DataFrame | None:
     """Per check, task, model and provider: outputs checked and flagged, and the flagged share."""
     if checks is None or checks.empty:
         return None
-    grouped = (
-        checks.assign(flagged=checks["flagged"].astype(bool))
-        .groupby(["check", "task", "model", "provider"], sort=True, observed=True)["flagged"]
-        .agg(outputs="size", flagged="sum")
-        .reset_index()
-    )
-    grouped["flagged"] = grouped["flagged"].astype(int)
-    grouped["share"] = grouped["flagged"] / grouped["outputs"]
-    return grouped
+    counted = stats.count_flagged(checks, by=("task", "model", "provider"))
+    return counted.assign(share=counted["flagged"] / counted["outputs"])

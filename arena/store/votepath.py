@@ -37,8 +37,6 @@ def successful_outputs(engine: sa.Engine, run_id: str | None = None) -> list[dic
             a.c.provider,
             a.c.image_sha256,
             i.c.path,
-            i.c.width,
-            i.c.height,
         )
         .join(i, i.c.sha256 == a.c.image_sha256)
         .where(

@@ -4,6 +4,7 @@ own lifespan) and on loopback fakes, the gateway served by uvicorn, and a key fo
 from __future__ import annotations
 
 import pytest
+from fake_openai import FakeOpenAI
 
 from .kit import make_key, running_gateway, settings_from, write_gateway_config
 
@@ -39,3 +40,10 @@ def gateway(local_settings):
     key = make_key(settings)
     with running_gateway(settings) as (url, recorder):
         yield url, recorder, settings, key
+
+
+@pytest.fixture
+def fake_upstream():
+    """A loopback server speaking OpenAI's images API, recording what reached it."""
+    with FakeOpenAI() as fake:
+        yield fake

@@ -71,6 +71,27 @@ def settings_from(path: Path):
     return load_settings(path, protocols=protocol_facts())
 
 
+def gateway_settings(
+    tmp_path: Path,
+    db_url: str,
+    *,
+    providers: dict[str, dict],
+    models: dict[str, dict],
+    gateway: dict | None = None,
+):
+    """Settings from tmp_path/arena.toml (write_gateway_config), the data dir tmp_path/data."""
+    return settings_from(
+        write_gateway_config(
+            tmp_path / "arena.toml",
+            db_url=db_url,
+            data_dir=tmp_path / "data",
+            providers=providers,
+            models=models,
+            gateway=gateway,
+        )
+    )
+
+
 @dataclass
 class Exchange:
     """One request to the gateway and its reply, as they went over the wire."""

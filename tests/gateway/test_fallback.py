@@ -12,11 +12,10 @@ from arena.gateway.breaker import Breakers
 
 from .kit import (
     FixedFigures,
+    gateway_settings,
     make_key,
     running_gateway,
-    settings_from,
     traffic_rows,
-    write_gateway_config,
 )
 
 
@@ -26,22 +25,19 @@ def two_routes(tmp_path, db_url, fault_server):
     behaviour): build(first_id, second_id) -> settings."""
 
     def build(first: str, second: str = "ok", **gateway):
-        return settings_from(
-            write_gateway_config(
-                tmp_path / "arena.toml",
-                db_url=db_url,
-                data_dir=tmp_path / "data",
-                providers={
-                    "first": {
-                        "protocol": "openai",
-                        "base_url": fault_server.base_url,
-                        "timeout_s": 0.5,
-                    },
-                    "second": {"protocol": "openai", "base_url": fault_server.base_url},
+        return gateway_settings(
+            tmp_path,
+            db_url,
+            providers={
+                "first": {
+                    "protocol": "openai",
+                    "base_url": fault_server.base_url,
+                    "timeout_s": 0.5,
                 },
-                models={"m": {"routes": {"first": first, "second": second}}},
-                gateway=gateway or None,
-            )
+                "second": {"protocol": "openai", "base_url": fault_server.base_url},
+            },
+            models={"m": {"routes": {"first": first, "second": second}}},
+            gateway=gateway or None,
         )
 
     return build

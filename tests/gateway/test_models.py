@@ -11,26 +11,28 @@ import pytest
 
 from arena.gateway.routing import RouteFigures
 
-from .kit import FixedFigures, make_key, running_gateway, settings_from, write_gateway_config
+from .kit import (
+    FixedFigures,
+    gateway_settings,
+    make_key,
+    running_gateway,
+)
 
 
 @pytest.fixture
 def catalog(tmp_path, db_url):
-    settings = settings_from(
-        write_gateway_config(
-            tmp_path / "arena.toml",
-            db_url=db_url,
-            data_dir=tmp_path / "data",
-            providers={
-                "cheap": {"protocol": "openai", "base_url": "http://127.0.0.1:9/v1"},
-                "fast": {"protocol": "openai", "base_url": "http://127.0.0.1:9/v1"},
-                "local": {"protocol": "local"},
-            },
-            models={
-                "gpt": {"routes": {"cheap": "gpt-image-1", "fast": "gpt-image-1"}, "price": 0.04},
-                "identity": {"tasks": ["edit"], "routes": {"local": "identity"}, "price": 0.0},
-            },
-        )
+    settings = gateway_settings(
+        tmp_path,
+        db_url,
+        providers={
+            "cheap": {"protocol": "openai", "base_url": "http://127.0.0.1:9/v1"},
+            "fast": {"protocol": "openai", "base_url": "http://127.0.0.1:9/v1"},
+            "local": {"protocol": "local"},
+        },
+        models={
+            "gpt": {"routes": {"cheap": "gpt-image-1", "fast": "gpt-image-1"}, "price": 0.04},
+            "identity": {"tasks": ["edit"], "routes": {"local": "identity"}, "price": 0.0},
+        },
     )
     figures = FixedFigures({"gpt": {"fast": RouteFigures(40, 38, 5200.0, 9100.0)}})
     with running_gateway(settings, figures=figures) as (url, _):

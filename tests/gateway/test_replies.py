@@ -7,14 +7,13 @@ import random
 
 import httpx
 import orjson
-import pytest
-from fake_openai import PNG, FakeOpenAI
+from fake_openai import PNG
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arena.gateway.replies import B64_MARK, images_reply, images_response
 
-from .kit import make_key, running_gateway, settings_from, write_gateway_config
+from .kit import gateway_settings, make_key, running_gateway
 
 texts = st.text(max_size=20) | st.just(B64_MARK + "0") | st.just("\\u0000arena-b64:1")
 payloads = st.integers(0, 2**32).map(
@@ -39,21 +38,12 @@ def test_the_pieces_make_the_json_of_the_whole_body(b64s, model, output_format):
     assert orjson.loads(sent) == whole
 
 
-@pytest.fixture
-def fake_upstream():
-    with FakeOpenAI() as fake:
-        yield fake
-
-
 def test_the_providers_base64_reaches_the_caller_unchanged(tmp_path, db_url, fake_upstream):
-    settings = settings_from(
-        write_gateway_config(
-            tmp_path / "arena.toml",
-            db_url=db_url,
-            data_dir=tmp_path / "data",
-            providers={"oai": {"protocol": "openai", "base_url": fake_upstream.base_url}},
-            models={"gpt": {"routes": {"oai": "ok"}, "price": 0.04}},
-        )
+    settings = gateway_settings(
+        tmp_path,
+        db_url,
+        providers={"oai": {"protocol": "openai", "base_url": fake_upstream.base_url}},
+        models={"gpt": {"routes": {"oai": "ok"}, "price": 0.04}},
     )
     headers = {"Authorization": f"Bearer {make_key(settings)}"}
     with running_gateway(settings) as (url, _):

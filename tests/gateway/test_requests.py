@@ -8,17 +8,15 @@ import base64
 
 import httpx
 import pytest
-from fake_openai import FakeOpenAI
 from fake_openai import conformance_errors as upstream_errors
 from support.images import make_png
 
 from .kit import (
     conformance_errors,
+    gateway_settings,
     make_key,
     running_gateway,
-    settings_from,
     traffic_rows,
-    write_gateway_config,
 )
 
 
@@ -198,20 +196,17 @@ def test_bad_uploads_are_400_naming_the_field(small_gateway):
 
 def test_an_unsupported_parameter_is_400_naming_it(tmp_path, db_url, monkeypatch):
     monkeypatch.setenv("XAI_TEST_KEY", "xai-secret-123")
-    settings = settings_from(
-        write_gateway_config(
-            tmp_path / "arena.toml",
-            db_url=db_url,
-            data_dir=tmp_path / "data",
-            providers={
-                "grok": {
-                    "protocol": "xai",
-                    "base_url": "http://127.0.0.1:9/v1",
-                    "api_key_env": "XAI_TEST_KEY",
-                }
-            },
-            models={"g": {"routes": {"grok": "grok-imagine-image"}}},
-        )
+    settings = gateway_settings(
+        tmp_path,
+        db_url,
+        providers={
+            "grok": {
+                "protocol": "xai",
+                "base_url": "http://127.0.0.1:9/v1",
+                "api_key_env": "XAI_TEST_KEY",
+            }
+        },
+        models={"g": {"routes": {"grok": "grok-imagine-image"}}},
     )
     key = make_key(settings)
     with running_gateway(settings) as (url, _):
@@ -225,21 +220,12 @@ def test_an_unsupported_parameter_is_400_naming_it(tmp_path, db_url, monkeypatch
     assert "g@grok" in error["message"] and "xai" in error["message"]
 
 
-@pytest.fixture
-def fake_upstream():
-    with FakeOpenAI() as fake:
-        yield fake
-
-
 def test_what_reaches_the_provider(tmp_path, db_url, fake_upstream):
-    settings = settings_from(
-        write_gateway_config(
-            tmp_path / "arena.toml",
-            db_url=db_url,
-            data_dir=tmp_path / "data",
-            providers={"oai": {"protocol": "openai", "base_url": fake_upstream.base_url}},
-            models={"gpt": {"routes": {"oai": "ok"}, "price": 0.04}},
-        )
+    settings = gateway_settings(
+        tmp_path,
+        db_url,
+        providers={"oai": {"protocol": "openai", "base_url": fake_upstream.base_url}},
+        models={"gpt": {"routes": {"oai": "ok"}, "price": 0.04}},
     )
     key = make_key(settings)
     headers = {"Authorization": f"Bearer {key}"}
@@ -299,17 +285,14 @@ def test_what_reaches_the_provider(tmp_path, db_url, fake_upstream):
 
 
 def test_dry_run_names_the_route_and_price_without_generating(tmp_path, db_url, fake_upstream):
-    settings = settings_from(
-        write_gateway_config(
-            tmp_path / "arena.toml",
-            db_url=db_url,
-            data_dir=tmp_path / "data",
-            providers={
-                "a": {"protocol": "openai", "base_url": fake_upstream.base_url},
-                "b": {"protocol": "openai", "base_url": fake_upstream.base_url},
-            },
-            models={"gpt": {"routes": {"a": "ok", "b": "ok"}, "price": 0.04}},
-        )
+    settings = gateway_settings(
+        tmp_path,
+        db_url,
+        providers={
+            "a": {"protocol": "openai", "base_url": fake_upstream.base_url},
+            "b": {"protocol": "openai", "base_url": fake_upstream.base_url},
+        },
+        models={"gpt": {"routes": {"a": "ok", "b": "ok"}, "price": 0.04}},
     )
     key = make_key(settings)
     with running_gateway(settings) as (url, _):

@@ -20,7 +20,7 @@ from support.processes import wait_until
 from arena import store
 from arena.store.keys import revoke_key
 
-from .kit import conformance_errors, make_key, running_gateway, traffic_rows
+from .kit import conformance_errors, gateway_settings, make_key, running_gateway, traffic_rows
 
 _CLIENTS: list[openai.OpenAI] = []
 
@@ -204,19 +204,15 @@ def test_errors_surface_as_the_sdks_own_types(gateway):
 
 
 def test_all_routes_down_is_503_for_the_sdk(tmp_path, db_url, fault_server):
-    from .kit import settings_from, write_gateway_config
 
-    settings = settings_from(
-        write_gateway_config(
-            tmp_path / "arena.toml",
-            db_url=db_url,
-            data_dir=tmp_path / "data",
-            providers={
-                "one": {"protocol": "openai", "base_url": fault_server.base_url},
-                "two": {"protocol": "openai", "base_url": fault_server.base_url},
-            },
-            models={"m": {"routes": {"one": "server-error", "two": "server-error"}}},
-        )
+    settings = gateway_settings(
+        tmp_path,
+        db_url,
+        providers={
+            "one": {"protocol": "openai", "base_url": fault_server.base_url},
+            "two": {"protocol": "openai", "base_url": fault_server.base_url},
+        },
+        models={"m": {"routes": {"one": "server-error", "two": "server-error"}}},
     )
     key = make_key(settings)
     with (

@@ -14,7 +14,12 @@ from support.scan import database_dump
 from arena import store
 from arena.store.keys import revoke_key
 
-from .kit import make_key, running_gateway, settings_from, traffic_rows, write_gateway_config
+from .kit import (
+    gateway_settings,
+    make_key,
+    running_gateway,
+    traffic_rows,
+)
 
 
 def test_no_key_reaches_a_reply_a_log_the_store_or_a_file(
@@ -24,32 +29,29 @@ def test_no_key_reaches_a_reply_a_log_the_store_or_a_file(
     fine_key = "sk-fine-" + secrets.token_hex(16)
     monkeypatch.setenv("ARENA_TEST_CARELESS_KEY", careless_key)
     monkeypatch.setenv("ARENA_TEST_FINE_KEY", fine_key)
-    settings = settings_from(
-        write_gateway_config(
-            tmp_path / "arena.toml",
-            db_url=db_url,
-            data_dir=tmp_path / "data",
-            providers={
-                "careless": {
-                    "protocol": "openai",
-                    "base_url": fault_server.base_url,
-                    "api_key_env": "ARENA_TEST_CARELESS_KEY",
-                },
-                "fine": {
-                    "protocol": "openai",
-                    "base_url": fault_server.base_url,
-                    "api_key_env": "ARENA_TEST_FINE_KEY",
-                },
+    settings = gateway_settings(
+        tmp_path,
+        db_url,
+        providers={
+            "careless": {
+                "protocol": "openai",
+                "base_url": fault_server.base_url,
+                "api_key_env": "ARENA_TEST_CARELESS_KEY",
             },
-            models={
-                "echo": {
-                    "tasks": ["text-to-image"],
-                    "routes": {"careless": "echo-auth", "fine": "ok"},
-                },
-                "leaky": {"tasks": ["text-to-image"], "routes": {"careless": "echo-auth"}},
+            "fine": {
+                "protocol": "openai",
+                "base_url": fault_server.base_url,
+                "api_key_env": "ARENA_TEST_FINE_KEY",
             },
-            gateway={"keep_outputs": True},
-        )
+        },
+        models={
+            "echo": {
+                "tasks": ["text-to-image"],
+                "routes": {"careless": "echo-auth", "fine": "ok"},
+            },
+            "leaky": {"tasks": ["text-to-image"], "routes": {"careless": "echo-auth"}},
+        },
+        gateway={"keep_outputs": True},
     )
     key = make_key(settings, "app")
     revoked = make_key(settings, "gone")

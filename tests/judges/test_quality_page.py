@@ -190,7 +190,7 @@ def test_arena_ratings_shows_the_judges_board_and_its_agreement_after_arena_judg
     config = str(tmp_path / "arena.toml")
     assert main(["ratings", "--config", config, "--voters", "judge:lens", "--json"]) == 0
     boards = json.loads(capsys.readouterr().out)
-    judged = store.read_votes(engine, voters="judge:lens")
+    judged = store.read_votes(engine, voters="judge:lens", extra_columns=True)
     assert [b["task"] for b in boards] == ["edit"]
     assert sum(m["votes"] for m in boards[0]["models"]) == 2 * len(judged)
     assert main(["ratings", "--config", config, "--json"]) == 0  # the humans' board is apart
@@ -198,4 +198,12 @@ def test_arena_ratings_shows_the_judges_board_and_its_agreement_after_arena_judg
     assert sum(m["votes"] for m in human["models"]) == 2 * len(store.read_votes(engine))
     assert main(["ratings", "--config", config, "--agreement", "--json"]) == 0
     agreement = json.loads(capsys.readouterr().out)
-    assert "lens" in json.dumps(agreement)
+    (judge,) = agreement["judges"]
+    expected = judge_agreement(
+        store.read_votes(engine, include_flagged=False, extra_columns=True), judged
+    ).iloc[0]
+    assert judge["judge"] == "judge:lens"
+    assert (judge["agreement"][0]["matched"], judge["agreement"][0]["agree"]) == (
+        expected["matched"],
+        expected["agree"],
+    )
