@@ -1,5 +1,5 @@
-"""SQLModel tables: runs, jobs, attempts, leases, gateway keys, images, votes, battles, judge calls
-and output checks."""
+"""SQLModel tables: runs, jobs, attempts, leases, the limits workers share, gateway keys, images,
+votes, battles, judge calls and output checks."""
 
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ class Job(SQLModel, table=True):
     cost_usd: float | None = None
     image_sha256: str | None = Field(default=None, max_length=64)
     finished_at: datetime | None = _ts(default=None)
+    # The worker lease's holder that claimed it (`arena worker`); None while in the pool.
+    claimed_by: str | None = Field(default=None, max_length=200, index=True)
 
 
 class Attempt(SQLModel, table=True):
@@ -116,6 +118,37 @@ class Lease(SQLModel, table=True):
     acquired_at: datetime = _ts(default_factory=utcnow)
     heartbeat_at: datetime = _ts(default_factory=utcnow)
     ttl_s: float  # a heartbeat older than this means the holder is gone
+
+
+class ProviderSlot(SQLModel, table=True):
+    """One of a provider's max_concurrency slots in a run, held by the worker sending through it."""
+
+    __tablename__ = "provider_slots"
+    run_id: str = Field(primary_key=True, max_length=64)
+    provider: str = Field(primary_key=True, max_length=100)
+    slot: int = Field(primary_key=True)
+    holder: str | None = Field(default=None, max_length=200, index=True)
+
+
+class ProviderPace(SQLModel, table=True):
+    """A provider's shared send schedule in a run: the earliest moment (epoch seconds by the
+    database's clock) the next request of any worker may start."""
+
+    __tablename__ = "provider_paces"
+    run_id: str = Field(primary_key=True, max_length=64)
+    provider: str = Field(primary_key=True, max_length=100)
+    next_at_s: float = 0.0
+
+
+class BudgetHold(SQLModel, table=True):
+    """A job's expected cost, held against its run's budget from its first request until its final
+    attempt is saved (in the same transaction), so workers together never pass --max-cost."""
+
+    __tablename__ = "budget_holds"
+    job_id: int = Field(primary_key=True)
+    run_id: str = Field(index=True, max_length=64)
+    holder: str = Field(max_length=200, index=True)
+    expected_usd: float = 0.0
 
 
 class GatewayKey(SQLModel, table=True):
