@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import mimetypes
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ import httpx
 
 from arena.challenges import Challenge, check_params_on_route
 from arena.config import ProviderConfig, Route, Settings
-from arena.errors import ImageError, ProviderError
+from arena.errors import ImageError, ProviderError, StoreError
 from arena.images import ImageInfo, inspect_image
 from arena.limits import ProviderLimiter
 from arena.params import merge_params, normalize_request
@@ -53,6 +53,14 @@ class ResultSink(Protocol):
     def submit(
         self, attempt: AttemptRecord, image: bytes | None, info: ImageInfo | None, final: bool
     ) -> None: ...
+
+
+class Budget(Protocol):
+    """A run's budget kept elsewhere (store.quotas.SharedBudget: across a run's workers)."""
+
+    async def hold(self, job: Job) -> bool: ...
+
+    async def release(self, job: Job) -> None: ...
 
 
 class SinkFailed(Exception):
@@ -441,8 +449,16 @@ class Harness:
         transport: str = "aiohttp",
         tuning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
         stop_reason: Callable[[], str | None] | None = None,
+        limiter_for: Callable[[str, ProviderConfig], ProviderLimiter] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.settings = settings
+        # A provider's limiter (ProviderLimiter, this process's own, unless given: the shared one
+        # of a run's workers) and the budget's keeper (in memory unless given).
+        self.limiter_for = limiter_for or (
+            lambda name, p: ProviderLimiter(p.rate_limit_per_s, p.max_concurrency)
+        )
+        self.budget = budget
         # Asked (on the loop: it must be cheap) before every request; a reason stops sending for good.
         self.stop_reason = stop_reason or (lambda: None)
         self.tuning = tuning
@@ -459,6 +475,9 @@ class Harness:
         self._requests: dict[tuple[str, str, str], ImageRequest] = {}
         self._checker: ThreadPoolExecutor | None = None
         self._sink_changed: asyncio.Event | None = None
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._adapters: dict[str, Adapter] = {}
+        self._limiters: dict[str, _GatedLimiter] = {}
 
     def _provider(self, name: str) -> ProviderConfig:
         provider = self.settings.providers[name]
@@ -471,42 +490,14 @@ class Harness:
     ) -> RunOutcome:
         """Run the given jobs (in plan order) and any warm-ups; returns counts when all are settled."""
         next_attempts = next_attempts or {}
-        providers = {job.provider for job in jobs}
-        clients: dict[str, httpx.AsyncClient] = {}
-        adapters, limiters = {}, {}
-        for name in providers:
-            provider = self._provider(name)
-            clients[name] = make_client(provider, self.transport)
-            api_key = provider.api_key()
-            adapters[name] = emulate(
-                adapter_class(provider.protocol)(provider, clients[name], api_key)
-            )
-            limiters[name] = _GatedLimiter(
-                ProviderLimiter(provider.rate_limit_per_s, provider.max_concurrency), self
-            )
-        # One thread checks images: each check is ~1 ms of mostly GIL-free C, and every extra
-        # thread wanting the GIL delays the event loop's wake-ups.
-        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-image-check")
+        for name in sorted({job.provider for job in jobs}):
+            self._open_provider(name)
         for job in jobs:  # a size no model supports is a config error before any request is sent
-            self._request_for(job, adapters[job.provider])
-        heartbeat = asyncio.create_task(self._measure_loop_lag())
-        unwatch = self._watch_sink(asyncio.get_running_loop())
-        # Process-wide knobs (arena.tuning.timed_run from the CLI) are the caller's to choose;
-        # entered here, after the plan is built, so they cover what lives for the whole run.
-        tuned = contextlib.ExitStack()
-        tuned.enter_context(self.tuning())
-        try:
-            await self._warm_up(run_id, jobs, adapters, limiters)
+            self._request_for(job, self._adapters[job.provider])
+        async with self._running():
+            await self._warm_up(run_id, jobs)
             tasks = [
-                asyncio.create_task(
-                    self._run_job(
-                        run_id,
-                        job,
-                        adapters[job.provider],
-                        limiters[job.provider],
-                        next_attempts.get(job.id, 1),
-                    )
-                )
+                asyncio.create_task(self._run_job(run_id, job, next_attempts.get(job.id, 1)))
                 for job in jobs
             ]
             try:
@@ -516,14 +507,113 @@ class Harness:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
+        return self.outcome
+
+    async def execute_claimed(
+        self,
+        run_id: str,
+        claim: Callable[[int], Awaitable[list[tuple[Job, int]] | None]],
+        concurrency: int,
+        idle_s: float = 1.0,
+    ) -> RunOutcome:
+        """Run jobs as `claim(n)` hands them over (a worker of a shared run), up to `concurrency`
+        at a time; returns once claim() says the run has nothing left (None) and all are settled.
+
+        claim(n) gives at most n (job, first attempt number) pairs; [] means none now (others hold
+        the rest): it is asked again as jobs finish, or after `idle_s`. Each route's warm-up, when
+        its provider asks for one, goes before that route's first job.
+        """
+        warmed: dict[tuple[str, str], asyncio.Task] = {}
+        running: set[asyncio.Task] = set()
+        async with self._running():
+            try:
+                while not self._stop_scheduling and self._may_send():
+                    room = concurrency - len(running)
+                    claimed: list[tuple[Job, int]] | None = []
+                    if room >= max(1, concurrency // 2) or not running:
+                        claimed = await claim(room)
+                        if claimed is None:
+                            break
+                    for job, first_attempt in claimed:
+                        self._open_provider(job.provider)
+                        self._request_for(job, self._adapters[job.provider])
+                        running.add(
+                            asyncio.create_task(
+                                self._run_claimed(run_id, job, first_attempt, warmed)
+                            )
+                        )
+                    if running:
+                        settled, running = await asyncio.wait(
+                            running, timeout=idle_s, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        for task in settled:
+                            task.result()  # an unexpected error stops the worker
+                    elif not claimed:
+                        await asyncio.sleep(idle_s)
+                if running:
+                    await asyncio.gather(*running)
+            except BaseException:
+                for task in [*running, *warmed.values()]:
+                    task.cancel()
+                await asyncio.gather(*running, *warmed.values(), return_exceptions=True)
+                raise
+        return self.outcome
+
+    async def _run_claimed(self, run_id: str, job: Job, first_attempt: int, warmed) -> None:
+        key = (job.model, job.provider)
+        if self.settings.providers[job.provider].warmup:
+            if key not in warmed:
+                warmed[key] = asyncio.create_task(
+                    self._settle_warm_up(
+                        self._attempt(
+                            run_id,
+                            job,
+                            self._adapters[job.provider],
+                            self._limiters[job.provider],
+                            1,
+                            warmup=True,
+                        )
+                    )
+                )
+            await asyncio.shield(warmed[key])
+        await self._run_job(run_id, job, first_attempt)
+
+    def _open_provider(self, name: str) -> None:
+        """The client, adapter and limiter of a provider, made the first time a job needs them."""
+        if name in self._adapters:
+            return
+        provider = self._provider(name)
+        self._clients[name] = client = make_client(provider, self.transport)
+        self._adapters[name] = emulate(
+            adapter_class(provider.protocol)(provider, client, provider.api_key())
+        )
+        self._limiters[name] = _GatedLimiter(self.limiter_for(name, provider), self)
+
+    @contextlib.asynccontextmanager
+    async def _running(self):
+        """What lives for a whole execution: the image checker, the loop-lag probe, the sink's
+        watch and the caller's process-wide tuning; the clients are closed at the end."""
+        # One thread checks images: each check is ~1 ms of mostly GIL-free C, and every extra
+        # thread wanting the GIL delays the event loop's wake-ups.
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-image-check")
+        heartbeat = asyncio.create_task(self._measure_loop_lag())
+        unwatch = self._watch_sink(asyncio.get_running_loop())
+        # Process-wide knobs (arena.tuning.timed_run from the CLI) are the caller's to choose;
+        # entered here, after the plan is built, so they cover what lives for the whole run.
+        tuned = contextlib.ExitStack()
+        tuned.enter_context(self.tuning())
+        try:
+            yield
         finally:
             unwatch()
             tuned.close()
             heartbeat.cancel()
             self._checker.shutdown(wait=False)
-            for client in clients.values():
+            for client in self._clients.values():
                 await client.aclose()
-        return self.outcome
+            self._clients.clear()
+            self._adapters.clear()
+            self._limiters.clear()
 
     def _watch_sink(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
         """Wake the requests held by sink_ready() at every change of the sink's health."""
@@ -557,28 +647,36 @@ class Harness:
             await asyncio.sleep(interval_s)
             self.outcome.loop_lag_ms.append(max(0.0, (loop.time() - start - interval_s) * 1000))
 
-    async def _warm_up(self, run_id, jobs, adapters, limiters) -> None:
+    async def _warm_up(self, run_id, jobs) -> None:
         """One request per model@provider whose provider asks for it; recorded, excluded from stats."""
         firsts: dict[tuple[str, str], Job] = {}
         for job in jobs:
             if self.settings.providers[job.provider].warmup:
                 firsts.setdefault((job.model, job.provider), job)
-        settled = await asyncio.gather(
+        await asyncio.gather(
             *(
-                self._attempt(
-                    run_id, job, adapters[job.provider], limiters[job.provider], 1, warmup=True
+                self._settle_warm_up(
+                    self._attempt(
+                        run_id,
+                        job,
+                        self._adapters[job.provider],
+                        self._limiters[job.provider],
+                        1,
+                        warmup=True,
+                    )
                 )
                 for job in firsts.values()
-            ),
-            return_exceptions=True,
+            )
         )
-        for result in settled:
-            if isinstance(result, SinkFailed):
-                self._stop_for_sink()
-            elif isinstance(result, SendStopped):
-                pass  # outcome.stopped_reason says why
-            elif isinstance(result, BaseException):
-                raise result
+
+    async def _settle_warm_up(self, warm_up: Awaitable) -> None:
+        """A warm-up's end: a failing sink stops scheduling; a lost lease is outcome.stopped_reason's."""
+        try:
+            await warm_up
+        except SinkFailed:
+            self._stop_for_sink()
+        except (SendStopped, StoreError):
+            pass
 
     def _stop_for_sink(self) -> None:
         self._stop_scheduling = True
@@ -593,7 +691,9 @@ class Harness:
             )
         return self._requests[key]
 
-    def _budget_allows(self, job: Job) -> bool:
+    async def _hold_budget(self, job: Job) -> bool:
+        if self.budget is not None:
+            return await self.budget.hold(job)
         if self.max_cost_usd is None:
             return True
         expected = job.expected_cost_usd or 0.0
@@ -602,49 +702,64 @@ class Harness:
         self._reserved_usd += expected
         return True
 
-    async def _run_job(
-        self, run_id: str, job: Job, adapter, limiter: ProviderLimiter, first_attempt: int
-    ) -> None:
+    async def _release_budget(self, job: Job, finished: bool) -> None:
+        """A job's hold ends: in memory at once; a shared hold with its final attempt's write
+        (the writer deletes it then), so only a job that ends without one gives it back here."""
+        if self.budget is None:
+            if self.max_cost_usd is not None:
+                self._reserved_usd -= job.expected_cost_usd or 0.0
+        elif not finished:
+            with contextlib.suppress(StoreError):  # it goes with the worker's lease
+                await self.budget.release(job)
+
+    async def _run_job(self, run_id: str, job: Job, first_attempt: int) -> None:
         provider = self.settings.providers[job.provider]
-        async with limiter.slot():
-            if not self._may_send():
-                return  # not sent: the job stays pending for whoever executes the run next
-            if self._stop_scheduling:
-                return
-            if not self._budget_allows(job):
-                # Once one job would pass the budget, nothing later is scheduled: the run stops in plan order.
-                self._stop_scheduling = True
-                self.outcome.budget_stopped = True
-                return
-            expected = job.expected_cost_usd or 0.0
-            try:
-                for number in itertools.count(first_attempt):
-                    if number > first_attempt and not self._may_send():
-                        break  # the last attempt was not final: the job stays pending
-                    retries_left = provider.max_retries - (number - first_attempt)
-                    attempt = await self._attempt(
-                        run_id,
-                        job,
-                        adapter,
-                        limiter,
-                        number,
-                        warmup=False,
-                        final_unless_retry=retries_left > 0,
-                    )
-                    if attempt.failure_class == "rate_limited" and retries_left > 0:
-                        wait_s = min(
-                            attempt.retry_after_s or 2.0 ** (number - first_attempt),
-                            provider.max_retry_after_s,
+        adapter, limiter = self._adapters[job.provider], self._limiters[job.provider]
+        try:
+            async with limiter.slot():
+                if not self._may_send():
+                    return  # not sent: the job stays pending for whoever executes the run next
+                if self._stop_scheduling:
+                    return
+                if not await self._hold_budget(job):
+                    # Once one job would pass the budget, nothing later is scheduled: the run
+                    # stops in plan order.
+                    self._stop_scheduling = True
+                    self.outcome.budget_stopped = True
+                    return
+                finished = False
+                try:
+                    for number in itertools.count(first_attempt):
+                        if number > first_attempt and not self._may_send():
+                            break  # the last attempt was not final: the job stays pending
+                        retries_left = provider.max_retries - (number - first_attempt)
+                        attempt = await self._attempt(
+                            run_id,
+                            job,
+                            adapter,
+                            limiter,
+                            number,
+                            warmup=False,
+                            final_unless_retry=retries_left > 0,
                         )
-                        await asyncio.sleep(wait_s)
-                        continue
-                    break
-            except SinkFailed:  # raised before the request went out: the job stays pending
-                self._stop_for_sink()
-            except SendStopped:  # likewise: the lease is lost, whoever holds it next sends it
-                pass
-            finally:
-                self._reserved_usd -= expected
+                        if attempt.failure_class == "rate_limited" and retries_left > 0:
+                            wait_s = min(
+                                attempt.retry_after_s or 2.0 ** (number - first_attempt),
+                                provider.max_retry_after_s,
+                            )
+                            await asyncio.sleep(wait_s)
+                            continue
+                        finished = True
+                        break
+                except SinkFailed:  # raised before the request went out: the job stays pending
+                    self._stop_for_sink()
+                except SendStopped:  # likewise: the lease is lost, whoever holds it next sends it
+                    pass
+                finally:
+                    await self._release_budget(job, finished)
+        except StoreError as exc:  # the shared limits are out of reach and the lease at risk
+            if self.outcome.stopped_reason is None:
+                self.outcome.stopped_reason = str(exc)
 
     def _may_send(self) -> bool:
         if self.outcome.stopped_reason is None:
