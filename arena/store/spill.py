@@ -79,6 +79,15 @@ def spill_paths(data_dir: Path, run_id: str) -> list[Path]:
     ]
 
 
+def spill_keys(data_dir: Path, run_id: str) -> list[str]:
+    """The names of a run's spill files: the run's own, and each worker's ("<run>.<token>")."""
+    keys = {run_id}
+    for folder in {path.parent for path in spill_paths(data_dir, run_id)}:
+        if folder.is_dir():
+            keys.update(p.stem for p in folder.glob(f"{run_id}.*.jsonl"))
+    return sorted(keys)
+
+
 def write_spill(data_dir: Path, run_id: str, results: list[HeldResult]) -> SpillReport:
     """Append results to the run's spill file, then to the fallback for what did not fit.
 

@@ -22,8 +22,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from arena.errors import StoreError, plural
 from arena.store.messages import one_line
-from arena.store.spill import HeldResult, SpillReport, read_spill, spill_paths, write_spill
-from arena.store.tables import Attempt, Job, StoredImage, utcnow
+from arena.store.spill import (
+    HeldResult,
+    SpillReport,
+    read_spill,
+    spill_keys,
+    spill_paths,
+    write_spill,
+)
+from arena.store.tables import Attempt, BudgetHold, Job, StoredImage, utcnow
 
 log = logging.getLogger("arena.store")
 
@@ -46,18 +53,21 @@ def insert_ignoring_duplicates(engine: sa.Engine, table: sa.Table):
 
 
 def record_results(
-    engine: sa.Engine, items: list[tuple[Attempt, StoredImage | None, bool]]
+    engine: sa.Engine,
+    items: list[tuple[Attempt, StoredImage | None, bool]],
+    claimed_by: str | None = None,
 ) -> None:
     """Write attempts (and images), and mark each finished job done, in one transaction.
 
     Each item is (attempt, image or None, final): `final` marks the attempt's job done with the
     attempt's outcome. Bulk Core statements rather than the ORM: this runs beside the event loop
     that times requests, and every millisecond of Python here is a millisecond the loop waits for
-    the GIL. A replayed result is harmless: (job_id, attempt) is unique and done jobs stay as they are.
-    Raises StoreError, in one line, when the store refuses.
+    the GIL. A replayed result is harmless: (job_id, attempt) is unique and done jobs stay as they
+    are. `claimed_by` (a worker's holder) marks a job done only while the job is unclaimed or
+    claimed by it. Raises StoreError, in one line, when the store refuses.
     """
     try:
-        _write_results(engine, items)
+        _write_results(engine, items, claimed_by)
     except SQLAlchemyError as exc:
         raise StoreError(f"could not save results: {describe_failure(exc)}") from None
 
@@ -71,7 +81,9 @@ def _attempt_row(attempt, columns: list[str]) -> dict:
 
 
 def _write_results(
-    engine: sa.Engine, items: list[tuple[Attempt, StoredImage | None, bool]]
+    engine: sa.Engine,
+    items: list[tuple[Attempt, StoredImage | None, bool]],
+    claimed_by: str | None = None,
 ) -> None:
     """record_results' transaction, letting the store's own exception through."""
     attempt_columns = [c.name for c in Attempt.__table__.columns if c.name != "id"]
@@ -101,11 +113,17 @@ def _write_results(
                 ],
             )
         if attempt_rows:
-            conn.execute(insert_ignoring_duplicates(engine, Attempt.__table__), attempt_rows)
+            late = _insert_attempts(engine, conn, attempt_rows)
+            job_rows = [row for row in job_rows if (row["job_id"], row["attempts"]) not in late]
         if job_rows:
+            done_once = jobs.c.status != "done"
+            if claimed_by is not None:
+                done_once = sa.and_(
+                    done_once, sa.or_(jobs.c.claimed_by.is_(None), jobs.c.claimed_by == claimed_by)
+                )
             conn.execute(
                 jobs.update()
-                .where(jobs.c.id == sa.bindparam("job_id"), jobs.c.status != "done")
+                .where(jobs.c.id == sa.bindparam("job_id"), done_once)
                 .values(
                     status="done",
                     outcome=sa.bindparam("outcome"),
@@ -116,6 +134,53 @@ def _write_results(
                 ),
                 job_rows,
             )
+            if claimed_by is not None:  # the budget held for them is now spent (or not)
+                holds = BudgetHold.__table__
+                conn.execute(
+                    holds.delete().where(holds.c.job_id.in_([r["job_id"] for r in job_rows]))
+                )
+
+
+def _insert_attempts(engine: sa.Engine, conn: sa.Connection, rows: list[dict]) -> set[tuple]:
+    """Insert attempt rows; returns the (job_id, attempt) of those that arrived late.
+
+    A row whose (job_id, attempt) is already stored is either the same attempt again (a replayed
+    spill: skipped) or another request that got the same number: sent by an executor whose lease
+    or claim was lost while it was in flight, while the job's next executor numbered its own from
+    what was stored. That request was paid for, so it is kept under the job's next free number,
+    and it is no longer the job's final attempt (its key is returned).
+    """
+    table = Attempt.__table__
+    inserted = {
+        (row[0], row[1])
+        for row in conn.execute(
+            insert_ignoring_duplicates(engine, table).returning(table.c.job_id, table.c.attempt),
+            rows,
+        )
+    }
+    clashed = [
+        r for r in rows if r["job_id"] is not None and (r["job_id"], r["attempt"]) not in inserted
+    ]
+    if not clashed:
+        return set()
+    stored = {
+        (job_id, attempt): _aware(started_at).timestamp()
+        for job_id, attempt, started_at in conn.execute(
+            sa.select(table.c.job_id, table.c.attempt, table.c.started_at).where(
+                table.c.job_id.in_({r["job_id"] for r in clashed})
+            )
+        )
+    }
+    late = set()
+    for row in clashed:
+        key = (row["job_id"], row["attempt"])
+        if key in stored and stored[key] == _aware(row["started_at"]).timestamp():
+            continue  # the same attempt saved before
+        number = max(a for (j, a) in stored if j == row["job_id"]) + 1
+        stored[(row["job_id"], number)] = _aware(row["started_at"]).timestamp()
+        conn.execute(table.insert(), [{**row, "attempt": number}])
+        late.add(key)
+    return late
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -141,14 +206,23 @@ def store_image(data_dir: Path, image: bytes, info) -> StoredImage:
     )
 
 
-def replay_spill(engine: sa.Engine, data_dir: Path, run_id: str) -> int:
+def replay_spill(
+    engine: sa.Engine, data_dir: Path, run_id: str, skip: frozenset[str] = frozenset()
+) -> int:
     """Save what a run's spill files hold, then remove them; returns how many results were replayed.
 
     Idempotent: (job_id, attempt) is unique, done jobs stay as they are, and a warm-up already
-    saved is not saved again; a file is removed only after its results are committed.
+    saved is not saved again; a file is removed only after its results are committed. The files
+    of the keys in `skip` (live workers' own) are left to their writers.
     """
     replayed = 0
-    for path in spill_paths(data_dir, run_id):
+    paths = [
+        path
+        for key in spill_keys(data_dir, run_id)
+        if key not in skip
+        for path in spill_paths(data_dir, key)
+    ]
+    for path in paths:
         if not path.is_file():
             continue
         held, torn = read_spill(path)
@@ -227,8 +301,12 @@ class StoreWriter:
         *,
         run_id: str = "run",
         retry_s: float = 60.0,
+        claimed_by: str | None = None,
+        spill_key: str | None = None,
     ) -> None:
         self.engine = engine
+        self.claimed_by = claimed_by  # a worker's holder: see record_results
+        self.spill_key = spill_key or run_id  # the spill file's name (a worker's is its own)
         self.data_dir = Path(data_dir)
         self.batch_window_s = batch_window_s
         self.run_id = run_id
@@ -381,14 +459,14 @@ class StoreWriter:
         for result in held:
             if result.stored is None and result.image is not None and result.info is not None:
                 result.stored = store_image(self.data_dir, result.image, result.info)
-        _write_results(self.engine, [(r.attempt, r.stored, r.final) for r in held])
+        _write_results(self.engine, [(r.attempt, r.stored, r.final) for r in held], self.claimed_by)
 
     def _spill(self, held: list[HeldResult]) -> None:
         for result in held:  # a saved image is named in its line, not carried in it
             if result.stored is None and result.image is not None and result.info is not None:
                 with contextlib.suppress(OSError):
                     result.stored = store_image(self.data_dir, result.image, result.info)
-        report = write_spill(self.data_dir, self.run_id, held)
+        report = write_spill(self.data_dir, self.spill_key, held)
         self.spilled.add(report)
         if report.lost:
             log.warning("arena: %s", report.describe())
