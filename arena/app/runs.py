@@ -85,6 +85,70 @@ def check_jobs(settings: Settings, challenges: list[Challenge], jobs: list[Job])
             )
 
 
+def check_resumable(
+    settings: Settings, run_id: str, challenges: list[Challenge], jobs: list[Job]
+) -> None:
+    """What a stored run's pending jobs need: their challenges and routes still there, and
+    everything check_jobs asks of a new run."""
+    missing = sorted({j.challenge for j in jobs} - {c.slug for c in challenges})
+    if missing:
+        raise RunError(
+            f"run {run_id} needs challenge {missing[0]!r}, which is no longer in {settings.challenges_dir}"
+        )
+    unknown = sorted(
+        {(j.model, j.provider) for j in jobs} - {(r.model, r.provider) for r in settings.routes}
+    )
+    if unknown:
+        raise RunError(
+            f"run {run_id} needs {unknown[0][0]}@{unknown[0][1]}, which the config no longer has"
+        )
+    check_jobs(settings, challenges, jobs)
+
+
+def refuse_while_workers(engine, run_id: str) -> None:
+    """One line naming a live worker of the run (`arena worker`), if any: it executes the run."""
+    from arena.store.claims import live_workers
+
+    workers = live_workers(engine, run_id)
+    if workers:
+        raise RunError(
+            f"run {run_id} is being executed by {plural(len(workers), 'worker')} "
+            f"(the first: {workers[0].describe()}); wait for them or stop them"
+        )
+
+
+def plan_only(
+    settings: Settings,
+    *,
+    max_cost_usd: float | None = None,
+    challenges: list[Challenge] | None = None,
+) -> tuple[str, int]:
+    """Store a new run's plan for workers to execute (`arena run --plan-only`): (run id, jobs)."""
+    all_challenges = (
+        challenges
+        if challenges is not None
+        else load_challenges(settings.challenges_dir, list(settings.challenges) or None)
+    )
+    planned = plan_run(settings, all_challenges)
+    engine = store.open_engine(settings.database_url)
+    try:
+        run = store.create_run(
+            engine,
+            Run(
+                id=new_run_id(),
+                status="planned",
+                config_source=settings.source,
+                settings_json=store.settings_snapshot(settings, all_challenges),
+                max_cost_usd=max_cost_usd,
+                samples=settings.samples,
+            ),
+            planned,
+        )
+    finally:
+        engine.dispose()
+    return run.id, len(planned)
+
+
 class RunLease:
     """The lease "run:<id>" of the run this process executes: taken (or inserted with a new run's
     plan), kept alive by a heartbeat thread, released when the run ends.
@@ -202,21 +266,10 @@ def _plan_and_execute(
         run = lease.take(store.get_run(engine, resume))
         if run.status == "completed":
             raise RunError(f"run {run.id} already completed: nothing to resume")
+        refuse_while_workers(engine, run.id)
         store.replay_spill(engine, settings.data_dir, run.id)  # results paid for: saved first
         jobs = store.pending_jobs(engine, run.id)
-        missing = sorted({j.challenge for j in jobs} - set(by_slug))
-        if missing:
-            raise RunError(
-                f"run {run.id} needs challenge {missing[0]!r}, which is no longer in {settings.challenges_dir}"
-            )
-        unknown = sorted(
-            {(j.model, j.provider) for j in jobs} - {(r.model, r.provider) for r in settings.routes}
-        )
-        if unknown:
-            raise RunError(
-                f"run {run.id} needs {unknown[0][0]}@{unknown[0][1]}, which the config no longer has"
-            )
-        check_jobs(settings, all_challenges, jobs)
+        check_resumable(settings, run.id, all_challenges, jobs)
         spent = store.run_cost_usd(engine, run.id)
         max_cost_usd = max_cost_usd if max_cost_usd is not None else run.max_cost_usd
     else:

@@ -139,6 +139,20 @@ class _Progress:
         self.progress.start()
         self.task = self.progress.add_task("generating", total=jobs, ok=0, failed=0)
 
+    def joined(self, run_id: str, jobs: int) -> None:
+        """A worker joined a run with `jobs` pending (among every worker's)."""
+        self.planned(run_id, jobs)
+
+    def summary(self, summary: dict) -> None:
+        """Every worker's progress, from the run's counts in the store."""
+        if self.task is not None:
+            self.progress.update(
+                self.task,
+                completed=summary["done"],
+                ok=summary["success"],
+                failed=summary["failed"],
+            )
+
     def result(self, attempt) -> None:
         if attempt.warmup:
             return
@@ -204,8 +218,114 @@ def cmd_run(args) -> int:
         settings = replace(settings, samples=args.samples)
     if args.challenge:
         settings = replace(settings, challenges=tuple(args.challenge))
+    if args.plan_only:
+        if args.resume or args.workers:
+            raise ArenaError(
+                "--plan-only stores a new run: it takes neither --resume nor --workers"
+            )
+        from arena.app.runs import plan_only
+        from arena.cli.tables import plural
+
+        run_id, jobs = plan_only(settings, max_cost_usd=args.max_cost)
+        print(f"run {run_id}: planned {plural(jobs, 'job')}; nothing sent")
+        print(f"next:    `arena worker --run {run_id}` on each host that shares the database")
+        return 0
+    if args.workers:
+        return _run_fleet(settings, args)
     report = _run(settings, args)
     _print_run(report)
+    return 0
+
+
+def _worker_args(args) -> list[str]:
+    """The options each local worker process is started with: the same config as ours."""
+    return ["--config", str(args.config)] if args.config else []
+
+
+def _run_fleet(settings, args) -> int:
+    from arena import store
+    from arena.app.runs import plan_only, refuse_while_workers
+    from arena.app.worker import describe_fleet, run_fleet
+
+    if args.resume:
+        engine = store.open_engine(settings.database_url)
+        try:
+            run = store.get_run(engine, args.resume)
+            refuse_while_workers(engine, run.id)
+            if args.max_cost is not None:
+                store.set_run_budget(engine, run.id, args.max_cost)
+        finally:
+            engine.dispose()
+        run_id, jobs = run.id, run.jobs_total
+    else:
+        run_id, jobs = plan_only(settings, max_cost_usd=args.max_cost)
+    progress = _Progress()
+    progress.planned(run_id, jobs)
+    try:
+        with signals.sigterm_as_ctrl_c():
+            report = run_fleet(
+                settings,
+                run_id,
+                args.workers,
+                worker_args=_worker_args(args),
+                on_progress=progress.summary,
+            )
+    except KeyboardInterrupt:
+        progress.stop()
+        raise _WorkersStopped(run_id) from None
+    progress.stop()
+    print(describe_fleet(report))
+    if report.status == "budget_stopped":
+        print(
+            f"budget reached: raise --max-cost and run `arena run --resume {run_id} --workers "
+            f"{args.workers}` to finish"
+        )
+    return 0 if all(code == 0 for code in report.exit_codes) else 2
+
+
+class _WorkersStopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run's workers: each gave its jobs back to the run's pool."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.note = (
+            f"the workers of run {run_id} gave their jobs back; `arena worker --run {run_id}` "
+            "or `arena run --resume` finishes it"
+        )
+
+
+def cmd_worker(args) -> int:
+    from arena.app.worker import run_worker
+    from arena.cli.tables import plural
+
+    settings = _settings(args)
+    progress = None if args.quiet else _Progress()
+    try:
+        with signals.sigterm_as_ctrl_c():
+            report = run_worker(
+                settings,
+                args.run,
+                concurrency=args.concurrency,
+                on_joined=progress.joined if progress else None,
+                on_result=progress.result if progress else None,
+                tuning=tuning.timed_run,
+            )
+    except KeyboardInterrupt:
+        raise _WorkersStopped(args.run) from None
+    finally:
+        if progress:
+            progress.stop()
+    o = report.outcome
+    print(
+        f"run {report.run_id}: {report.status}; this worker made {plural(o.attempted, 'attempt')}, "
+        f"{o.succeeded} succeeded, {o.failed} failed; cost ${o.spent_usd:.4f}; "
+        f"{plural(report.summary['pending'], 'job')} pending"
+    )
+    if o.budget_stopped:
+        print(
+            f"budget reached: raise it with `arena run --resume {report.run_id} --max-cost USD "
+            "--workers N` (or --plan-only's budget on a new run)"
+        )
     return 0
 
 
@@ -650,7 +770,7 @@ def _bind(args, settings):
     if args.workers == 1:
         listening = _listen(args.host, args.port)
         return listening, listening.getsockname()[1]
-    from arena.app.workers import pick_port
+    from arena.app.servers import pick_port
 
     return None, pick_port(args.host, args.port)
 
@@ -663,7 +783,7 @@ def _run_server(args, app, listening, port: int, factory: str, name: str) -> Non
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **UVICORN_OPTIONS))
         server.run(sockets=[listening])  # bound before the announcement: it is true
         return
-    from arena.app.workers import serve_workers
+    from arena.app.servers import serve_workers
 
     config_path = str(Path(args.config).resolve()) if args.config else None
     serve_workers(

@@ -158,7 +158,51 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SLUG",
         help="only this challenge, repeatable (default: the config's challenges)",
     )
+    p.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="store the new run's jobs and print its id; `arena worker` on any host executes them",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="execute the run with N local worker processes, one progress bar for all "
+        "(PostgreSQL for N above 1) (default: this process alone)",
+    )
     p.set_defaults(func=commands.cmd_run)
+
+    p = _command(
+        sub,
+        "worker",
+        "execute a stored run's jobs beside other workers (any host, one PostgreSQL)",
+        "Join a stored run and execute its pending jobs beside any number of other workers, on "
+        "any host sharing the database: jobs are claimed in batches under a lease, and the "
+        "providers' limits and the run's budget hold across all of them. Exits when no job is left.",
+        (
+            "arena run --plan-only --max-cost 20   # on one host: prints the run id",
+            "arena worker --run last               # on each host",
+            "arena worker --run 20261201-020000-ab12 --concurrency 64",
+        ),
+        parents=[common],
+    )
+    p.add_argument(
+        "--run",
+        default="last",
+        metavar="RUN_ID",
+        help="the run to work on: an id, or 'last' (default: last)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="jobs this worker holds at once (default: twice the sum of its providers' "
+        "max_concurrency)",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bar: only the final line and errors"
+    )
+    p.set_defaults(func=commands.cmd_worker)
 
     p = _command(
         sub,

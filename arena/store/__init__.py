@@ -55,6 +55,7 @@ from arena.store.runs import (
     pending_jobs,
     run_cost_usd,
     run_summary,
+    set_run_budget,
     set_run_status,
     settings_snapshot,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "run_cost_usd",
     "run_summary",
     "save_checks",
+    "set_run_budget",
     "set_run_status",
     "settings_snapshot",
     "voter_kinds",

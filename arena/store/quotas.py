@@ -256,7 +256,7 @@ async def call_store(executor: Executor, stop_reason: Callable[[], str | None], 
     while True:
         try:
             return await loop.run_in_executor(executor, function, *args)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StoreError) as exc:
             problem = one_line(exc)
         reason = stop_reason()
         if reason:

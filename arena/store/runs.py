@@ -83,6 +83,16 @@ def set_run_status(engine: sa.Engine, run_id: str, status: str, finished: bool =
         ) from None
 
 
+def set_run_budget(engine: sa.Engine, run_id: str, max_cost_usd: float) -> None:
+    """A stored run's new --max-cost (a resume with a larger budget)."""
+    try:
+        with engine.begin() as conn:
+            runs = Run.__table__
+            conn.execute(runs.update().where(runs.c.id == run_id).values(max_cost_usd=max_cost_usd))
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(f"could not set the budget of run {run_id}: {one_line(exc)}") from None
+
+
 def pending_jobs(engine: sa.Engine, run_id: str) -> list[Job]:
     """Jobs of a run not yet done, in plan order."""
     with Session(engine) as session:
