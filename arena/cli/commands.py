@@ -323,8 +323,8 @@ def cmd_worker(args) -> int:
     )
     if o.budget_stopped:
         print(
-            f"budget reached: raise it with `arena run --resume {report.run_id} --max-cost USD "
-            "--workers N` (or --plan-only's budget on a new run)"
+            f"budget reached: {plural(report.summary['pending'], 'job')} not run; to finish, "
+            f"`arena run --resume {report.run_id} --max-cost USD` (add --workers N to share it)"
         )
     return 0
 

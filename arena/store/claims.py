@@ -4,10 +4,9 @@ A worker of run R holds the lease "worker:R:<token>" (leases.py: its heartbeat, 
 clock, gone at once on its own host when its PID is dead, else after its ttl). It claims pending
 jobs in batches:
 
-    UPDATE jobs SET claimed_by = <holder>
-    WHERE id IN (SELECT id FROM jobs WHERE run_id = R AND status = 'pending' AND claimed_by IS NULL
-                 ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED)
-    RETURNING ...
+    WITH free AS (SELECT id FROM jobs WHERE run_id = R AND status = 'pending' AND claimed_by IS NULL
+                  ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED)
+    UPDATE jobs SET claimed_by = <holder> FROM free WHERE jobs.id = free.id RETURNING ...
 
 so two workers never take the same job and neither waits for the other's rows. A claim is valid
 while its worker's lease lives; whoever finds a gone worker (reap_workers, asked before every
@@ -158,12 +157,13 @@ def claim_jobs(engine: sa.Engine, run_id: str, holder: str, limit: int) -> list[
         .order_by(JOBS.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .cte("free_jobs")
     )
     try:
         with engine.begin() as conn:
             rows = conn.execute(
                 JOBS.update()
-                .where(JOBS.c.id.in_(free.scalar_subquery()))
+                .where(JOBS.c.id == free.c.id)  # a CTE: see quotas.take_slots
                 .values(claimed_by=holder)
                 .returning(*JOBS.c)
             ).all()

@@ -82,14 +82,17 @@ def take_slots(
         .order_by(SLOTS.c.slot)
         .limit(want)
         .with_for_update(skip_locked=True)
+        .cte("free_slots")
     )
+    # A CTE, not `slot IN (subquery)`: PostgreSQL may run such a subquery once per outer row,
+    # and with LIMIT and SKIP LOCKED each run picks rows of its own (measured: 2 slots for 1).
     with engine.begin() as conn:
         rows = conn.execute(
             SLOTS.update()
             .where(
                 SLOTS.c.run_id == run_id,
                 SLOTS.c.provider == provider,
-                SLOTS.c.slot.in_(free.scalar_subquery()),
+                SLOTS.c.slot == free.c.slot,
             )
             .values(holder=holder)
             .returning(SLOTS.c.slot)
