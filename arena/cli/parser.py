@@ -180,8 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         "any host sharing the database: jobs are claimed in batches under a lease, and the "
         "providers' limits and the run's budget hold across all of them. Exits when no job is left.",
         (
-            "arena run --plan-only --max-cost 20   # on one host: prints the run id",
-            "arena worker --run last               # on each host",
+            "arena worker --run last   # on each host, after `arena run --plan-only` on one",
             "arena worker --run 20261201-020000-ab12 --concurrency 64",
         ),
         parents=[common],
