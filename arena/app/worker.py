@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -62,13 +63,23 @@ def run_worker(
     concurrency: int | None = None,
     on_joined: Callable[[str, int], None] | None = None,
     on_result: Callable[[AttemptRecord], None] | None = None,
+    on_progress: Callable[[dict], None] | None = None,
     transport: str = "aiohttp",
     tuning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     lease_ttl_s: float = store.DEFAULT_TTL_S,
     idle_s: float = 1.0,
 ) -> WorkerReport:
-    """Join a stored run (an id, or "last") and execute its pending jobs until none is left."""
+    """Join a stored run (an id, or "last") and execute its pending jobs until none is left.
+
+    on_joined(run id, jobs pending) once joined; on_result(attempt) for this worker's attempts;
+    on_progress(run summary) every second, from a thread, with every worker's counts.
+    """
     engine = store.open_engine(settings.database_url)
+    stop = threading.Event()
+    if on_progress is not None:
+        threading.Thread(
+            target=_report_progress, args=(engine, run_id, on_progress, stop), daemon=True
+        ).start()
     try:
         return _work(
             engine,
@@ -83,7 +94,14 @@ def run_worker(
             idle_s,
         )
     finally:
+        stop.set()
         engine.dispose()
+
+
+def _report_progress(engine, run_id: str, on_progress, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        with contextlib.suppress(StoreError, RunError):
+            on_progress(store.run_summary(engine, store.get_run(engine, run_id).id))
 
 
 def _refuse_other_executors(engine, run: Run) -> None:

@@ -140,18 +140,22 @@ class _Progress:
         self.task = self.progress.add_task("generating", total=jobs, ok=0, failed=0)
 
     def joined(self, run_id: str, jobs: int) -> None:
-        """A worker joined a run with `jobs` pending (among every worker's)."""
-        self.planned(run_id, jobs)
+        """A worker joined a run with `jobs` pending: the bar counts every worker's."""
+        self.console.print(f"run {run_id}: {jobs} jobs pending, shared with any other worker")
+        self.progress.start()
+        self.task = self.progress.add_task("all workers", total=jobs, ok=0, failed=0)
+        self.pending_at_join = jobs
 
     def summary(self, summary: dict) -> None:
-        """Every worker's progress, from the run's counts in the store."""
-        if self.task is not None:
-            self.progress.update(
-                self.task,
-                completed=summary["done"],
-                ok=summary["success"],
-                failed=summary["failed"],
-            )
+        """Every worker's progress, from the run's counts in the store; a worker's bar counts
+        the jobs done since it joined."""
+        if self.task is None:
+            return
+        pending_at_join = getattr(self, "pending_at_join", None)
+        done = summary["done"] if pending_at_join is None else pending_at_join - summary["pending"]
+        self.progress.update(
+            self.task, completed=done, ok=summary["success"], failed=summary["failed"]
+        )
 
     def result(self, attempt) -> None:
         if attempt.warmup:
@@ -307,7 +311,7 @@ def cmd_worker(args) -> int:
                 args.run,
                 concurrency=args.concurrency,
                 on_joined=progress.joined if progress else None,
-                on_result=progress.result if progress else None,
+                on_progress=progress.summary if progress else None,
                 tuning=tuning.timed_run,
             )
     except KeyboardInterrupt:
