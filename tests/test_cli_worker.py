@@ -121,8 +121,11 @@ def test_sqlite_keeps_one_worker_and_says_why(tmp_path, fault_server, sqlite_url
     )
     env = {**os.environ, "ARENA_CONFIG": str(cfg)}
     result = _arena(env, "run", "--workers", "2")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert result.returncode == 2 and result.stdout == ""  # refused before anything is planned
+    engine = store.open_engine(sqlite_url)
+    assert store.list_runs(engine) == []
+    engine.dispose()
+    assert result.stderr.strip() == (
         "arena: error: --workers 2: SQLite takes one writer at a time, so a run has one worker "
         'there; share a run between workers on PostgreSQL (database_url = "postgresql://...")'
     )

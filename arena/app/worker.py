@@ -23,6 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from arena import store
 from arena.app.runs import check_resumable
 from arena.challenges import load_challenges
@@ -281,6 +283,12 @@ class FleetReport:
     summary: dict
 
 
+def check_workers(settings: Settings, workers: int) -> None:
+    """Several workers need PostgreSQL: one line saying so, before anything is planned."""
+    if workers > 1 and sa.engine.make_url(settings.database_url).get_backend_name() != "postgresql":
+        raise RunError(f"--workers {workers}: {SQLITE_ONE_WORKER}")
+
+
 def run_fleet(
     settings: Settings,
     run_id: str,
@@ -293,10 +301,8 @@ def run_fleet(
     """Start `workers` local `arena worker --run RUN_ID` processes and wait for them, calling
     on_progress(run summary) every poll_s; Ctrl-C or SIGTERM stops them with SIGTERM (each gives
     back its jobs). `worker_args` are the CLI's own options for each worker (e.g. --config)."""
+    check_workers(settings, workers)
     engine = store.open_engine(settings.database_url)
-    if workers > 1 and engine.dialect.name != "postgresql":
-        engine.dispose()
-        raise RunError(f"--workers {workers}: {SQLITE_ONE_WORKER}")
     command = [sys.executable, "-m", "arena", "worker", "--run", run_id, "--quiet", *worker_args]
     children = [
         subprocess.Popen(command, stdout=subprocess.DEVNULL, env=os.environ.copy())

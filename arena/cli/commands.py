@@ -249,8 +249,9 @@ def _worker_args(args) -> list[str]:
 def _run_fleet(settings, args) -> int:
     from arena import store
     from arena.app.runs import plan_only, refuse_while_workers
-    from arena.app.worker import describe_fleet, run_fleet
+    from arena.app.worker import check_workers, describe_fleet, run_fleet
 
+    check_workers(settings, args.workers)
     if args.resume:
         engine = store.open_engine(settings.database_url)
         try:
