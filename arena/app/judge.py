@@ -395,18 +395,20 @@ class _Session:
         }
 
     def _board(self) -> sampling.Ratings:
-        votes = store.read_votes(self.engine, extra_columns=True, voters=self.config.voter)
-        return judge_ratings(votes)
+        return judge_ratings(
+            store.read_pair_counts(self.engine, voters=self.config.voter, by="route")
+        )
 
 
 def judge_ratings(votes) -> sampling.Ratings:
     """A judge's boards per task as sampling.Ratings: ("model", task) from the votes between two
-    models, ("route", task) from every vote with its sides named model@provider.
+    models, ("route", task) from every vote with its sides named model@provider. `votes` are pair
+    counts with the providers (store.read_pair_counts(engine, by="route")).
 
     A route pair is one model against itself on a model board, which would pull that model's
     interval to nothing: it is left out of the model fit and rated on the route board only.
     """
-    from arena.ratings import RatingOptions, compute_boards
+    from arena.ratings import RatingOptions, compute_boards_from_counts
 
     if votes.empty:
         return {}
@@ -421,7 +423,7 @@ def judge_ratings(votes) -> sampling.Ratings:
         if frame.empty:
             continue
         try:
-            boards = compute_boards(frame, options)
+            boards = compute_boards_from_counts(frame, options)
         except VoteDataError:
             continue
         for (task, _), table in boards.items():

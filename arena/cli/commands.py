@@ -539,7 +539,14 @@ def cmd_probe(args) -> int:
 
 def cmd_ratings(args) -> int:
     from arena.cli import ratings as ratings_views
-    from arena.ratings import RatingOptions, boards_records, compute_boards
+    from arena.ratings import (
+        RatingOptions,
+        boards_records,
+        compare_routes,
+        compare_routes_from_counts,
+        compute_boards,
+        compute_boards_from_counts,
+    )
 
     ratings_views.check_ratings_args(args)
     if args.agreement:
@@ -548,17 +555,18 @@ def cmd_ratings(args) -> int:
         from arena.ratings.frames import read_votes_file
 
         votes = read_votes_file(args.votes)
+        if args.task:
+            votes = votes[votes["task"] == args.task]
     else:
         from arena import store
 
         settings = _settings(args)
         engine = store.open_engine(settings.database_url)
-        votes = store.read_votes(engine, extra_columns=args.by == "route", voters=args.voters)
-    if args.task:
-        votes = votes[votes["task"] == args.task]
-    if votes.empty and not args.votes:  # not a mistake: nobody has voted yet
-        print(ratings_views.no_votes_message(args, settings, engine))
-        return 0
+        # The database counts the votes per pair of models: no row per vote reaches Python.
+        votes = store.read_pair_counts(engine, voters=args.voters, by=args.by, task=args.task)
+        if votes.empty:  # not a mistake: nobody has voted yet
+            print(ratings_views.no_votes_message(args, settings, engine))
+            return 0
     if args.anchor is not None:
         models = ratings_views.board_labels(votes, args.by)
         if args.anchor not in models:
@@ -574,9 +582,11 @@ def cmd_ratings(args) -> int:
         intervals=args.intervals,
         min_votes=args.min_votes,
     )
-    boards = compute_boards(votes, options, by=args.by)
+    counted = not args.votes
+    boards = (compute_boards_from_counts if counted else compute_boards)(votes, options, by=args.by)
     if args.by == "route":
-        return ratings_views.print_routes(boards, votes, as_json=args.json)
+        comparisons = (compare_routes_from_counts if counted else compare_routes)(votes)
+        return ratings_views.print_routes(boards, comparisons, as_json=args.json)
     if args.json:
         records = boards_records(boards, by=args.by)
         _print_json(records)

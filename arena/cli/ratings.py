@@ -77,7 +77,8 @@ def no_votes_message(args, settings, engine) -> str:
 
 
 def board_labels(votes: pd.DataFrame, by: str | None) -> list[str]:
-    """The names a board's rows carry: models, or "model@provider" routes with --by route."""
+    """The names a board's rows carry: models, or "model@provider" routes with --by route (from
+    vote rows or pair counts alike)."""
     if by == "route":
         from arena.ratings import route_votes
 
@@ -88,11 +89,10 @@ def board_labels(votes: pd.DataFrame, by: str | None) -> list[str]:
 # --- --by route ------------------------------------------------------------------------------
 
 
-def print_routes(boards: dict, votes: pd.DataFrame, as_json: bool = False) -> int:
-    """The route boards, then each model's routes compared two by two."""
-    from arena.ratings import boards_records, compare_routes, route_records
+def print_routes(boards: dict, comparisons: pd.DataFrame, as_json: bool = False) -> int:
+    """The route boards, then each model's routes compared two by two (ratings.compare_routes)."""
+    from arena.ratings import boards_records, route_records
 
-    comparisons = compare_routes(votes)
     if as_json:
         print(
             json.dumps(

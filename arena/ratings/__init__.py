@@ -2,7 +2,8 @@
 
     frames          the canonical vote DataFrame: reading released vote files, validation
     bradley_terry   the Bradley–Terry fit on pair counts (Newton MLE, Davidson ties, bootstrap)
-    boards          leaderboards on the Elo scale: intervals, ranks, groups, JSON records
+    boards          leaderboards on the Elo scale: intervals, ranks, groups, JSON records; from
+                    vote rows or from pair counts (the store counts votes in SQL)
     matchups        head-to-head records, win and battle matrices, best-for, position bias
     history         online Elo, vote by vote in time order (ratings over time)
     routes          route boards ("model@provider") and the test of whether two routes differ
@@ -26,8 +27,11 @@ _WHERE = {
     "boards_records": "boards",
     "compute_board": "boards",
     "compute_boards": "boards",
+    "compute_boards_from_counts": "boards",
+    "tally_counts": "boards",
     "tally_votes": "boards",
     "CANONICAL_COLUMNS": "frames",
+    "COUNT_COLUMN": "frames",
     "check_vote_frame": "frames",
     "read_votes_file": "frames",
     "elo_series": "history",
@@ -49,6 +53,7 @@ _WHERE = {
     "judge_position_bias": "agreement",
     "ROUTE_COMPARISON_COLUMNS": "routes",
     "compare_routes": "routes",
+    "compare_routes_from_counts": "routes",
     "route_records": "routes",
     "route_votes": "routes",
 }
@@ -65,6 +70,7 @@ __all__ = [
     "BOARD_COLUMNS",
     "BY_CHOICES",
     "CANONICAL_COLUMNS",
+    "COUNT_COLUMN",
     "CORRELATION_COLUMNS",
     "ELO_PER_LOGIT",
     "HEAD_TO_HEAD_COLUMNS",
@@ -81,8 +87,10 @@ __all__ = [
     "boards_records",
     "check_vote_frame",
     "compare_routes",
+    "compare_routes_from_counts",
     "compute_board",
     "compute_boards",
+    "compute_boards_from_counts",
     "count_records",
     "elo_series",
     "head_to_head",
@@ -93,6 +101,7 @@ __all__ = [
     "read_votes_file",
     "route_records",
     "route_votes",
+    "tally_counts",
     "tally_votes",
     "win_matrix",
 ]

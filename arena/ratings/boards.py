@@ -15,6 +15,7 @@ from arena.ratings.frames import (
     OUTCOMES,
     TASKS,
     check_vote_frame,
+    count_weights,
     require_vote_columns,
     unknown_outcome_error,
 )
@@ -102,7 +103,19 @@ class Tally:
 
 
 def tally_votes(votes: pd.DataFrame) -> Tally:
-    """Aggregate a canonical vote frame; left/right order does not matter to the rating model.
+    """Aggregate a canonical vote frame; left/right order does not matter to the rating model."""
+    return _tally(votes, None)
+
+
+def tally_counts(counts: pd.DataFrame) -> Tally:
+    """Aggregate pair counts: vote rows whose `votes` column says how many identical votes each
+    row stands for, as `store.read_pair_counts` returns them. The same votes give the same Tally
+    as tally_votes, to the last bit (the counts are whole numbers, summed exactly)."""
+    return _tally(counts, count_weights(counts))
+
+
+def _tally(votes: pd.DataFrame, weights: np.ndarray | None) -> Tally:
+    """Votes (each row one vote, or `weights` votes) aggregated per unordered pair of models.
 
     Each column is factorized once; the rows are then counted per (left, right, outcome) label
     triple with one bincount, and only those few distinct triples are mapped onto sorted models
@@ -122,21 +135,27 @@ def tally_votes(votes: pd.DataFrame) -> Tally:
         keep = ~votes["flagged"].fillna(False).to_numpy(dtype=bool)
     else:
         keep = np.ones(len(votes), dtype=bool)
+    flagged = int(len(keep) - keep.sum()) if weights is None else int(weights[~keep].sum())
     left_code, left_names = _model_labels(votes["model_left"], keep)
     right_code, right_names = _model_labels(votes["model_right"], keep)
     if not keep.all():  # selecting a million codes copies them; with nothing flagged, take them all
         left_code, right_code, outcome_code = left_code[keep], right_code[keep], outcome_code[keep]
+        weights = None if weights is None else weights[keep]
     # Votes per distinct (left label, right label, outcome label).
     shape = (len(left_names), len(right_names), len(outcome_names))
     key = left_code * (shape[1] * shape[2])
     key += right_code * shape[2]
     key += outcome_code
     if math.prod(shape) <= 1 << 22:  # a dense count grid is fastest while it stays small
-        per_label = np.bincount(key, minlength=math.prod(shape))
+        per_label = np.bincount(key, weights, minlength=math.prod(shape))
         key = np.flatnonzero(per_label)
         votes_per_key = per_label[key]
-    else:  # thousands of models: count only the label pairs that met
+    elif weights is None:  # thousands of models: count only the label pairs that met
         key, votes_per_key = np.unique(key, return_counts=True)
+    else:
+        key, at = np.unique(key, return_inverse=True)
+        votes_per_key = np.bincount(at, weights, len(key))
+        key, votes_per_key = key[votes_per_key > 0], votes_per_key[votes_per_key > 0]
     left_label, right_label, outcome_label = np.unravel_index(key, shape)
     # Two outputs of one model (a judge comparing two routes of it) say nothing about its rating.
     between = left_names[left_label] != right_names[right_label]
@@ -160,7 +179,7 @@ def tally_votes(votes: pd.DataFrame) -> Tally:
     present, row = np.unique(cell // 4, return_inverse=True)
     outcomes = np.zeros((len(present), 4))
     outcomes[row, cell % 4] = np.bincount(slot, votes_per_key, len(cell))
-    return Tally(models, present // m, present % m, outcomes, int(len(keep) - keep.sum()))
+    return Tally(models, present // m, present % m, outcomes, flagged)
 
 
 def _model_labels(column: pd.Series, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,13 +219,29 @@ def compute_boards(
     `by="route"` is one board per task whose rows are routes, "model@provider" (the votes need
     provider_left and provider_right, as the store's read with extra_columns gives them).
     """
+    return _boards(votes, options, by, tally_votes)
+
+
+def compute_boards_from_counts(
+    counts: pd.DataFrame, options: RatingOptions | None = None, by: str | None = None
+) -> dict[tuple[str, str | None], pd.DataFrame]:
+    """compute_boards on pair counts (see tally_counts): the same boards as from the votes they
+    count. The counts must hold `by`'s columns (category, challenge, or with "route" the providers),
+    as `store.read_pair_counts(engine, by=by)` gives them."""
+    return _boards(counts, options, by, tally_counts)
+
+
+def _boards(votes: pd.DataFrame, options: RatingOptions | None, by: str | None, tally) -> dict:
     if by not in BY_CHOICES:
         raise ValueError(f"by must be one of {BY_CHOICES}, not {by!r}")
     options = options or RatingOptions()
     if by == "route":
         votes, by = route_votes(votes), None
     votes = check_vote_frame(votes)
-    votes = votes[~votes["flagged"].to_numpy(dtype=bool)]
+    kept = ~votes["flagged"].to_numpy(dtype=bool)
+    if tally is tally_counts:
+        kept &= count_weights(votes) > 0
+    votes = votes[kept]
     if votes.empty:
         raise VoteDataError("no votes to rate (all votes are flagged or the vote table is empty)")
     boards: dict[tuple[str, str | None], pd.DataFrame] = {}
@@ -218,12 +253,12 @@ def compute_boards(
         task_votes = votes[votes["task"] == task]
         if by is None:
             boards[(task, None)] = _board_from_tally(
-                tally_votes(task_votes), options, require_anchor=False
+                tally(task_votes), options, require_anchor=False
             )
             continue
         for key, key_votes in task_votes.groupby(by, sort=True):
             boards[(task, str(key))] = _board_from_tally(
-                tally_votes(key_votes), options, require_anchor=False
+                tally(key_votes), options, require_anchor=False
             )
     return boards
 

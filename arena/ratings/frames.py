@@ -28,6 +28,8 @@ OUTCOMES = ("left", "right", "tie", "both_bad")
 TASKS = ("text-to-image", "edit")
 DEFAULT_TASK = "text-to-image"
 DEFAULT_CATEGORY = "uncategorized"
+# Pair counts carry this column: how many identical votes a row stands for (see count_weights).
+COUNT_COLUMN = "votes"
 
 # Released-vote spellings of the winner column (compared lower-cased, spaces and dashes as "_").
 WINNER_SPELLINGS = {
@@ -261,6 +263,28 @@ def require_vote_columns(votes: pd.DataFrame) -> None:
         raise VoteDataError(
             f"vote table: missing column(s) {', '.join(missing)}; found {', '.join(map(str, votes.columns)) or 'none'}"
         )
+
+
+def count_weights(counts: pd.DataFrame) -> np.ndarray:
+    """The votes each row of pair counts stands for (its COUNT_COLUMN) as float64 whole numbers.
+
+    Pair counts are vote rows with a count: what `store.read_pair_counts` returns, one row per
+    (task, group, model_left, model_right, outcome, flagged) the SQL counted.
+    """
+    if COUNT_COLUMN not in counts.columns:
+        raise VoteDataError(
+            f"pair counts: missing column {COUNT_COLUMN!r} (the votes each row stands for); "
+            f"found {', '.join(map(str, counts.columns)) or 'none'}"
+        )
+    weights = pd.to_numeric(counts[COUNT_COLUMN], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(weights) | (weights < 0) | (weights != np.round(weights))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise VoteDataError(
+            f"pair counts: row {row + 1}: {COUNT_COLUMN} must be a whole number of votes, "
+            f"not {counts[COUNT_COLUMN].iloc[row]!r}"
+        )
+    return weights
 
 
 def unknown_outcome_error(votes: pd.DataFrame, unknown: list) -> VoteDataError:

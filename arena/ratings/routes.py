@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from arena.errors import VoteDataError, plural
-from arena.ratings.frames import TASKS, frame_records, unflagged
+from arena.ratings.frames import TASKS, count_weights, frame_records, unflagged
 from arena.ratings.proportions import difference_interval, wilson_interval
 
 PROVIDER_COLUMNS = ("provider_left", "provider_right")
@@ -83,15 +83,17 @@ def _require_providers(votes: pd.DataFrame) -> None:
         )
 
 
-def _sides(votes: pd.DataFrame) -> pd.DataFrame:
+def _sides(votes: pd.DataFrame, counted_votes: bool = False) -> pd.DataFrame:
     """The unflagged votes counted per (task, model, provider, opponent, opponent's provider), from
-    each side: votes `n`, `score` (wins, ties as halves), `win` and `loss`.
+    each side: votes `n`, `score` (wins, ties as halves), `win` and `loss`. With `counted_votes`
+    the rows are pair counts, each standing for its `votes` identical votes.
 
     Counting first keeps the test's cost in the number of distinct matchups (thousands), not of
     votes (millions); every figure the test takes is a sum of these counts.
     """
     votes = unflagged(votes)
     outcome = votes["outcome"]
+    weight = count_weights(votes) if counted_votes else np.ones(len(votes))
     counted = pd.DataFrame(
         {
             "task": votes["task"],
@@ -99,16 +101,17 @@ def _sides(votes: pd.DataFrame) -> pd.DataFrame:
             "provider_left": votes["provider_left"].fillna(""),
             "model_right": votes["model_right"],
             "provider_right": votes["provider_right"].fillna(""),
-            "left_points": np.asarray(outcome.map(_LEFT_SCORE), dtype=float),
-            "left_wins": np.asarray(outcome == "left", dtype=np.int64),
-            "right_wins": np.asarray(outcome == "right", dtype=np.int64),
+            "weight": weight,
+            "left_points": np.asarray(outcome.map(_LEFT_SCORE), dtype=float) * weight,
+            "left_wins": np.asarray(outcome == "left") * weight,
+            "right_wins": np.asarray(outcome == "right") * weight,
         }
     )
     keys = ["task", "model_left", "provider_left", "model_right", "provider_right"]
     counted = (
         counted.groupby(keys, observed=True, sort=False)
         .agg(
-            n=("left_points", "size"),
+            n=("weight", "sum"),
             left_points=("left_points", "sum"),
             left_wins=("left_wins", "sum"),
             right_wins=("right_wins", "sum"),
@@ -148,7 +151,17 @@ def compare_routes(votes: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     ½ or not); with neither, "too few votes". Columns: ROUTE_COMPARISON_COLUMNS.
     """
     _require_providers(votes)
-    sides = _sides(votes)
+    return _compare(_sides(votes), confidence)
+
+
+def compare_routes_from_counts(counts: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """compare_routes on pair counts with the providers (`store.read_pair_counts(engine,
+    by="route")`): the same comparisons as from the votes they count."""
+    _require_providers(counts)
+    return _compare(_sides(counts, counted_votes=True), confidence)
+
+
+def _compare(sides: pd.DataFrame, confidence: float) -> pd.DataFrame:
     rows = []
     tasks = sorted(sides["task"].unique(), key=lambda t: (TASKS.index(t) if t in TASKS else 9, t))
     for task in tasks:

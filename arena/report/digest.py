@@ -22,6 +22,7 @@ from arena.ratings import (
     RatingOptions,
     best_for,
     compute_boards,
+    compute_boards_from_counts,
     count_records,
     elo_series,
     position_bias,
@@ -93,8 +94,13 @@ def _rating_history(
     return series
 
 
-def digest_votes(votes: pd.DataFrame) -> VoteDigest:
-    """Boards, matchups and history from the canonical vote frame (flagged votes kept, marked)."""
+def digest_votes(votes: pd.DataFrame, counts: pd.DataFrame | None = None) -> VoteDigest:
+    """Boards, matchups and history from the canonical vote frame (flagged votes kept, marked).
+
+    With `counts`, the same votes counted per pair by the store (store.read_pair_counts), the main
+    boards are fitted on those, as `arena ratings` and the voting server fit theirs; the same
+    Tally either way. Matchups, history and the per-category boards need the rows.
+    """
     digest = VoteDigest(total=len(votes), flagged=int(votes["flagged"].sum()) if len(votes) else 0)
     rated = votes[~votes["flagged"].to_numpy(dtype=bool)] if len(votes) else votes
     if rated.empty:
@@ -103,7 +109,8 @@ def digest_votes(votes: pd.DataFrame) -> VoteDigest:
     # Slice labels as plain text: grouping on them then never meets an unused category.
     rated = rated.assign(**{c: rated[c].astype(str) for c in ("task", "category", "challenge")})
     digest.per_task = {str(k): int(v) for k, v in rated["task"].value_counts().sort_index().items()}
-    digest.boards = {task: board for (task, _), board in compute_boards(rated).items()}
+    boards = compute_boards(rated) if counts is None else compute_boards_from_counts(counts)
+    digest.boards = {task: board for (task, _), board in boards.items()}
     digest.best_for = best_for(rated, SLICE_OPTIONS)
     _matchups(digest, rated)
     task_column = rated["task"].to_numpy()

@@ -24,12 +24,13 @@ def vote_half(url: str, out_dir: str) -> VoteDigest:
         votes = store.read_votes(
             engine, columns=[*downloads.VOTE_FIELDS, *ROUTE_COLUMNS], labels_as_categories=True
         )
+        counts = store.read_pair_counts(engine)  # the published boards, as `arena ratings` fits them
         judges = read_judges(engine)
     finally:
         engine.dispose()
     downloads.write_votes_csv(votes, Path(out_dir) / "downloads" / "votes.csv")
     del votes["battle_id"]  # a million unique strings no page shows
-    digest = digest_votes(votes)
+    digest = digest_votes(votes, counts)
     digest.judges = judges
     return digest
 

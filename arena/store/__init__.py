@@ -11,6 +11,7 @@ Its modules, each one concern:
                 while the store fails, then spilled; replay_spill saves a spill on resume
     spill       the spill file: results the store could not take, as JSON lines under the data dir
     frames      reads into DataFrames (attempts of either source, votes, judge calls, image paths)
+                and the votes counted in SQL per pair of models, which the boards are fitted on
     judging     judges' calls and the votes their comparisons become (idempotent)
     checks      the checks that need no model: stored per output image, read beside its model
     votepath    the voting server's battles and votes (hand-written SQL on its own connections)
@@ -22,9 +23,11 @@ from arena.store.checks import read_checks, save_checks
 from arena.store.engine import engine_url, open_engine
 from arena.store.frames import (
     ATTEMPT_SOURCES,
+    count_votes,
     read_attempts,
     read_image_paths,
     read_judge_calls,
+    read_pair_counts,
     read_votes,
     voter_kinds,
 )
@@ -80,6 +83,7 @@ __all__ = [
     "Vote",
     "acquire_lease",
     "comparison_id",
+    "count_votes",
     "create_run",
     "engine_url",
     "get_run",
@@ -94,6 +98,7 @@ __all__ = [
     "read_holder",
     "read_image_paths",
     "read_judge_calls",
+    "read_pair_counts",
     "read_votes",
     "record_judge_call",
     "record_judge_vote",

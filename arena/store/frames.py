@@ -1,4 +1,5 @@
-"""Reads into DataFrames: attempts, jobs, votes (plain and lean chunked reads), judge calls, image paths."""
+"""Reads into DataFrames: attempts, jobs, votes (plain and lean chunked reads, and pair counts
+counted in SQL for the boards), judge calls, image paths."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pandas.api.types import union_categoricals
 
-from arena.ratings.frames import CANONICAL_COLUMNS
+from arena.ratings.frames import CANONICAL_COLUMNS, COUNT_COLUMN
 from arena.store.tables import Attempt, JudgeCall, StoredImage, Vote
 
 ATTEMPT_COLUMNS = [c.name for c in Attempt.__table__.columns]
@@ -310,6 +311,60 @@ def read_votes(
     if labels_as_categories:
         return _lean_frame(engine, query, VOTE_LABELS)
     return _plain_frame(engine, query, names, times=("created_at",), flags=("flagged",))
+
+
+# What read_pair_counts groups by besides the task, the two models, the outcome and flagged.
+PAIR_COUNT_GROUPS = {
+    None: (),
+    "category": ("category",),
+    "challenge": ("challenge",),
+    "route": ("provider_left", "provider_right"),
+}
+
+
+def read_pair_counts(
+    engine: sa.Engine, *, voters: str = "humans", by: str | None = None, task: str | None = None
+) -> pd.DataFrame:
+    """Votes counted by the database: one row per (task, by's columns, model_left, model_right,
+    outcome, flagged) that has votes, with their number in `votes` (COUNT_COLUMN).
+
+    What the boards need from the vote table, without a row per vote: the ratings fold these
+    counts into the same Tally as the votes themselves (arena.ratings.compute_boards_from_counts).
+    `voters` as read_votes; `by` None, "category", "challenge" or "route" (the two providers);
+    `task` keeps one task. Flagged votes are counted apart (flagged=True), so a caller can say how
+    many were left out.
+    """
+    if by not in PAIR_COUNT_GROUPS:
+        raise ValueError(f"by must be one of {tuple(PAIR_COUNT_GROUPS)}, not {by!r}")
+    table = Vote.__table__
+    names = ["task", *PAIR_COUNT_GROUPS[by], "model_left", "model_right", "outcome", "flagged"]
+    keys = [table.c[name] for name in names]
+    query = (
+        sa.select(*keys, sa.func.count().label(COUNT_COLUMN))
+        .where(*voter_filter(table, voters))
+        .group_by(*keys)
+    )
+    if task is not None:
+        query = query.where(table.c.task == task)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame.from_records(rows, columns=[*names, COUNT_COLUMN])
+    return frame.astype({"flagged": bool, COUNT_COLUMN: np.int64})
+
+
+def count_votes(engine: sa.Engine, by: str, *, voters: str = "humans") -> dict[str, int]:
+    """Unflagged votes per value of one column (challenge, task, ...), counted by the database."""
+    table = Vote.__table__
+    if by not in table.c:
+        raise ValueError(f"votes has no column {by!r}")
+    column = table.c[by]
+    query = (
+        sa.select(column, sa.func.count())
+        .where(table.c.flagged == sa.false(), *voter_filter(table, voters))
+        .group_by(column)
+    )
+    with engine.connect() as conn:
+        return {str(value): int(n) for value, n in conn.execute(query)}
 
 
 VOTER_CHOICES = ("humans", "judges", "all")  # or "judge:NAME"

@@ -142,16 +142,19 @@ def load_pool(engine: sa.Engine, settings: Settings, options: WebOptions) -> Poo
 
 
 def _vote_state(engine: sa.Engine) -> tuple[dict[str, int], dict[str, dict]]:
-    """Votes per challenge, and per task how uncertain each rated pair's order is (unflagged votes only)."""
-    from arena.ratings import RatingOptions, compute_boards
+    """Votes per challenge, and per task how uncertain each rated pair's order is (unflagged votes
+    only). Both are counted by the database: every refresh would otherwise read every vote."""
+    from arena.ratings import RatingOptions, compute_boards_from_counts
 
-    votes = store.read_votes(engine, include_flagged=False)
-    if votes.empty:
+    counts = store.count_votes(engine, "challenge")
+    if not counts:
         return {}, {}
-    counts = {str(k): int(v) for k, v in votes["challenge"].value_counts().items()}
     uncertainty = {}
     try:
-        boards = compute_boards(votes, RatingOptions(intervals="closed_form", bootstrap_rounds=1))
+        boards = compute_boards_from_counts(
+            store.read_pair_counts(engine),
+            RatingOptions(intervals="closed_form", bootstrap_rounds=1),
+        )
     except (ArenaError, ValueError) as exc:
         log.warning("ratings unavailable for sampling: %s", exc)
         return counts, {}

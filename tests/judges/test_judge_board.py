@@ -1,4 +1,4 @@
-"""The board a judge's pairs are chosen on: models apart from their routes."""
+"""The board a judge's pairs are chosen on (from pair counts): models apart from their routes."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def _vote(left, right, outcome, provider_left="p", provider_right="p", task="edi
         "voter": "judge:j",
         "created_at": pd.Timestamp("2026-01-01", tz="UTC"),
         "flagged": False,
+        "votes": 1,  # pair counts: this row is one vote
     }
 
 
