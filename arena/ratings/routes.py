@@ -188,7 +188,12 @@ class _RouteCounts:
         where = {name: k for k, name in enumerate(opponents)}
         shape = (len(providers), len(opponents))
         self.n, self.score = np.zeros(shape), np.zeros(shape)
-        rows = self.index_of(others["provider"]), others["opponent"].map(where).to_numpy()
+        rows = (
+            self.index_of(others["provider"]),
+            others["opponent"]
+            .map(where)
+            .to_numpy(dtype=np.int64),  # empty: its routes met only each other
+        )
         np.add.at(self.n, rows, others["n"].to_numpy(dtype=float))
         np.add.at(self.score, rows, others["score"].to_numpy(dtype=float))
         own = mine[(mine["opponent"] == model) & mine["opponent_provider"].isin(providers)]

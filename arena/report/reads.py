@@ -24,7 +24,8 @@ def vote_half(url: str, out_dir: str) -> VoteDigest:
         votes = store.read_votes(
             engine, columns=[*downloads.VOTE_FIELDS, *ROUTE_COLUMNS], labels_as_categories=True
         )
-        counts = store.read_pair_counts(engine)  # the published boards, as `arena ratings` fits them
+        # The published boards are fitted on the votes counted in SQL, as `arena ratings` fits them.
+        counts = store.read_pair_counts(engine)
         judges = read_judges(engine)
     finally:
         engine.dispose()

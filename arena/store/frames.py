@@ -325,8 +325,8 @@ PAIR_COUNT_GROUPS = {
 def read_pair_counts(
     engine: sa.Engine, *, voters: str = "humans", by: str | None = None, task: str | None = None
 ) -> pd.DataFrame:
-    """Votes counted by the database: one row per (task, by's columns, model_left, model_right,
-    outcome, flagged) that has votes, with their number in `votes` (COUNT_COLUMN).
+    """Votes counted by the database: one row per (task, model_left, model_right, outcome, flagged,
+    by's columns) that has votes, with their number in `votes` (COUNT_COLUMN).
 
     What the boards need from the vote table, without a row per vote: the ratings fold these
     counts into the same Tally as the votes themselves (arena.ratings.compute_boards_from_counts).
@@ -337,7 +337,9 @@ def read_pair_counts(
     if by not in PAIR_COUNT_GROUPS:
         raise ValueError(f"by must be one of {tuple(PAIR_COUNT_GROUPS)}, not {by!r}")
     table = Vote.__table__
-    names = ["task", *PAIR_COUNT_GROUPS[by], "model_left", "model_right", "outcome", "flagged"]
+    # In the order of ix_votes_pair_counts (after voter_kind): PostgreSQL then counts from the
+    # index alone, its entries already grouped.
+    names = ["task", "model_left", "model_right", "outcome", "flagged", *PAIR_COUNT_GROUPS[by]]
     keys = [table.c[name] for name in names]
     query = (
         sa.select(*keys, sa.func.count().label(COUNT_COLUMN))

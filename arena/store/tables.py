@@ -333,6 +333,24 @@ ATTEMPTS_BY_SOURCE = sa.Index(
 # Boards read one kind of voter: humans, or one judge.
 VOTES_BY_KIND = sa.Index("ix_votes_voter_kind", Vote.__table__.c.voter_kind)
 
+# The boards' pair counts (store.read_pair_counts) and the votes per challenge are read from this
+# index alone, in its order: no pass over the table's rows.
+VOTES_BY_PAIR = sa.Index(
+    "ix_votes_pair_counts",
+    *(
+        Vote.__table__.c[name]
+        for name in (
+            "voter_kind",
+            "task",
+            "model_left",
+            "model_right",
+            "outcome",
+            "flagged",
+            "challenge",
+        )
+    ),
+)
+
 # A voter's recent votes are read on every vote (burst and repeat-pair flags).
 VOTES_BY_VOTER = sa.Index(
     "ix_votes_voter_created", Vote.__table__.c.voter, Vote.__table__.c.created_at

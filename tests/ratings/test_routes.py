@@ -135,6 +135,12 @@ def test_without_common_opponents_the_head_to_head_decides():
     (row,) = compare_routes(apart).to_dict("records")
     assert row["verdict"] == "too few votes" and row["basis"] == "none"
     assert "cannot yet be compared" in row["sentence"]
+    # Routes that met only each other (a judge comparing two routes of one model): head to head.
+    (row,) = compare_routes(votes(("grok", "fal", "grok", "xai", {"left": 9, "tie": 2}))).to_dict(
+        "records"
+    )
+    assert row["basis"] == "head to head" and row["common_opponents"] == 0
+    assert (row["h2h_votes"], row["h2h_wins"], row["h2h_ties"]) == (11, 9, 2)
 
 
 def test_one_route_per_model_is_nothing_to_compare_and_unknown_providers_are_no_route():
