@@ -349,7 +349,12 @@ def read_pair_counts(
     if task is not None:
         query = query.where(table.c.task == task)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        if conn.dialect.name == "postgresql":
+            # Compiling the count's expressions costs more than it saves (0.1 s at 10M votes, over
+            # a second once the table's size passes jit_inline_above_cost).
+            conn.exec_driver_sql("SET LOCAL jit = off")
+        # Plain tuples: pandas builds a frame from them ten times faster than from Row objects.
+        rows = [tuple(row) for row in conn.execute(query)]
     frame = pd.DataFrame.from_records(rows, columns=[*names, COUNT_COLUMN])
     return frame.astype({"flagged": bool, COUNT_COLUMN: np.int64})
 

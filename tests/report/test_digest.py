@@ -94,3 +94,13 @@ def test_history_is_online_elo_of_the_top_models(categorical):
                 full["created_at"].dt.tz_localize(None).to_numpy(dtype="datetime64[ms]")[keep]
             )
             assert (times == expected_times).all()
+
+
+def test_the_published_boards_from_pair_counts_are_the_boards_from_the_votes():
+    votes = _votes(n=1500, categorical=True)
+    keys = ["task", "model_left", "model_right", "outcome", "flagged"]
+    counts = votes.groupby(keys, observed=True).size().rename("votes").reset_index()
+    from_counts, from_rows = digest_votes(votes, counts).boards, digest_votes(votes).boards
+    assert list(from_counts) == list(from_rows) == ["text-to-image", "edit"]
+    for task, board in from_rows.items():
+        pd.testing.assert_frame_equal(from_counts[task], board)
