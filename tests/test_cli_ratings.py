@@ -301,3 +301,56 @@ def test_route_boards_and_the_route_test(tmp_path, capsys, monkeypatch):
     assert main(["ratings", "--by", "route", "--anchor", "gpt-image-1@openai", "--json"]) == 0
     anchored = json.loads(capsys.readouterr().out)["boards"][0]["models"]
     assert {m["model"]: m["rating"] for m in anchored}["gpt-image-1@openai"] == 1000.0
+
+
+def test_the_store_s_boards_are_the_boards_of_its_vote_rows(tmp_path, capsys, monkeypatch):
+    """`arena ratings` fits the votes the database counted; the same filters on the rows give
+    the same JSON (flagged votes, a judge's votes and the other task left out alike)."""
+    from arena.ratings import RatingOptions, boards_records, compute_boards
+
+    engine = _store(tmp_path, monkeypatch)
+    rng = np.random.default_rng(4)
+    models = ["alpha", "beta", "gamma", "delta"]
+    rows = []
+    for k in range(600):
+        left, right = rng.choice(models, 2, replace=False)
+        rows.append(
+            {
+                "battle_id": f"b{k}",
+                "challenge": "bald-man" if k % 2 else "night-sky",
+                "task": "edit" if k % 3 else "text-to-image",
+                "category": "portrait",
+                "model_left": str(left),
+                "model_right": str(right),
+                "outcome": str(
+                    rng.choice(["left", "right", "tie", "both_bad"], p=[0.45, 0.3, 0.15, 0.1])
+                ),
+                "voter": "v",
+                "flagged": bool(k % 17 == 0),
+                "voter_kind": "judge:lens" if k % 7 == 0 else "human",
+            }
+        )
+    add_votes(engine, rows)
+    args = [
+        "--task",
+        "edit",
+        "--by",
+        "challenge",
+        "--anchor",
+        "beta",
+        "--rounds",
+        "200",
+        "--seed",
+        "3",
+    ]
+    assert main(["ratings", *args, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    votes = store.read_votes(engine)
+    options = RatingOptions(anchor="beta", bootstrap_rounds=200, seed=3)
+    expected = boards_records(
+        compute_boards(votes[votes["task"] == "edit"], options, by="challenge"), by="challenge"
+    )
+    assert printed == expected
+    assert sum(b["votes"] for b in printed) == sum(
+        r["task"] == "edit" and not r["flagged"] and r["voter_kind"] == "human" for r in rows
+    )
