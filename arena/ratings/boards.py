@@ -219,7 +219,7 @@ def compute_boards(
     `by="route"` is one board per task whose rows are routes, "model@provider" (the votes need
     provider_left and provider_right, as the store's read with extra_columns gives them).
     """
-    return _boards(votes, options, by, tally_votes)
+    return _boards(votes, options, by, counted=False)
 
 
 def compute_boards_from_counts(
@@ -228,10 +228,12 @@ def compute_boards_from_counts(
     """compute_boards on pair counts (see tally_counts): the same boards as from the votes they
     count. The counts must hold `by`'s columns (category, challenge, or with "route" the providers),
     as `store.read_pair_counts(engine, by=by)` gives them."""
-    return _boards(counts, options, by, tally_counts)
+    return _boards(counts, options, by, counted=True)
 
 
-def _boards(votes: pd.DataFrame, options: RatingOptions | None, by: str | None, tally) -> dict:
+def _boards(
+    votes: pd.DataFrame, options: RatingOptions | None, by: str | None, *, counted: bool
+) -> dict:
     if by not in BY_CHOICES:
         raise ValueError(f"by must be one of {BY_CHOICES}, not {by!r}")
     options = options or RatingOptions()
@@ -239,8 +241,9 @@ def _boards(votes: pd.DataFrame, options: RatingOptions | None, by: str | None, 
         votes, by = route_votes(votes), None
     votes = check_vote_frame(votes)
     kept = ~votes["flagged"].to_numpy(dtype=bool)
-    if tally is tally_counts:
-        kept &= count_weights(votes) > 0
+    tally = tally_counts if counted else tally_votes
+    if counted:
+        kept &= count_weights(votes) > 0  # a count of no votes is no vote
     votes = votes[kept]
     if votes.empty:
         raise VoteDataError("no votes to rate (all votes are flagged or the vote table is empty)")

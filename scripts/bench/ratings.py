@@ -17,7 +17,7 @@ and the same count without ix_votes_pair_counts (a pass over the table). Target:
 <= 500 MB.
 
 Usage: scripts/bench/ratings.py [--only memory|postgresql] [--votes N] [--models M] [--repeat R]
-                                [--postgres URL] [--pg-votes N] [--pg-models M]
+                                [--postgres URL] [--pg-votes N] [--pg-models M] [--keep]
 """
 
 from __future__ import annotations
@@ -291,10 +291,13 @@ def postgresql_case(args) -> dict:
 
     from arena import store
 
-    url = votestore.create_database(args.postgres, BENCH_DATABASE)
-    try:
+    url = votestore.database_url(args.postgres, BENCH_DATABASE)
+    loaded = {"load_s": None}
+    if not (args.keep and votestore.holds_votes(args.postgres, BENCH_DATABASE, args.pg_votes)):
+        votestore.create_database(args.postgres, BENCH_DATABASE)
         store.open_engine(url).dispose()  # the schema, by the migrations
         loaded = votestore.load_votes(url, args.pg_votes, args.pg_models)
+    try:
         steal_before, wall_before = cpu_steal_s(), time.perf_counter()
         sql = [run_child("sql", url) for _ in range(args.repeat)]
         rows = run_child("rows", url)
@@ -302,7 +305,8 @@ def postgresql_case(args) -> dict:
         wall_s = time.perf_counter() - wall_before
         steal_s = cpu_steal_s() - steal_before
     finally:
-        votestore.drop_database(args.postgres, BENCH_DATABASE)
+        if not args.keep:
+            votestore.drop_database(args.postgres, BENCH_DATABASE)
     ours = sorted(sql, key=lambda run: run["total_s"])[len(sql) // 2]  # the median run
     peak = max(run["peak_rss_mb"] for run in sql)
     return {
@@ -348,6 +352,11 @@ def main() -> None:
     )
     parser.add_argument("--pg-votes", type=int, default=10_000_000)
     parser.add_argument("--pg-models", type=int, default=60)
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help=f"leave {BENCH_DATABASE} in place, and reuse one a --keep run left with --pg-votes votes",
+    )
     parser.add_argument("--child", choices=("sql", "rows", "seqscan"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -30,12 +30,30 @@ def model_names(n_models: int) -> list[str]:
     return [f"vendor-{k % 7}/image-model-{k:02d}" for k in range(n_models)]
 
 
+def database_url(admin_url: str, name: str) -> str:
+    """The URL of database `name` on the server of `admin_url`."""
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
 def create_database(admin_url: str, name: str) -> str:
     """A fresh, empty database `name` (dropped first if a run left one); its URL."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0] + "/" + name
+    return database_url(admin_url, name)
+
+
+def holds_votes(admin_url: str, name: str, n_votes: int) -> bool:
+    """Whether database `name` exists with exactly n_votes votes (a kept run's, to reuse)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+    try:
+        with psycopg.connect(database_url(admin_url, name)) as conn:
+            (count,) = conn.execute("SELECT count(*) FROM votes").fetchone()
+    except psycopg.Error:
+        return False
+    return count == n_votes
 
 
 def drop_database(admin_url: str, name: str) -> None:
