@@ -21,6 +21,7 @@ reached from a small thread pool, never from the event loop that times requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -201,6 +202,11 @@ class SharedLimiter:
         self._executor = executor
         self._stop_reason = stop_reason
         self._local = asyncio.Semaphore(max_concurrency)
+        # One of this worker's requests asks the database for a slot at a time (the others wait
+        # their turn here, in order): every waiting request polling would keep the store's
+        # threads busy with empty takes while this worker's own slots wait to be given back.
+        self._taking = asyncio.Lock()
+        self._freed = asyncio.Event()  # set when this worker gives a slot back: ask again now
         self.in_flight = 0
         self.peak_in_flight = 0
 
@@ -208,21 +214,24 @@ class SharedLimiter:
         return await call_store(self._executor, self._stop_reason, function, *args)
 
     async def _take_slot(self) -> int:
-        poll_s = _FIRST_POLL_S
-        while True:
-            taken = await self._call(
-                take_slots,
-                self.engine,
-                self.run_id,
-                self.provider,
-                self.holder,
-                self.max_concurrency,
-                1,
-            )
-            if taken:
-                return taken[0]
-            await asyncio.sleep(poll_s)
-            poll_s = min(poll_s * 2, _LONGEST_POLL_S)
+        async with self._taking:
+            poll_s = _FIRST_POLL_S
+            while True:
+                self._freed.clear()
+                taken = await self._call(
+                    take_slots,
+                    self.engine,
+                    self.run_id,
+                    self.provider,
+                    self.holder,
+                    self.max_concurrency,
+                    1,
+                )
+                if taken:
+                    return taken[0]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), poll_s)
+                poll_s = min(poll_s * 2, _LONGEST_POLL_S)
 
     @asynccontextmanager
     async def slot(self):
@@ -240,6 +249,7 @@ class SharedLimiter:
                         free_slots, self.engine, self.run_id, self.provider, self.holder, [slot]
                     )
                 )
+                self._freed.set()
 
     async def pace(self) -> float:
         start = time.perf_counter_ns()
