@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -68,35 +70,57 @@ def prepare_limits(engine: sa.Engine, run_id: str, caps: dict[str, int]) -> None
         ) from None
 
 
+@functools.cache
+def _statements(dialect: str) -> SimpleNamespace:
+    """The limiter's statements, built once per dialect with their values bound at execution:
+    building and hashing a statement anew took as much of the worker's CPU as running it."""
+    run, provider = sa.bindparam("p_run"), sa.bindparam("p_provider")
+    mine = sa.and_(SLOTS.c.run_id == run, SLOTS.c.provider == provider)
+    free = (
+        sa.select(SLOTS.c.slot)
+        .where(mine, SLOTS.c.slot < sa.bindparam("p_cap"), SLOTS.c.holder.is_(None))
+        .order_by(SLOTS.c.slot)
+        .limit(sa.bindparam("p_want"))
+        .with_for_update(skip_locked=True)
+        .cte("free_slots")
+    )
+    if dialect == "sqlite":
+        now = (sa.func.julianday("now") - 2440587.5) * 86400.0
+        start = sa.func.max
+    else:
+        now = sa.extract("epoch", sa.func.clock_timestamp())
+        start = sa.func.greatest
+    interval = sa.bindparam("p_interval_s", type_=sa.Float)
+    return SimpleNamespace(
+        # A CTE, not `slot IN (subquery)`: PostgreSQL may run such a subquery once per outer
+        # row, and with LIMIT and SKIP LOCKED each run picks rows of its own (measured: 2 slots
+        # for 1).
+        take_slots=SLOTS.update()
+        .where(mine, SLOTS.c.slot == free.c.slot)
+        .values(holder=sa.bindparam("p_holder"))
+        .returning(SLOTS.c.slot),
+        free_slots=SLOTS.update()
+        .where(
+            mine,
+            SLOTS.c.slot.in_(sa.bindparam("p_slots", expanding=True)),
+            SLOTS.c.holder == sa.bindparam("p_holder"),
+        )
+        .values(holder=None),
+        take_turn=PACES.update()
+        .where(PACES.c.run_id == run, PACES.c.provider == provider)
+        .values(next_at_s=start(PACES.c.next_at_s, now) + interval)
+        .returning(PACES.c.next_at_s - interval - now),
+    )
+
+
 def take_slots(
     engine: sa.Engine, run_id: str, provider: str, holder: str, cap: int, want: int
 ) -> list[int]:
     """Up to `want` free slots of the provider (of the first `cap`), now held by `holder`."""
-    free = (
-        sa.select(SLOTS.c.slot)
-        .where(
-            SLOTS.c.run_id == run_id,
-            SLOTS.c.provider == provider,
-            SLOTS.c.slot < cap,
-            SLOTS.c.holder.is_(None),
-        )
-        .order_by(SLOTS.c.slot)
-        .limit(want)
-        .with_for_update(skip_locked=True)
-        .cte("free_slots")
-    )
-    # A CTE, not `slot IN (subquery)`: PostgreSQL may run such a subquery once per outer row,
-    # and with LIMIT and SKIP LOCKED each run picks rows of its own (measured: 2 slots for 1).
+    values = {"p_run": run_id, "p_provider": provider, "p_cap": cap, "p_want": want}
     with engine.begin() as conn:
         rows = conn.execute(
-            SLOTS.update()
-            .where(
-                SLOTS.c.run_id == run_id,
-                SLOTS.c.provider == provider,
-                SLOTS.c.slot == free.c.slot,
-            )
-            .values(holder=holder)
-            .returning(SLOTS.c.slot)
+            _statements(engine.dialect.name).take_slots, {**values, "p_holder": holder}
         ).all()
     return [row[0] for row in rows]
 
@@ -104,36 +128,16 @@ def take_slots(
 def free_slots(
     engine: sa.Engine, run_id: str, provider: str, holder: str, slots: list[int]
 ) -> None:
+    values = {"p_run": run_id, "p_provider": provider, "p_holder": holder, "p_slots": slots}
     with engine.begin() as conn:
-        conn.execute(
-            SLOTS.update()
-            .where(
-                SLOTS.c.run_id == run_id,
-                SLOTS.c.provider == provider,
-                SLOTS.c.slot.in_(slots),
-                SLOTS.c.holder == holder,
-            )
-            .values(holder=None)
-        )
-
-
-def _epoch_now(engine: sa.Engine):
-    if engine.dialect.name == "sqlite":
-        return (sa.func.julianday("now") - 2440587.5) * 86400.0
-    return sa.extract("epoch", sa.func.clock_timestamp())
+        conn.execute(_statements(engine.dialect.name).free_slots, values)
 
 
 def take_turn(engine: sa.Engine, run_id: str, provider: str, interval_s: float) -> float:
     """The provider's next send turn: seconds from the database's now until it (0 when due)."""
-    now = _epoch_now(engine)
-    start = sa.func.greatest if engine.dialect.name == "postgresql" else sa.func.max
+    values = {"p_run": run_id, "p_provider": provider, "p_interval_s": interval_s}
     with engine.begin() as conn:
-        row = conn.execute(
-            PACES.update()
-            .where(PACES.c.run_id == run_id, PACES.c.provider == provider)
-            .values(next_at_s=start(PACES.c.next_at_s, now) + interval_s)
-            .returning(PACES.c.next_at_s - interval_s - now)
-        ).first()
+        row = conn.execute(_statements(engine.dialect.name).take_turn, values).first()
     return max(0.0, float(row[0])) if row is not None else 0.0
 
 
