@@ -187,6 +187,12 @@ class SharedLimiter:
     waits for the provider's next turn and returns the wait in ms (limiter_wait_ms). The database
     calls run on `executor`; a call that fails raises StoreError, which the harness records as
     the job not being sent.
+
+    A request that ends while another of this worker's waits for a slot hands its slot over
+    without giving it back (it stays this worker's in provider_slots, so the cap holds), as long
+    as the worker keeps no more than its share: the cap over the run's live workers (`workers()`),
+    rounded up. Beyond its share a slot goes back to the pool for the other workers to take.
+    Sharing 16 slots, two saturated workers then spend no transaction on slots at all.
     """
 
     def __init__(
@@ -199,61 +205,99 @@ class SharedLimiter:
         max_concurrency: int,
         executor: Executor,
         stop_reason: Callable[[], str | None] = lambda: None,
+        workers: Callable[[], int] = lambda: 1,
     ) -> None:
         self.engine, self.run_id, self.provider, self.holder = engine, run_id, provider, holder
         self.rate_per_s = rate_per_s
         self.max_concurrency = max_concurrency
         self._executor = executor
         self._stop_reason = stop_reason
+        self._workers = workers
         self._local = asyncio.Semaphore(max_concurrency)
         # One of this worker's requests asks the database for a slot at a time (the others wait
         # their turn here, in order): every waiting request polling would keep the store's
         # threads busy with empty takes while this worker's own slots wait to be given back.
         self._taking = asyncio.Lock()
-        self._freed = asyncio.Event()  # set when this worker gives a slot back: ask again now
+        self._freed = asyncio.Event()  # set when this worker frees or hands over a slot
+        self._spare: list[int] = []  # slots still held, handed over to the next request
+        self._wanting = 0  # this worker's requests that have no slot yet
+        self._next_ask_at = 0.0  # monotonic: when a worker at its share asks the pool again
         self.in_flight = 0
         self.peak_in_flight = 0
 
     async def _call(self, function, *args):
         return await call_store(self._executor, self._stop_reason, function, *args)
 
+    def share(self) -> int:
+        """The slots this worker keeps between its requests: the cap over the live workers."""
+        return -(-self.max_concurrency // max(1, self._workers()))
+
     async def _take_slot(self) -> int:
         async with self._taking:
             poll_s = _FIRST_POLL_S
             while True:
+                if self._spare:
+                    return self._spare.pop()
                 self._freed.clear()
-                taken = await self._call(
-                    take_slots,
-                    self.engine,
-                    self.run_id,
-                    self.provider,
-                    self.holder,
-                    self.max_concurrency,
-                    1,
-                )
-                if taken:
-                    return taken[0]
+                # Below its share a worker asks the pool at once; at its share its own requests
+                # hand it slots as they end, and the pool is asked only every _LONGEST_POLL_S
+                # (for the slots other workers leave free).
+                now = time.monotonic()
+                if self.in_flight < self.share() or now >= self._next_ask_at:
+                    self._next_ask_at = now + _LONGEST_POLL_S
+                    taken = await self._call(
+                        take_slots,
+                        self.engine,
+                        self.run_id,
+                        self.provider,
+                        self.holder,
+                        self.max_concurrency,
+                        1,
+                    )
+                    if taken:
+                        return taken[0]
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._freed.wait(), poll_s)
                 poll_s = min(poll_s * 2, _LONGEST_POLL_S)
 
+    async def _free(self, slots: list[int]) -> None:
+        # Shielded: a cancelled request must still give its slot back.
+        await asyncio.shield(
+            self._call(free_slots, self.engine, self.run_id, self.provider, self.holder, slots)
+        )
+        self._freed.set()
+
+    async def _free_unwanted(self) -> None:
+        """Spare slots nobody waits for any more (the waiter got one from the pool, or left)."""
+        if self._spare and not self._wanting:
+            spare, self._spare = self._spare, []
+            await self._free(spare)
+
     @asynccontextmanager
     async def slot(self):
-        async with self._local:
-            slot = await self._take_slot()
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
-                # Shielded: a cancelled request must still give its slot back.
-                await asyncio.shield(
-                    self._call(
-                        free_slots, self.engine, self.run_id, self.provider, self.holder, [slot]
-                    )
-                )
-                self._freed.set()
+        self._wanting += 1
+        wanting = True
+        try:
+            async with self._local:
+                slot = await self._take_slot()
+                self._wanting -= 1
+                wanting = False
+                await self._free_unwanted()
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                try:
+                    yield
+                finally:
+                    self.in_flight -= 1
+                    if self._wanting and self.in_flight + len(self._spare) < self.share():
+                        self._spare.append(slot)
+                        self._freed.set()
+                    else:
+                        await self._free([slot])
+        finally:
+            if wanting:  # cancelled while waiting for one
+                self._wanting -= 1
+                await self._free_unwanted()
 
     async def pace(self) -> float:
         start = time.perf_counter_ns()
