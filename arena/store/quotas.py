@@ -152,8 +152,13 @@ def hold_budget(
     """Hold a job's expected cost against the run's budget; False (nothing held) when it would pass."""
     runs, attempts = Run.__table__, Attempt.__table__
     with engine.begin() as conn:
-        # The run row's lock makes every worker's check-and-hold one at a time.
-        conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()).first()
+        # The run row's lock makes every worker's check-and-hold one at a time. SQLite renders
+        # no FOR UPDATE, and two deferred transactions could both read before either wrote: a
+        # write first takes its database lock at once.
+        if engine.dialect.name == "sqlite":
+            conn.execute(runs.update().where(runs.c.id == run_id).values(id=runs.c.id))
+        else:
+            conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()).first()
         spent = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(attempts.c.cost_usd), 0.0)).where(
                 attempts.c.run_id == run_id
