@@ -162,7 +162,7 @@ def _work(
             claimed_by=held.holder,
             spill_key=f"{run.id}.{token}",
         )
-        claim = _Claimer(engine, run.id, held.holder, executor, heartbeat.stop_reason)
+        claim = _Claimer(engine, run.id, held.holder, executor, heartbeat.stop_reason, len(live))
         limiter_for = budget = None
         if shared:
 
@@ -176,6 +176,7 @@ def _work(
                     provider.max_concurrency,
                     executor,
                     heartbeat.stop_reason,
+                    workers=lambda: claim.live_workers,
                 )
 
             if run.max_cost_usd is not None:
@@ -228,20 +229,27 @@ def _work(
 
 class _Claimer:
     """The harness's claim(n): reap gone workers now and then, claim up to n jobs with their next
-    attempt numbers; None once no job of the run is pending, [] while others hold the rest."""
+    attempt numbers; None once no job of the run is pending, [] while others hold the rest.
+    `live_workers` is the run's count of live workers as of the latest reaping (the limiters'
+    share of each provider's slots)."""
 
-    def __init__(self, engine, run_id, holder, executor, stop_reason) -> None:
+    def __init__(self, engine, run_id, holder, executor, stop_reason, live_workers: int) -> None:
         self.engine, self.run_id, self.holder = engine, run_id, holder
         self.executor, self.stop_reason = executor, stop_reason
+        self.live_workers = max(1, live_workers)
         self._reaped_at = time.monotonic()
 
     async def __call__(self, n: int):
         return await quotas.call_store(self.executor, self.stop_reason, self._claim, n)
 
+    def _reap(self) -> None:
+        claims.reap_workers(self.engine, self.run_id)
+        self.live_workers = max(1, len(claims.live_workers(self.engine, self.run_id)))
+        self._reaped_at = time.monotonic()
+
     def _claim(self, n: int):
         if time.monotonic() - self._reaped_at > REAP_EVERY_S:
-            claims.reap_workers(self.engine, self.run_id)
-            self._reaped_at = time.monotonic()
+            self._reap()
         jobs = claims.claim_jobs(self.engine, self.run_id, self.holder, n)
         if jobs:
             numbers = store.next_attempt_number(self.engine, [job.id for job in jobs])
@@ -250,8 +258,7 @@ class _Claimer:
         if state.pending == 0:
             return None
         if state.unclaimed == 0:  # the rest is claimed: by the living, or by workers to reap
-            claims.reap_workers(self.engine, self.run_id)
-            self._reaped_at = time.monotonic()
+            self._reap()
         return []
 
 

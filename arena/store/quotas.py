@@ -21,10 +21,13 @@ reached from a small thread pool, never from the event loop that times requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -67,35 +70,57 @@ def prepare_limits(engine: sa.Engine, run_id: str, caps: dict[str, int]) -> None
         ) from None
 
 
+@functools.cache
+def _statements(dialect: str) -> SimpleNamespace:
+    """The limiter's statements, built once per dialect with their values bound at execution:
+    building and hashing a statement anew took as much of the worker's CPU as running it."""
+    run, provider = sa.bindparam("p_run"), sa.bindparam("p_provider")
+    mine = sa.and_(SLOTS.c.run_id == run, SLOTS.c.provider == provider)
+    free = (
+        sa.select(SLOTS.c.slot)
+        .where(mine, SLOTS.c.slot < sa.bindparam("p_cap"), SLOTS.c.holder.is_(None))
+        .order_by(SLOTS.c.slot)
+        .limit(sa.bindparam("p_want"))
+        .with_for_update(skip_locked=True)
+        .cte("free_slots")
+    )
+    if dialect == "sqlite":
+        now = (sa.func.julianday("now") - 2440587.5) * 86400.0
+        start = sa.func.max
+    else:
+        now = sa.extract("epoch", sa.func.clock_timestamp())
+        start = sa.func.greatest
+    interval = sa.bindparam("p_interval_s", type_=sa.Float)
+    return SimpleNamespace(
+        # A CTE, not `slot IN (subquery)`: PostgreSQL may run such a subquery once per outer
+        # row, and with LIMIT and SKIP LOCKED each run picks rows of its own (measured: 2 slots
+        # for 1).
+        take_slots=SLOTS.update()
+        .where(mine, SLOTS.c.slot == free.c.slot)
+        .values(holder=sa.bindparam("p_holder"))
+        .returning(SLOTS.c.slot),
+        free_slots=SLOTS.update()
+        .where(
+            mine,
+            SLOTS.c.slot.in_(sa.bindparam("p_slots", expanding=True)),
+            SLOTS.c.holder == sa.bindparam("p_holder"),
+        )
+        .values(holder=None),
+        take_turn=PACES.update()
+        .where(PACES.c.run_id == run, PACES.c.provider == provider)
+        .values(next_at_s=start(PACES.c.next_at_s, now) + interval)
+        .returning(PACES.c.next_at_s - interval - now),
+    )
+
+
 def take_slots(
     engine: sa.Engine, run_id: str, provider: str, holder: str, cap: int, want: int
 ) -> list[int]:
     """Up to `want` free slots of the provider (of the first `cap`), now held by `holder`."""
-    free = (
-        sa.select(SLOTS.c.slot)
-        .where(
-            SLOTS.c.run_id == run_id,
-            SLOTS.c.provider == provider,
-            SLOTS.c.slot < cap,
-            SLOTS.c.holder.is_(None),
-        )
-        .order_by(SLOTS.c.slot)
-        .limit(want)
-        .with_for_update(skip_locked=True)
-        .cte("free_slots")
-    )
-    # A CTE, not `slot IN (subquery)`: PostgreSQL may run such a subquery once per outer row,
-    # and with LIMIT and SKIP LOCKED each run picks rows of its own (measured: 2 slots for 1).
+    values = {"p_run": run_id, "p_provider": provider, "p_cap": cap, "p_want": want}
     with engine.begin() as conn:
         rows = conn.execute(
-            SLOTS.update()
-            .where(
-                SLOTS.c.run_id == run_id,
-                SLOTS.c.provider == provider,
-                SLOTS.c.slot == free.c.slot,
-            )
-            .values(holder=holder)
-            .returning(SLOTS.c.slot)
+            _statements(engine.dialect.name).take_slots, {**values, "p_holder": holder}
         ).all()
     return [row[0] for row in rows]
 
@@ -103,36 +128,16 @@ def take_slots(
 def free_slots(
     engine: sa.Engine, run_id: str, provider: str, holder: str, slots: list[int]
 ) -> None:
+    values = {"p_run": run_id, "p_provider": provider, "p_holder": holder, "p_slots": slots}
     with engine.begin() as conn:
-        conn.execute(
-            SLOTS.update()
-            .where(
-                SLOTS.c.run_id == run_id,
-                SLOTS.c.provider == provider,
-                SLOTS.c.slot.in_(slots),
-                SLOTS.c.holder == holder,
-            )
-            .values(holder=None)
-        )
-
-
-def _epoch_now(engine: sa.Engine):
-    if engine.dialect.name == "sqlite":
-        return (sa.func.julianday("now") - 2440587.5) * 86400.0
-    return sa.extract("epoch", sa.func.clock_timestamp())
+        conn.execute(_statements(engine.dialect.name).free_slots, values)
 
 
 def take_turn(engine: sa.Engine, run_id: str, provider: str, interval_s: float) -> float:
     """The provider's next send turn: seconds from the database's now until it (0 when due)."""
-    now = _epoch_now(engine)
-    start = sa.func.greatest if engine.dialect.name == "postgresql" else sa.func.max
+    values = {"p_run": run_id, "p_provider": provider, "p_interval_s": interval_s}
     with engine.begin() as conn:
-        row = conn.execute(
-            PACES.update()
-            .where(PACES.c.run_id == run_id, PACES.c.provider == provider)
-            .values(next_at_s=start(PACES.c.next_at_s, now) + interval_s)
-            .returning(PACES.c.next_at_s - interval_s - now)
-        ).first()
+        row = conn.execute(_statements(engine.dialect.name).take_turn, values).first()
     return max(0.0, float(row[0])) if row is not None else 0.0
 
 
@@ -147,8 +152,13 @@ def hold_budget(
     """Hold a job's expected cost against the run's budget; False (nothing held) when it would pass."""
     runs, attempts = Run.__table__, Attempt.__table__
     with engine.begin() as conn:
-        # The run row's lock makes every worker's check-and-hold one at a time.
-        conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()).first()
+        # The run row's lock makes every worker's check-and-hold one at a time. SQLite renders
+        # no FOR UPDATE, and two deferred transactions could both read before either wrote: a
+        # write first takes its database lock at once.
+        if engine.dialect.name == "sqlite":
+            conn.execute(runs.update().where(runs.c.id == run_id).values(id=runs.c.id))
+        else:
+            conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()).first()
         spent = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(attempts.c.cost_usd), 0.0)).where(
                 attempts.c.run_id == run_id
@@ -182,6 +192,12 @@ class SharedLimiter:
     waits for the provider's next turn and returns the wait in ms (limiter_wait_ms). The database
     calls run on `executor`; a call that fails raises StoreError, which the harness records as
     the job not being sent.
+
+    A request that ends while another of this worker's waits for a slot hands its slot over
+    without giving it back (it stays this worker's in provider_slots, so the cap holds), as long
+    as the worker keeps no more than its share: the cap over the run's live workers (`workers()`),
+    rounded up. Beyond its share a slot goes back to the pool for the other workers to take.
+    Sharing 16 slots, two saturated workers then spend no transaction on slots at all.
     """
 
     def __init__(
@@ -194,52 +210,99 @@ class SharedLimiter:
         max_concurrency: int,
         executor: Executor,
         stop_reason: Callable[[], str | None] = lambda: None,
+        workers: Callable[[], int] = lambda: 1,
     ) -> None:
         self.engine, self.run_id, self.provider, self.holder = engine, run_id, provider, holder
         self.rate_per_s = rate_per_s
         self.max_concurrency = max_concurrency
         self._executor = executor
         self._stop_reason = stop_reason
+        self._workers = workers
         self._local = asyncio.Semaphore(max_concurrency)
+        # One of this worker's requests asks the database for a slot at a time (the others wait
+        # their turn here, in order): every waiting request polling would keep the store's
+        # threads busy with empty takes while this worker's own slots wait to be given back.
+        self._taking = asyncio.Lock()
+        self._freed = asyncio.Event()  # set when this worker frees or hands over a slot
+        self._spare: list[int] = []  # slots still held, handed over to the next request
+        self._wanting = 0  # this worker's requests that have no slot yet
+        self._next_ask_at = 0.0  # monotonic: when a worker at its share asks the pool again
         self.in_flight = 0
         self.peak_in_flight = 0
 
     async def _call(self, function, *args):
         return await call_store(self._executor, self._stop_reason, function, *args)
 
+    def share(self) -> int:
+        """The slots this worker keeps between its requests: the cap over the live workers."""
+        return -(-self.max_concurrency // max(1, self._workers()))
+
     async def _take_slot(self) -> int:
-        poll_s = _FIRST_POLL_S
-        while True:
-            taken = await self._call(
-                take_slots,
-                self.engine,
-                self.run_id,
-                self.provider,
-                self.holder,
-                self.max_concurrency,
-                1,
-            )
-            if taken:
-                return taken[0]
-            await asyncio.sleep(poll_s)
-            poll_s = min(poll_s * 2, _LONGEST_POLL_S)
+        async with self._taking:
+            poll_s = _FIRST_POLL_S
+            while True:
+                if self._spare:
+                    return self._spare.pop()
+                self._freed.clear()
+                # Below its share a worker asks the pool at once; at its share its own requests
+                # hand it slots as they end, and the pool is asked only every _LONGEST_POLL_S
+                # (for the slots other workers leave free).
+                now = time.monotonic()
+                if self.in_flight < self.share() or now >= self._next_ask_at:
+                    self._next_ask_at = now + _LONGEST_POLL_S
+                    taken = await self._call(
+                        take_slots,
+                        self.engine,
+                        self.run_id,
+                        self.provider,
+                        self.holder,
+                        self.max_concurrency,
+                        1,
+                    )
+                    if taken:
+                        return taken[0]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), poll_s)
+                poll_s = min(poll_s * 2, _LONGEST_POLL_S)
+
+    async def _free(self, slots: list[int]) -> None:
+        # Shielded: a cancelled request must still give its slot back.
+        await asyncio.shield(
+            self._call(free_slots, self.engine, self.run_id, self.provider, self.holder, slots)
+        )
+        self._freed.set()
+
+    async def _free_unwanted(self) -> None:
+        """Spare slots nobody waits for any more (the waiter got one from the pool, or left)."""
+        if self._spare and not self._wanting:
+            spare, self._spare = self._spare, []
+            await self._free(spare)
 
     @asynccontextmanager
     async def slot(self):
-        async with self._local:
-            slot = await self._take_slot()
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
-                # Shielded: a cancelled request must still give its slot back.
-                await asyncio.shield(
-                    self._call(
-                        free_slots, self.engine, self.run_id, self.provider, self.holder, [slot]
-                    )
-                )
+        self._wanting += 1
+        wanting = True
+        try:
+            async with self._local:
+                slot = await self._take_slot()
+                self._wanting -= 1
+                wanting = False
+                await self._free_unwanted()
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                try:
+                    yield
+                finally:
+                    self.in_flight -= 1
+                    if self._wanting and self.in_flight + len(self._spare) < self.share():
+                        self._spare.append(slot)
+                        self._freed.set()
+                    else:
+                        await self._free([slot])
+        finally:
+            if wanting:  # cancelled while waiting for one
+                self._wanting -= 1
+                await self._free_unwanted()
 
     async def pace(self) -> float:
         start = time.perf_counter_ns()
