@@ -64,10 +64,12 @@ def run_worker(
     on_result: Callable[[AttemptRecord], None] | None = None,
     transport: str = "aiohttp",
     tuning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-    lease_ttl_s: float = store.DEFAULT_TTL_S,
+    lease_ttl_s: float | None = None,
     idle_s: float = 1.0,
 ) -> WorkerReport:
-    """Join a stored run (an id, or "last") and execute its pending jobs until none is left."""
+    """Join a stored run (an id, or "last") and execute its pending jobs until none is left.
+
+    Its lease's ttl is `lease_ttl_s`, else the config's worker_lease_ttl_s."""
     engine = store.open_engine(settings.database_url)
     try:
         return _work(
@@ -79,7 +81,7 @@ def run_worker(
             on_result,
             transport,
             tuning,
-            lease_ttl_s,
+            lease_ttl_s or settings.worker_lease_ttl_s,
             idle_s,
         )
     finally:
