@@ -148,6 +148,22 @@ def leave_run(engine: sa.Engine, held: HeldLease) -> None:
     release_lease(engine, held)
 
 
+def locked_batch(engine: sa.Engine, batch: sa.Select, name: str) -> sa.Select:
+    """`batch` (a SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) chosen once, for an UPDATE's
+    `WHERE key IN (...)`: a materialized CTE on PostgreSQL.
+
+    As a plain IN subquery, PostgreSQL may plan a nested-loop semi join that runs the subquery
+    again for every row of the table: each run skips only rows locked by others, so the rows this
+    statement just updated no longer match and the next free ones are locked in their place; one
+    UPDATE then took every free row, whatever the LIMIT (seen taking all of a provider's
+    concurrency slots for one request).
+    """
+    chosen = batch.cte(name)
+    if engine.dialect.name == "postgresql":
+        chosen = chosen.prefix_with("MATERIALIZED")
+    return sa.select(*chosen.c)
+
+
 def claim_jobs(engine: sa.Engine, run_id: str, holder: str, limit: int) -> list[Job]:
     """Up to `limit` pending, unclaimed jobs of the run, now claimed by `holder`, in plan order."""
     if limit <= 0:
@@ -163,7 +179,7 @@ def claim_jobs(engine: sa.Engine, run_id: str, holder: str, limit: int) -> list[
         with engine.begin() as conn:
             rows = conn.execute(
                 JOBS.update()
-                .where(JOBS.c.id.in_(free.scalar_subquery()))
+                .where(JOBS.c.id.in_(locked_batch(engine, free, "free_jobs")))
                 .values(claimed_by=holder)
                 .returning(*JOBS.c)
             ).all()

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from arena.errors import StoreError
+from arena.store.claims import locked_batch
 from arena.store.messages import one_line
 from arena.store.tables import Attempt, BudgetHold, ProviderPace, ProviderSlot, Run
 
@@ -89,7 +90,7 @@ def take_slots(
             .where(
                 SLOTS.c.run_id == run_id,
                 SLOTS.c.provider == provider,
-                SLOTS.c.slot.in_(free.scalar_subquery()),
+                SLOTS.c.slot.in_(locked_batch(engine, free, "free_slots")),
             )
             .values(holder=holder)
             .returning(SLOTS.c.slot)
