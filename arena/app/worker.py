@@ -210,23 +210,39 @@ def _work(
 
 class _Claimer:
     """The harness's claim(n): reap gone workers now and then, claim up to n jobs with their next
-    attempt numbers; None once no job of the run is pending, [] while others hold the rest."""
+    attempt numbers; None once no job of the run is pending, [] while others hold the rest.
+
+    A claim that fails on the way (a connection cut as its transaction commits) may have claimed
+    jobs that were never handed over: after a failure, the next claim first takes back this
+    worker's claimed jobs it has not handed over (calls come one at a time, so none is in flight).
+    """
 
     def __init__(self, engine, run_id, holder, executor, stop_reason) -> None:
         self.engine, self.run_id, self.holder = engine, run_id, holder
         self.executor, self.stop_reason = executor, stop_reason
         self._reaped_at = time.monotonic()
+        self._handed: set[int] = set()  # the ids of every job handed to the harness
+        self._unsure = False  # a claim failed midway: some claimed job may not have been handed
 
     async def __call__(self, n: int):
-        return await quotas.call_store(self.executor, self.stop_reason, self._claim, n)
+        return await quotas.call_store(self.executor, self.stop_reason, self._claim_or_note, n)
+
+    def _claim_or_note(self, n: int):
+        try:
+            return self._claim(n)
+        except BaseException:
+            self._unsure = True
+            raise
 
     def _claim(self, n: int):
         if time.monotonic() - self._reaped_at > REAP_EVERY_S:
             claims.reap_workers(self.engine, self.run_id)
             self._reaped_at = time.monotonic()
-        jobs = claims.claim_jobs(self.engine, self.run_id, self.holder, n)
+        jobs = self._not_handed(n) if self._unsure else []
+        jobs += claims.claim_jobs(self.engine, self.run_id, self.holder, n - len(jobs))
         if jobs:
             numbers = store.next_attempt_number(self.engine, [job.id for job in jobs])
+            self._handed.update(job.id for job in jobs)
             return [(job, numbers.get(job.id, 1)) for job in jobs]
         state = claims.pool_state(self.engine, self.run_id)
         if state.pending == 0:
@@ -235,6 +251,16 @@ class _Claimer:
             claims.reap_workers(self.engine, self.run_id)
             self._reaped_at = time.monotonic()
         return []
+
+    def _not_handed(self, n: int) -> list:
+        """Up to n of this worker's claimed jobs that it never handed over; the rest next time."""
+        jobs = [
+            job
+            for job in claims.claimed_jobs(self.engine, self.run_id, self.holder)
+            if job.id not in self._handed
+        ]
+        self._unsure = len(jobs) > n
+        return jobs[:n]
 
 
 def _settle_status(engine, run_id: str, outcome: RunOutcome) -> str:

@@ -45,6 +45,7 @@ log = logging.getLogger("arena.store")
 JOBS = Job.__table__
 SLOTS = ProviderSlot.__table__
 HOLDS = BudgetHold.__table__
+SLOT_TAG = "#"  # holder#take: a slot's holder (a holder is host:pid:hex, without one)
 
 
 def worker_prefix(run_id: str) -> str:
@@ -123,13 +124,23 @@ def reap_workers(engine: sa.Engine, run_id: str) -> list[LeaseHolder]:
     return reaped
 
 
+def slot_tag(holder: str, take: int) -> str:
+    """The holder a worker writes into a concurrency slot it takes: its own, tagged with the take's
+    number, so that a take whose reply was lost can be recognised when it is tried again."""
+    return f"{holder}{SLOT_TAG}{take}"
+
+
+def _held_by(column: sa.Column, holder: str):
+    return sa.or_(column == holder, column.startswith(holder + SLOT_TAG, autoescape=True))
+
+
 def _give_back(conn: sa.Connection, holder: str) -> None:
     conn.execute(
         JOBS.update()
         .where(JOBS.c.claimed_by == holder, JOBS.c.status == "pending")
         .values(claimed_by=None)
     )
-    conn.execute(SLOTS.update().where(SLOTS.c.holder == holder).values(holder=None))
+    conn.execute(SLOTS.update().where(_held_by(SLOTS.c.holder, holder)).values(holder=None))
     conn.execute(HOLDS.delete().where(HOLDS.c.holder == holder))
 
 
@@ -186,6 +197,24 @@ def claim_jobs(engine: sa.Engine, run_id: str, holder: str, limit: int) -> list[
     except SQLAlchemyError as exc:
         raise StoreError(f"could not claim jobs of run {run_id}: {one_line(exc)}") from None
     return sorted((Job(**row._mapping) for row in rows), key=lambda job: job.id)
+
+
+def claimed_jobs(engine: sa.Engine, run_id: str, holder: str) -> list[Job]:
+    """The run's pending jobs claimed by `holder`, in plan order."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(*JOBS.c)
+                .where(
+                    JOBS.c.run_id == run_id,
+                    JOBS.c.status == "pending",
+                    JOBS.c.claimed_by == holder,
+                )
+                .order_by(JOBS.c.id)
+            ).all()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"could not read the claims of run {run_id}: {one_line(exc)}") from None
+    return [Job(**row._mapping) for row in rows]
 
 
 def drop_claims(engine: sa.Engine, holder: str, job_ids: list[int]) -> None:

@@ -3,7 +3,9 @@ its send schedule, and the run's budget.
 
 - Concurrency: a provider's max_concurrency is that many rows of provider_slots; a request is sent
   only while its worker holds one (taken with FOR UPDATE SKIP LOCKED, freed after the reply). A
-  gone worker's slots are freed with its lease (claims.reap_workers).
+  gone worker's slots are freed with its lease (claims.reap_workers). Each take writes the
+  worker's holder tagged with the take's number, so a take tried again after a lost reply finds
+  the slot it already took.
 - Rate: one provider_paces row per provider holds the earliest moment (epoch seconds by the
   database's clock) of the next request of any worker. Taking a turn is one statement,
       UPDATE provider_paces SET next_at_s = GREATEST(next_at_s, now) + 1/rate ... RETURNING
@@ -21,6 +23,7 @@ reached from a small thread pool, never from the event loop that times requests.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -30,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from arena.errors import StoreError
-from arena.store.claims import locked_batch
+from arena.store.claims import locked_batch, slot_tag
 from arena.store.messages import one_line
 from arena.store.tables import Attempt, BudgetHold, ProviderPace, ProviderSlot, Run
 
@@ -72,6 +75,39 @@ def take_slots(
     engine: sa.Engine, run_id: str, provider: str, holder: str, cap: int, want: int
 ) -> list[int]:
     """Up to `want` free slots of the provider (of the first `cap`), now held by `holder`."""
+    with engine.begin() as conn:
+        return _take_free(engine, conn, run_id, provider, holder, cap, want)
+
+
+def take_slot(engine: sa.Engine, run_id: str, provider: str, tag: str, cap: int) -> int | None:
+    """The slot held under `tag` (claims.slot_tag: one request's take), else a free slot of the
+    first `cap`, now held under it; None when none is free.
+
+    Tried again after a failure, it finds the slot the failed try took if that try committed and
+    only its reply was lost (a connection cut at the commit), instead of taking a second one and
+    leaving the first held until the worker leaves.
+    """
+    with engine.begin() as conn:
+        held = conn.execute(
+            sa.select(SLOTS.c.slot).where(
+                SLOTS.c.run_id == run_id, SLOTS.c.provider == provider, SLOTS.c.holder == tag
+            )
+        ).first()
+        if held is not None:
+            return held[0]
+        taken = _take_free(engine, conn, run_id, provider, tag, cap, 1)
+    return taken[0] if taken else None
+
+
+def _take_free(
+    engine: sa.Engine,
+    conn: sa.Connection,
+    run_id: str,
+    provider: str,
+    holder: str,
+    cap: int,
+    want: int,
+) -> list[int]:
     free = (
         sa.select(SLOTS.c.slot)
         .where(
@@ -84,17 +120,16 @@ def take_slots(
         .limit(want)
         .with_for_update(skip_locked=True)
     )
-    with engine.begin() as conn:
-        rows = conn.execute(
-            SLOTS.update()
-            .where(
-                SLOTS.c.run_id == run_id,
-                SLOTS.c.provider == provider,
-                SLOTS.c.slot.in_(locked_batch(engine, free, "free_slots")),
-            )
-            .values(holder=holder)
-            .returning(SLOTS.c.slot)
-        ).all()
+    rows = conn.execute(
+        SLOTS.update()
+        .where(
+            SLOTS.c.run_id == run_id,
+            SLOTS.c.provider == provider,
+            SLOTS.c.slot.in_(locked_batch(engine, free, "free_slots")),
+        )
+        .values(holder=holder)
+        .returning(SLOTS.c.slot)
+    ).all()
     return [row[0] for row in rows]
 
 
@@ -199,33 +234,29 @@ class SharedLimiter:
         self._executor = executor
         self._stop_reason = stop_reason
         self._local = asyncio.Semaphore(max_concurrency)
+        self._takes = itertools.count(1)
         self.in_flight = 0
         self.peak_in_flight = 0
 
     async def _call(self, function, *args):
         return await call_store(self._executor, self._stop_reason, function, *args)
 
-    async def _take_slot(self) -> int:
+    async def _take_slot(self, tag: str) -> int:
         poll_s = _FIRST_POLL_S
         while True:
             taken = await self._call(
-                take_slots,
-                self.engine,
-                self.run_id,
-                self.provider,
-                self.holder,
-                self.max_concurrency,
-                1,
+                take_slot, self.engine, self.run_id, self.provider, tag, self.max_concurrency
             )
-            if taken:
-                return taken[0]
+            if taken is not None:
+                return taken
             await asyncio.sleep(poll_s)
             poll_s = min(poll_s * 2, _LONGEST_POLL_S)
 
     @asynccontextmanager
     async def slot(self):
         async with self._local:
-            slot = await self._take_slot()
+            tag = slot_tag(self.holder, next(self._takes))
+            slot = await self._take_slot(tag)
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
@@ -234,9 +265,7 @@ class SharedLimiter:
                 self.in_flight -= 1
                 # Shielded: a cancelled request must still give its slot back.
                 await asyncio.shield(
-                    self._call(
-                        free_slots, self.engine, self.run_id, self.provider, self.holder, [slot]
-                    )
+                    self._call(free_slots, self.engine, self.run_id, self.provider, tag, [slot])
                 )
 
     async def pace(self) -> float:

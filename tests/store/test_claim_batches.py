@@ -66,3 +66,17 @@ def test_a_claim_takes_at_most_its_limit_of_jobs_in_plan_order(engine, jobs):
     assert [job.sample for job in second] == list(range(3, min(6, jobs)))
     state = claims.pool_state(engine, "r1")
     assert (state.claimed, state.unclaimed) == (min(6, jobs), max(0, jobs - 6))
+
+
+def test_a_slot_take_tried_again_finds_the_slot_it_took_and_a_worker_leaving_frees_it(engine):
+    quotas.prepare_limits(engine, "r1", {"p": 3})
+    held = claims.join_run(engine, "r1", ttl_s=30)
+    first, second = claims.slot_tag(held.holder, 1), claims.slot_tag(held.holder, 2)
+    # The same take again (its reply lost on the way): the same slot, not a second one.
+    assert quotas.take_slot(engine, "r1", "p", first, 3) == 0
+    assert quotas.take_slot(engine, "r1", "p", first, 3) == 0
+    assert quotas.take_slot(engine, "r1", "p", second, 3) == 1
+    assert (_held(engine, first), _held(engine, second)) == ([0], [1])
+    claims.leave_run(engine, held)  # its tagged slots go with it
+    assert _held(engine, first) == _held(engine, second) == []
+    assert quotas.take_slots(engine, "r1", "p", "other", 3, 3) == [0, 1, 2]
