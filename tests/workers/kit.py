@@ -5,13 +5,16 @@ limits every worker shared."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from support.processes import wait_until
 from support.upstream import Served
 
 from arena.app.runs import plan_only
@@ -174,6 +177,32 @@ def start_worker(
     return Worker(proc, stdout, stderr)
 
 
+def kill_one_mid_request(engine, run_id, workers, in_flight_of):
+    """SIGSTOP a worker that holds claims and, if it has requests in flight at the upstream
+    (in_flight_of(worker) while it is stopped), kill it (-9) there and then; else let it go on and
+    try again. Returns (the worker, what in_flight_of said, the moment of the kill)."""
+    chosen = {}
+
+    def stopped_one_in_flight() -> bool:
+        claims = claims_by_pid(engine, run_id)
+        for worker in workers:
+            if not claims.get(worker.pid) or worker.proc.poll() is not None:
+                continue
+            os.kill(worker.pid, signal.SIGSTOP)  # frozen: no new connection, no new request
+            in_flight = in_flight_of(worker)
+            if in_flight and claims_by_pid(engine, run_id).get(worker.pid):
+                os.kill(worker.pid, signal.SIGKILL)
+                chosen.update(worker=worker, in_flight=in_flight, at=time.monotonic())
+                return True
+            os.kill(worker.pid, signal.SIGCONT)
+        time.sleep(0.02)
+        return False
+
+    wait_until(stopped_one_in_flight, what="a worker holding claims with requests in flight")
+    chosen["worker"].proc.wait()
+    return chosen["worker"], chosen["in_flight"], chosen["at"]
+
+
 def end_workers(workers: list[Worker]) -> None:
     """Kill whatever is left of the workers (a test that failed midway)."""
     for worker in workers:
@@ -271,6 +300,13 @@ def closest_starts(log: list[Served], rate_per_s: float) -> tuple[float, int, in
             if shortfall > worst[0]:
                 worst = (shortfall, i, j)
     return worst
+
+
+def cut_short_by_a_kill(served: Served, margin_s: float = 0.2) -> bool:
+    """Whether a request is in flight at the upstream with margin_s of its delay still to go: a
+    kill now cuts it (a reply written meanwhile would count as answered, read or not)."""
+    left_s = DELAYS_S.get(served.model, 0.0) - (time.monotonic() - served.start_s)
+    return served.end_s is None and left_s > margin_s
 
 
 def check_the_upstream_log(

@@ -3,7 +3,6 @@ none lost, and the upstream's own log within the provider's limits across all th
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
@@ -19,8 +18,10 @@ from .kit import (
     check_every_job_done_once,
     check_the_upstream_log,
     claims_by_pid,
+    cut_short_by_a_kill,
     done_jobs,
     end_workers,
+    kill_one_mid_request,
     peak_in_flight,
     plan_run,
     start_worker,
@@ -41,32 +42,6 @@ START_TOLERANCE_S = 0.060
 TTL_S = 60.0  # a killed worker on this host must be found by its dead PID, long before this
 
 
-def kill_one_mid_request(engine, run_id, workers, in_flight_of):
-    """SIGSTOP a worker that holds claims and, if it has requests in flight at the upstream
-    (in_flight_of(worker) while it is stopped), kill it (-9) there and then; else let it go on and
-    try again. Returns (the worker, what in_flight_of said, the moment of the kill)."""
-    chosen = {}
-
-    def stopped_one_in_flight() -> bool:
-        claims = claims_by_pid(engine, run_id)
-        for worker in workers:
-            if not claims.get(worker.pid) or worker.proc.poll() is not None:
-                continue
-            os.kill(worker.pid, signal.SIGSTOP)  # frozen: no new connection, no new request
-            in_flight = in_flight_of(worker)
-            if in_flight and claims_by_pid(engine, run_id).get(worker.pid):
-                os.kill(worker.pid, signal.SIGKILL)
-                chosen.update(worker=worker, in_flight=in_flight, at=time.monotonic())
-                return True
-            os.kill(worker.pid, signal.SIGCONT)
-        time.sleep(0.02)
-        return False
-
-    wait_until(stopped_one_in_flight, what="a worker holding claims with requests in flight")
-    chosen["worker"].proc.wait()
-    return chosen["worker"], chosen["in_flight"], chosen["at"]
-
-
 def test_three_workers_one_killed_mid_run_do_every_job_once_within_the_shared_limits(
     tmp_path, postgres_url
 ):
@@ -79,9 +54,9 @@ def test_three_workers_one_killed_mid_run_do_every_job_once_within_the_shared_li
 
         def clients_in_flight(worker) -> set:
             """The (address, port) of the worker's connections to the upstream, if one of them
-            has a request in flight there."""
+            has a request in flight there that a kill now cuts."""
             clients = tcp_ports(worker.pid, upstream.port)
-            in_flight = [s for s in upstream.log() if s.end_s is None and s.peer in clients]
+            in_flight = [s for s in upstream.log() if cut_short_by_a_kill(s) and s.peer in clients]
             return clients if in_flight else set()
 
         try:
