@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from arena.errors import StoreError
-from arena.store.claims import locked_batch, slot_tag
+from arena.store.claims import locked_batch, reap_workers, slot_tag
 from arena.store.messages import one_line
 from arena.store.tables import Attempt, BudgetHold, ProviderPace, ProviderSlot, Run
 
@@ -314,16 +314,17 @@ class SharedBudget:
         self._stop_reason = stop_reason
 
     async def hold(self, job) -> bool:
-        return await call_store(
-            self._executor,
-            self._stop_reason,
-            hold_budget,
-            self.engine,
-            self.run_id,
-            job.id,
-            self.holder,
-            job.expected_cost_usd or 0.0,
-            self.max_cost_usd,
+        return await call_store(self._executor, self._stop_reason, self._hold, job)
+
+    def _hold(self, job) -> bool:
+        args = (self.engine, self.run_id, job.id, self.holder, job.expected_cost_usd or 0.0)
+        if hold_budget(*args, self.max_cost_usd):
+            return True
+        # Refused: what fills the budget may be the holds of a worker that is gone but not yet
+        # reaped (that happens as workers claim): free them and ask once more, rather than stop
+        # this worker's run for a budget nobody will spend.
+        return bool(reap_workers(self.engine, self.run_id)) and hold_budget(
+            *args, self.max_cost_usd
         )
 
     async def release(self, job) -> None:

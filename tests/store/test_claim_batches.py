@@ -1,14 +1,21 @@
-"""A batch taken with FOR UPDATE SKIP LOCKED is never larger than asked: a provider's concurrency
-slots one request at a time, a run's jobs n at a time, on SQLite and PostgreSQL."""
+"""What workers take from a shared run, on SQLite and PostgreSQL: a batch taken with FOR UPDATE SKIP
+LOCKED is never larger than asked (a provider's concurrency slots, a run's jobs); a take tried
+again finds what it took; a gone worker's budget holds do not refuse the living."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import sqlalchemy as sa
+from support.store import put_lease
 
 from arena import store
-from arena.store import claims, quotas
-from arena.store.tables import Job, ProviderSlot, Run
+from arena.store import claims, leases, quotas
+from arena.store.tables import BudgetHold, Job, ProviderSlot, Run
 
 
 @pytest.fixture
@@ -45,8 +52,7 @@ def test_a_slot_batch_takes_as_many_as_asked_within_the_cap(engine):
     assert quotas.take_slots(engine, "r1", "p", "b", 6, 5) == [3, 4, 5]  # slots 6, 7: above cap 6
 
 
-@pytest.mark.parametrize("jobs", [2, 5, 40, 400])
-def test_a_claim_takes_at_most_its_limit_of_jobs_in_plan_order(engine, jobs):
+def _plan(engine, jobs: int, **run) -> list[Job]:
     planned = [
         Job(
             run_id="",
@@ -56,10 +62,20 @@ def test_a_claim_takes_at_most_its_limit_of_jobs_in_plan_order(engine, jobs):
             provider="p",
             model_id="m",
             sample=i,
+            expected_cost_usd=0.01,
         )
         for i in range(jobs)
     ]
-    store.create_run(engine, Run(id="r1", status="planned", config_source="t"), planned)
+    store.create_run(engine, Run(id="r1", status="planned", config_source="t", **run), planned)
+    jobs_table = Job.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(jobs_table).order_by(jobs_table.c.id)).all()
+    return [Job(**row._mapping) for row in rows]
+
+
+@pytest.mark.parametrize("jobs", [2, 5, 40, 400])
+def test_a_claim_takes_at_most_its_limit_of_jobs_in_plan_order(engine, jobs):
+    _plan(engine, jobs)
     first = claims.claim_jobs(engine, "r1", "a", 3)
     second = claims.claim_jobs(engine, "r1", "b", 3)
     assert [job.sample for job in first] == list(range(min(3, jobs)))
@@ -80,3 +96,31 @@ def test_a_slot_take_tried_again_finds_the_slot_it_took_and_a_worker_leaving_fre
     claims.leave_run(engine, held)  # its tagged slots go with it
     assert _held(engine, first) == _held(engine, second) == []
     assert quotas.take_slots(engine, "r1", "p", "other", 3, 3) == [0, 1, 2]
+
+
+def test_a_budget_hold_refused_for_a_gone_workers_holds_frees_them_and_is_taken(engine):
+    first, second, third = _plan(engine, 3, max_cost_usd=0.02)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    token = "deadbeefdeadbeef"
+    put_lease(
+        engine,
+        f"worker:r1:{token}",
+        host=leases.this_host(),
+        pid=dead.pid,
+        heartbeat_age_s=0,
+        token=token,
+    )
+    gone = f"{leases.this_host()}:{dead.pid}:{token}"
+    assert quotas.hold_budget(engine, "r1", first.id, gone, 0.01, 0.02)
+    assert quotas.hold_budget(engine, "r1", second.id, gone, 0.01, 0.02)
+    assert not quotas.hold_budget(engine, "r1", third.id, "me", 0.01, 0.02)  # the budget is full
+
+    async def hold() -> bool:
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            return await quotas.SharedBudget(engine, "r1", "me", 0.02, executor).hold(third)
+
+    assert asyncio.run(hold())
+    with engine.connect() as conn:
+        holds = conn.execute(sa.select(BudgetHold.__table__.c.holder)).scalars().all()
+    assert holds == ["me"]
