@@ -22,6 +22,9 @@ DEFAULT_DATA_DIR = "data"
 MAX_MODEL_NAME = 200
 MAX_PROVIDER_NAME = 100
 MAX_MODEL_ID = 200
+# A worker renews its lease every third of the ttl: below a second that is a database write
+# every few hundred milliseconds per worker, for no faster recovery anyone needs.
+MIN_WORKER_LEASE_TTL_S = 1.0
 # The database drivers arena speaks: the standard library's SQLite and psycopg 3 for PostgreSQL.
 DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
 
@@ -219,6 +222,9 @@ class Settings:
     samples: int = 1
     challenges: tuple[str, ...] = ()  # empty: every challenge in challenges_dir
     store_retry_s: float = 60.0  # how long results the store refuses are held and tried again
+    # a worker's lease (store.claims): renewed every third of it; a worker silent this long on
+    # another host is gone and its jobs go back to the pool
+    worker_lease_ttl_s: float = 30.0
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     judges: dict[str, JudgeConfig] = field(default_factory=dict)
     checks: CheckSettings = field(default_factory=CheckSettings)
@@ -318,6 +324,7 @@ TOP_KEYS = {
     "samples",
     "challenges",
     "store_retry_s",
+    "worker_lease_ttl_s",
     "providers",
     "models",
 }
@@ -560,6 +567,14 @@ def parse_settings(
             "store_retry_s",
             f"must be a finite number of seconds, 0 or more, got {store_retry_s!r}",
         )
+    worker_lease_ttl_s = _get(data, "worker_lease_ttl_s", float, "", source, default=30.0)
+    if not math.isfinite(worker_lease_ttl_s) or worker_lease_ttl_s < MIN_WORKER_LEASE_TTL_S:
+        raise ConfigError(
+            source,
+            "worker_lease_ttl_s",
+            f"must be a finite number of seconds, {MIN_WORKER_LEASE_TTL_S:g} or more, "
+            f"got {worker_lease_ttl_s!r}",
+        )
     gateway = _parse_gateway(data.get("gateway", {}), source, models)
     judges_table = data.get("judges", {})
     if not isinstance(judges_table, dict):
@@ -579,6 +594,7 @@ def parse_settings(
         samples=samples,
         challenges=tuple(challenges),
         store_retry_s=store_retry_s,
+        worker_lease_ttl_s=worker_lease_ttl_s,
         gateway=gateway,
         judges=judges,
         checks=checks,

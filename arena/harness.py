@@ -520,17 +520,21 @@ class Harness:
         at a time; returns once claim() says the run has nothing left (None) and all are settled.
 
         claim(n) gives at most n (job, first attempt number) pairs; [] means none now (others hold
-        the rest): it is asked again as jobs finish, or after `idle_s`. Each route's warm-up, when
-        its provider asks for one, goes before that route's first job.
+        the rest): it is asked again as jobs finish, or after `idle_s`. It is also asked (with
+        whatever room there is, 0 too) once `idle_s` passes with no job settling: claiming is
+        where a worker finds gone workers and frees what they held, such as the concurrency slots
+        its running jobs wait for. Each route's warm-up, when its provider asks for one, goes
+        before that route's first job.
         """
         warmed: dict[tuple[str, str], asyncio.Task] = {}
         running: set[asyncio.Task] = set()
+        stalled = False  # the last wait passed idle_s with no job settling
         async with self._running():
             try:
                 while not self._stop_scheduling and self._may_send():
                     room = concurrency - len(running)
                     claimed: list[tuple[Job, int]] | None = []
-                    if room >= max(1, concurrency // 2) or not running:
+                    if room >= max(1, concurrency // 2) or not running or stalled:
                         claimed = await claim(room)
                         if claimed is None:
                             break
@@ -546,6 +550,7 @@ class Harness:
                         settled, running = await asyncio.wait(
                             running, timeout=idle_s, return_when=asyncio.FIRST_COMPLETED
                         )
+                        stalled = not settled
                         for task in settled:
                             task.result()  # an unexpected error stops the worker
                     elif not claimed:

@@ -225,3 +225,13 @@ def test_store_retry_s_defaults_to_a_minute_and_must_be_finite_and_not_negative(
         with pytest.raises(ConfigError, match="store_retry_s") as refused:
             _load(tmp_path, f"store_retry_s = {bad}\n" + GOOD)
         assert "\n" not in str(refused.value)
+
+
+def test_worker_lease_ttl_s_defaults_to_thirty_seconds_and_must_be_a_second_or_more(tmp_path):
+    assert _load(tmp_path, GOOD).worker_lease_ttl_s == 30.0
+    assert _load(tmp_path, "worker_lease_ttl_s = 1\n" + GOOD).worker_lease_ttl_s == 1.0
+    assert _load(tmp_path, "worker_lease_ttl_s = 4.5\n" + GOOD).worker_lease_ttl_s == 4.5
+    for bad in ("nan", "inf", "0.5", "0", "-3", '"30"'):
+        with pytest.raises(ConfigError, match="worker_lease_ttl_s") as refused:
+            _load(tmp_path, f"worker_lease_ttl_s = {bad}\n" + GOOD)
+        assert "\n" not in str(refused.value)

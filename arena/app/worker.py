@@ -68,13 +68,14 @@ def run_worker(
     on_progress: Callable[[dict], None] | None = None,
     transport: str = "aiohttp",
     tuning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-    lease_ttl_s: float = store.DEFAULT_TTL_S,
+    lease_ttl_s: float | None = None,
     idle_s: float = 1.0,
 ) -> WorkerReport:
     """Join a stored run (an id, or "last") and execute its pending jobs until none is left.
 
     on_joined(run id, jobs pending) once joined; on_result(attempt) for this worker's attempts;
-    on_progress(run summary) every second, from a thread, with every worker's counts.
+    on_progress(run summary) every second, from a thread, with every worker's counts. Its
+    lease's ttl is `lease_ttl_s`, else the config's worker_lease_ttl_s.
     """
     engine = store.open_engine(settings.database_url)
     stop = threading.Event()
@@ -92,7 +93,7 @@ def run_worker(
             on_result,
             transport,
             tuning,
-            lease_ttl_s,
+            lease_ttl_s or settings.worker_lease_ttl_s,
             idle_s,
         )
     finally:
@@ -231,16 +232,30 @@ class _Claimer:
     """The harness's claim(n): reap gone workers now and then, claim up to n jobs with their next
     attempt numbers; None once no job of the run is pending, [] while others hold the rest.
     `live_workers` is the run's count of live workers as of the latest reaping (the limiters'
-    share of each provider's slots)."""
+    share of each provider's slots).
+
+    A claim that fails on the way (a connection cut as its transaction commits) may have claimed
+    jobs that were never handed over: after a failure, the next claim first takes back this
+    worker's claimed jobs it has not handed over (calls come one at a time, so none is in flight).
+    """
 
     def __init__(self, engine, run_id, holder, executor, stop_reason, live_workers: int) -> None:
         self.engine, self.run_id, self.holder = engine, run_id, holder
         self.executor, self.stop_reason = executor, stop_reason
         self.live_workers = max(1, live_workers)
         self._reaped_at = time.monotonic()
+        self._handed: set[int] = set()  # the ids of every job handed to the harness
+        self._unsure = False  # a claim failed midway: some claimed job may not have been handed
 
     async def __call__(self, n: int):
-        return await quotas.call_store(self.executor, self.stop_reason, self._claim, n)
+        return await quotas.call_store(self.executor, self.stop_reason, self._claim_or_note, n)
+
+    def _claim_or_note(self, n: int):
+        try:
+            return self._claim(n)
+        except BaseException:
+            self._unsure = True
+            raise
 
     def _reap(self) -> None:
         claims.reap_workers(self.engine, self.run_id)
@@ -250,9 +265,11 @@ class _Claimer:
     def _claim(self, n: int):
         if time.monotonic() - self._reaped_at > REAP_EVERY_S:
             self._reap()
-        jobs = claims.claim_jobs(self.engine, self.run_id, self.holder, n)
+        jobs = self._not_handed(n) if self._unsure else []
+        jobs += claims.claim_jobs(self.engine, self.run_id, self.holder, n - len(jobs))
         if jobs:
             numbers = store.next_attempt_number(self.engine, [job.id for job in jobs])
+            self._handed.update(job.id for job in jobs)
             return [(job, numbers.get(job.id, 1)) for job in jobs]
         state = claims.pool_state(self.engine, self.run_id)
         if state.pending == 0:
@@ -260,6 +277,16 @@ class _Claimer:
         if state.unclaimed == 0:  # the rest is claimed: by the living, or by workers to reap
             self._reap()
         return []
+
+    def _not_handed(self, n: int) -> list:
+        """Up to n of this worker's claimed jobs that it never handed over; the rest next time."""
+        jobs = [
+            job
+            for job in claims.claimed_jobs(self.engine, self.run_id, self.holder)
+            if job.id not in self._handed
+        ]
+        self._unsure = len(jobs) > n
+        return jobs[:n]
 
 
 def _settle_status(engine, run_id: str, outcome: RunOutcome) -> str:

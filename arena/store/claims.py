@@ -172,6 +172,24 @@ def claim_jobs(engine: sa.Engine, run_id: str, holder: str, limit: int) -> list[
     return sorted((Job(**row._mapping) for row in rows), key=lambda job: job.id)
 
 
+def claimed_jobs(engine: sa.Engine, run_id: str, holder: str) -> list[Job]:
+    """The run's pending jobs claimed by `holder`, in plan order."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(*JOBS.c)
+                .where(
+                    JOBS.c.run_id == run_id,
+                    JOBS.c.status == "pending",
+                    JOBS.c.claimed_by == holder,
+                )
+                .order_by(JOBS.c.id)
+            ).all()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"could not read the claims of run {run_id}: {one_line(exc)}") from None
+    return [Job(**row._mapping) for row in rows]
+
+
 def drop_claims(engine: sa.Engine, holder: str, job_ids: list[int]) -> None:
     """Put claimed jobs back in the pool (a worker that will not send them: budget, stop)."""
     if not job_ids:

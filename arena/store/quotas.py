@@ -3,7 +3,9 @@ its send schedule, and the run's budget.
 
 - Concurrency: a provider's max_concurrency is that many rows of provider_slots; a request is sent
   only while its worker holds one (taken with FOR UPDATE SKIP LOCKED, freed after the reply). A
-  gone worker's slots are freed with its lease (claims.reap_workers).
+  gone worker's slots are freed with its lease (claims.reap_workers). After a take failed (a
+  connection cut as it committed: the slot may be held with nobody knowing), the next take first
+  looks for a slot the worker holds beyond the ones it knows of.
 - Rate: one provider_paces row per provider holds the earliest moment (epoch seconds by the
   database's clock) of the next request of any worker. Taking a turn is one statement,
       UPDATE provider_paces SET next_at_s = GREATEST(next_at_s, now) + 1/rate ... RETURNING
@@ -33,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from arena.errors import StoreError
+from arena.store.claims import reap_workers
 from arena.store.messages import one_line
 from arena.store.tables import Attempt, BudgetHold, ProviderPace, ProviderSlot, Run
 
@@ -114,11 +117,36 @@ def _statements(dialect: str) -> SimpleNamespace:
 
 
 def take_slots(
-    engine: sa.Engine, run_id: str, provider: str, holder: str, cap: int, want: int
+    engine: sa.Engine,
+    run_id: str,
+    provider: str,
+    holder: str,
+    cap: int,
+    want: int,
+    known: frozenset[int] | None = None,
 ) -> list[int]:
-    """Up to `want` free slots of the provider (of the first `cap`), now held by `holder`."""
+    """Up to `want` free slots of the provider (of the first `cap`), now held by `holder`.
+
+    `known`, after a take failed: the slots the holder knows it holds. One it holds beyond them
+    (the failed take committed and only its reply was lost) comes back first, instead of a second
+    slot being taken while the first stays held until the worker leaves.
+    """
     values = {"p_run": run_id, "p_provider": provider, "p_cap": cap, "p_want": want}
     with engine.begin() as conn:
+        if known is not None:
+            lost = conn.execute(
+                sa.select(SLOTS.c.slot)
+                .where(
+                    SLOTS.c.run_id == run_id,
+                    SLOTS.c.provider == provider,
+                    SLOTS.c.holder == holder,
+                    SLOTS.c.slot.not_in(sorted(known)),
+                )
+                .order_by(SLOTS.c.slot)
+                .limit(want)
+            ).all()
+            if lost:
+                return [row[0] for row in lost]
         rows = conn.execute(
             _statements(engine.dialect.name).take_slots, {**values, "p_holder": holder}
         ).all()
@@ -227,6 +255,8 @@ class SharedLimiter:
         self._spare: list[int] = []  # slots still held, handed over to the next request
         self._wanting = 0  # this worker's requests that have no slot yet
         self._next_ask_at = 0.0  # monotonic: when a worker at its share asks the pool again
+        self._held: set[int] = set()  # slots this worker holds (in use or spare), as it knows
+        self._unsure = False  # a take failed: a slot may be held that _held does not list
         self.in_flight = 0
         self.peak_in_flight = 0
 
@@ -250,26 +280,41 @@ class SharedLimiter:
                 now = time.monotonic()
                 if self.in_flight < self.share() or now >= self._next_ask_at:
                     self._next_ask_at = now + _LONGEST_POLL_S
-                    taken = await self._call(
-                        take_slots,
-                        self.engine,
-                        self.run_id,
-                        self.provider,
-                        self.holder,
-                        self.max_concurrency,
-                        1,
-                    )
+                    taken = await self._call(self._take_one)
                     if taken:
+                        self._held.add(taken[0])
                         return taken[0]
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._freed.wait(), poll_s)
                 poll_s = min(poll_s * 2, _LONGEST_POLL_S)
+
+    def _take_one(self) -> list[int]:
+        """One take (on the store's thread); after a failed one, it first looks for the slot
+        that take may have left held (a slot is dropped from _held only once its free commits,
+        so a slot being freed is never mistaken for a lost one)."""
+        known = frozenset(self._held) if self._unsure else None
+        try:
+            taken = take_slots(
+                self.engine,
+                self.run_id,
+                self.provider,
+                self.holder,
+                self.max_concurrency,
+                1,
+                known,
+            )
+        except BaseException:
+            self._unsure = True
+            raise
+        self._unsure = False
+        return taken
 
     async def _free(self, slots: list[int]) -> None:
         # Shielded: a cancelled request must still give its slot back.
         await asyncio.shield(
             self._call(free_slots, self.engine, self.run_id, self.provider, self.holder, slots)
         )
+        self._held.difference_update(slots)
         self._freed.set()
 
     async def _free_unwanted(self) -> None:
@@ -350,16 +395,17 @@ class SharedBudget:
         self._stop_reason = stop_reason
 
     async def hold(self, job) -> bool:
-        return await call_store(
-            self._executor,
-            self._stop_reason,
-            hold_budget,
-            self.engine,
-            self.run_id,
-            job.id,
-            self.holder,
-            job.expected_cost_usd or 0.0,
-            self.max_cost_usd,
+        return await call_store(self._executor, self._stop_reason, self._hold, job)
+
+    def _hold(self, job) -> bool:
+        args = (self.engine, self.run_id, job.id, self.holder, job.expected_cost_usd or 0.0)
+        if hold_budget(*args, self.max_cost_usd):
+            return True
+        # Refused: what fills the budget may be the holds of a worker that is gone but not yet
+        # reaped (that happens as workers claim): free them and ask once more, rather than stop
+        # this worker's run for a budget nobody will spend.
+        return bool(reap_workers(self.engine, self.run_id)) and hold_budget(
+            *args, self.max_cost_usd
         )
 
     async def release(self, job) -> None:

@@ -1,5 +1,6 @@
 """Loopback servers for tests: an ASGI app under uvicorn, or a raw asyncio connection handler, served
-on 127.0.0.1 from a thread of its own, on a port the kernel picks, until the with-block ends."""
+on 127.0.0.1 (or another address of this host) from a thread of its own, on a port the kernel
+picks, until the with-block ends."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class LoopbackServer:
         on_connection: StreamHandler | None = None,
         name: str = "loopback",
         ready_within_s: float = READY_WITHIN_S,
+        host: str = HOST,
         **uvicorn_options: Any,
     ) -> None:
         if (app is None) == (on_connection is None):
@@ -49,6 +51,7 @@ class LoopbackServer:
                 f"uvicorn options for a raw connection handler: {sorted(uvicorn_options)}"
             )
         self.name = name
+        self.host = host
         self.port = 0
         self._app = app
         self._on_connection = on_connection
@@ -65,7 +68,7 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def __enter__(self) -> LoopbackServer:
         self._thread.start()
@@ -94,7 +97,7 @@ class LoopbackServer:
             self._close()
 
     async def _start_app(self) -> int:
-        server = uvicorn.Server(uvicorn.Config(self._app, host=HOST, port=0, **self._options))
+        server = uvicorn.Server(uvicorn.Config(self._app, host=self.host, port=0, **self._options))
 
         async def serve() -> None:
             try:
@@ -117,7 +120,9 @@ class LoopbackServer:
         return server.servers[0].sockets[0].getsockname()[1]
 
     async def _start_streams(self) -> int:
-        server = await asyncio.start_server(self._on_connection, HOST, 0)  # listening on return
+        server = await asyncio.start_server(
+            self._on_connection, self.host, 0
+        )  # listening on return
 
         async def stop() -> None:
             server.close()  # handlers still running (a reply that never comes) are cancelled next
@@ -153,15 +158,18 @@ def serve_in_thread(
     on_connection: StreamHandler | None = None,
     name: str = "loopback",
     ready_within_s: float = READY_WITHIN_S,
+    host: str = HOST,
     **uvicorn_options: Any,
 ) -> LoopbackServer:
     """A loopback server for `with`: an ASGI `app` under uvicorn (uvicorn_options go to its Config),
     or `on_connection(reader, writer)` under asyncio.start_server for replies no framework would
-    send. Inside the block it listens, and `.port` and `.url` say where."""
+    send. Inside the block it listens, and `.port` and `.url` say where. `host` is another address
+    of this host to listen on (a veth end that a network namespace reaches)."""
     return LoopbackServer(
         app,
         on_connection=on_connection,
         name=name,
         ready_within_s=ready_within_s,
+        host=host,
         **uvicorn_options,
     )
