@@ -568,18 +568,7 @@ class Harness:
         key = (job.model, job.provider)
         if self.settings.providers[job.provider].warmup:
             if key not in warmed:
-                warmed[key] = asyncio.create_task(
-                    self._settle_warm_up(
-                        self._attempt(
-                            run_id,
-                            job,
-                            self._adapters[job.provider],
-                            self._limiters[job.provider],
-                            1,
-                            warmup=True,
-                        )
-                    )
-                )
+                warmed[key] = asyncio.create_task(self._warm_up_route(run_id, job))
             await asyncio.shield(warmed[key])
         await self._run_job(run_id, job, first_attempt)
 
@@ -658,26 +647,20 @@ class Harness:
         for job in jobs:
             if self.settings.providers[job.provider].warmup:
                 firsts.setdefault((job.model, job.provider), job)
-        await asyncio.gather(
-            *(
-                self._settle_warm_up(
-                    self._attempt(
-                        run_id,
-                        job,
-                        self._adapters[job.provider],
-                        self._limiters[job.provider],
-                        1,
-                        warmup=True,
-                    )
-                )
-                for job in firsts.values()
-            )
-        )
+        await asyncio.gather(*(self._warm_up_route(run_id, job) for job in firsts.values()))
 
-    async def _settle_warm_up(self, warm_up: Awaitable) -> None:
-        """A warm-up's end: a failing sink stops scheduling; a lost lease is outcome.stopped_reason's."""
+    async def _warm_up_route(self, run_id: str, job: Job) -> None:
+        """The warm-up of a job's route; a failing sink stops scheduling, and a lost lease is
+        outcome.stopped_reason's."""
         try:
-            await warm_up
+            await self._attempt(
+                run_id,
+                job,
+                self._adapters[job.provider],
+                self._limiters[job.provider],
+                1,
+                warmup=True,
+            )
         except SinkFailed:
             self._stop_for_sink()
         except (SendStopped, StoreError):

@@ -41,6 +41,20 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
+def new_run(
+    run_id: str, settings: Settings, challenges: list[Challenge], max_cost_usd: float | None
+) -> Run:
+    """A new run's row: its config's snapshot (no secret), budget and samples."""
+    return Run(
+        id=run_id,
+        status="planned",
+        config_source=settings.source,
+        settings_json=store.settings_snapshot(settings, challenges),
+        max_cost_usd=max_cost_usd,
+        samples=settings.samples,
+    )
+
+
 def plan_run(settings: Settings, challenges: list[Challenge]) -> list[Job]:
     """The jobs a new run would store, after check_jobs: what `arena validate` and `arena run` share."""
     planned = plan_jobs(settings, challenges)
@@ -133,16 +147,7 @@ def plan_only(
     engine = store.open_engine(settings.database_url)
     try:
         run = store.create_run(
-            engine,
-            Run(
-                id=new_run_id(),
-                status="planned",
-                config_source=settings.source,
-                settings_json=store.settings_snapshot(settings, all_challenges),
-                max_cost_usd=max_cost_usd,
-                samples=settings.samples,
-            ),
-            planned,
+            engine, new_run(new_run_id(), settings, all_challenges, max_cost_usd), planned
         )
     finally:
         engine.dispose()
@@ -277,14 +282,7 @@ def _plan_and_execute(
         run_id = new_run_id()
         run = store.create_run(
             engine,
-            Run(
-                id=run_id,
-                status="planned",
-                config_source=settings.source,
-                settings_json=store.settings_snapshot(settings, all_challenges),
-                max_cost_usd=max_cost_usd,
-                samples=settings.samples,
-            ),
+            new_run(run_id, settings, all_challenges, max_cost_usd),
             planned,
             lease=lease.new(run_id),
         )
