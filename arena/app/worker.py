@@ -78,6 +78,13 @@ def run_worker(
     lease's ttl is `lease_ttl_s`, else the config's worker_lease_ttl_s.
     """
     engine = store.open_engine(settings.database_url)
+    try:
+        run_id = store.get_run(
+            engine, run_id
+        ).id  # "last" named once: a run planned later is not ours
+    except BaseException:
+        engine.dispose()
+        raise
     stop = threading.Event()
     if on_progress is not None:
         threading.Thread(
@@ -103,8 +110,8 @@ def run_worker(
 
 def _report_progress(engine, run_id: str, on_progress, stop: threading.Event) -> None:
     while not stop.wait(1.0):
-        with contextlib.suppress(StoreError, RunError):
-            on_progress(store.run_summary(engine, store.get_run(engine, run_id).id))
+        with contextlib.suppress(StoreError, sa.exc.SQLAlchemyError):  # the next second tries again
+            on_progress(store.run_summary(engine, run_id))
 
 
 def _refuse_other_executors(engine, run: Run) -> None:

@@ -131,6 +131,7 @@ class _Progress:
             transient=False,
         )
         self.task = None
+        self.pending_at_join: int | None = None  # a worker's bar counts from its joining
 
     def planned(self, run_id: str, jobs: int) -> None:
         from arena.cli.tables import plural
@@ -151,8 +152,8 @@ class _Progress:
         the jobs done since it joined."""
         if self.task is None:
             return
-        pending_at_join = getattr(self, "pending_at_join", None)
-        done = summary["done"] if pending_at_join is None else pending_at_join - summary["pending"]
+        joined = self.pending_at_join
+        done = summary["done"] if joined is None else joined - summary["pending"]
         self.progress.update(
             self.task, completed=done, ok=summary["success"], failed=summary["failed"]
         )

@@ -32,8 +32,9 @@ from arena.store.leases import (
     LEASES,
     HeldLease,
     LeaseHolder,
-    _age_s,
+    as_read,
     insert_lease,
+    read_holders,
     release_lease,
 )
 from arena.store.messages import one_line
@@ -71,21 +72,11 @@ def join_run(engine: sa.Engine, run_id: str, ttl_s: float = DEFAULT_TTL_S) -> He
 def worker_holders(engine: sa.Engine, run_id: str) -> list[LeaseHolder]:
     """Every worker lease of the run, with its heartbeat's age by the database's clock."""
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    LEASES.c.name,
-                    LEASES.c.holder,
-                    LEASES.c.host,
-                    LEASES.c.pid,
-                    LEASES.c.acquired_at,
-                    _age_s(engine),
-                    LEASES.c.ttl_s,
-                ).where(LEASES.c.name.startswith(worker_prefix(run_id), autoescape=True))
-            ).all()
+        return read_holders(
+            engine, LEASES.c.name.startswith(worker_prefix(run_id), autoescape=True)
+        )
     except SQLAlchemyError as exc:
         raise StoreError(f"could not read the workers of run {run_id}: {one_line(exc)}") from None
-    return [LeaseHolder(r[0], r[1], r[2], r[3], r[4], float(r[5]), float(r[6])) for r in rows]
 
 
 def live_workers(engine: sa.Engine, run_id: str) -> list[LeaseHolder]:
@@ -103,12 +94,9 @@ def reap_workers(engine: sa.Engine, run_id: str) -> list[LeaseHolder]:
     for holder in worker_holders(engine, run_id):
         if not holder.gone():
             continue
-        condition = sa.and_(LEASES.c.name == holder.name, LEASES.c.holder == holder.holder)
-        if holder.heartbeat_age_s > holder.ttl_s:
-            condition = sa.and_(condition, _age_s(engine) > LEASES.c.ttl_s)
         try:
             with engine.begin() as conn:
-                if conn.execute(LEASES.delete().where(condition)).rowcount != 1:
+                if conn.execute(LEASES.delete().where(as_read(engine, holder))).rowcount != 1:
                     continue  # renewed, or reaped by someone else meanwhile
                 _give_back(conn, holder.holder)
         except SQLAlchemyError as exc:

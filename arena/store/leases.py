@@ -233,25 +233,41 @@ def insert_lease(engine: sa.Engine, conn: sa.Connection, held: HeldLease) -> Non
         raise StoreError(f"lease {held.name} already exists")
 
 
+def read_holders(engine: sa.Engine, where) -> list[LeaseHolder]:
+    """The leases matching `where`, each with its heartbeat's age by the database's clock; the
+    store's own exception goes through (each caller words its failure)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                LEASES.c.name,
+                LEASES.c.holder,
+                LEASES.c.host,
+                LEASES.c.pid,
+                LEASES.c.acquired_at,
+                _age_s(engine),
+                LEASES.c.ttl_s,
+            ).where(where)
+        ).all()
+    return [LeaseHolder(r[0], r[1], r[2], r[3], r[4], float(r[5]), float(r[6])) for r in rows]
+
+
 def read_holder(engine: sa.Engine, name: str) -> LeaseHolder | None:
     """Who holds `name` now, or None."""
     try:
-        with engine.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    LEASES.c.holder,
-                    LEASES.c.host,
-                    LEASES.c.pid,
-                    LEASES.c.acquired_at,
-                    _age_s(engine),
-                    LEASES.c.ttl_s,
-                ).where(LEASES.c.name == name)
-            ).first()
+        holders = read_holders(engine, LEASES.c.name == name)
     except SQLAlchemyError as exc:
         raise StoreError(f"could not read lease {name}: {one_line(exc)}") from None
-    if row is None:
-        return None
-    return LeaseHolder(name, row[0], row[1], row[2], row[3], float(row[4]), float(row[5]))
+    return holders[0] if holders else None
+
+
+def as_read(engine: sa.Engine, current: LeaseHolder):
+    """The condition that a lease row is still as `current` was read: the same holder and, when
+    it was expired, still expired. A holder that renewed at the last moment no longer matches,
+    so it keeps its lease, and of two processes acting on the same reading only one matches."""
+    condition = sa.and_(LEASES.c.name == current.name, LEASES.c.holder == current.holder)
+    if current.heartbeat_age_s > current.ttl_s:
+        condition = sa.and_(condition, _age_s(engine) > LEASES.c.ttl_s)
+    return condition
 
 
 def acquire_lease(engine: sa.Engine, name: str, ttl_s: float = DEFAULT_TTL_S) -> HeldLease:
@@ -283,9 +299,7 @@ def _acquire(engine: sa.Engine, held: HeldLease) -> HeldLease:
             if not current.gone():
                 raise LeaseHeld(name, current)
             held.renewed_at = steady_clock()
-            condition = sa.and_(LEASES.c.name == name, LEASES.c.holder == current.holder)
-            if current.heartbeat_age_s > current.ttl_s:
-                condition = sa.and_(condition, _age_s(engine) > LEASES.c.ttl_s)
+            condition = as_read(engine, current)
             now = _now(engine)
             with engine.begin() as conn:
                 taken = conn.execute(
